@@ -1,0 +1,107 @@
+"""Robust image reading and writing shared by datasets, test.py and the metrics.
+
+Research folders hold every kind of image: 16-bit PNGs, palette GIF-like PNGs, RGBA
+screenshots, CMYK JPEGs from cameras, rotated phone photos. Everything is turned into
+8-bit RGB here, once, so no other module has to care.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(OSError):
+    """An image file exists but cannot be decoded; names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read image '{self.path}': {reason}")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMG_EXTENSIONS)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: scale by the type's range instead of clipping at 255.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        # Composite transparency on white: black behind a transparent logo surprises people.
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Read any supported image as 8-bit RGB with its EXIF orientation applied."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        if isinstance(err, ImageReadError):
+            raise
+        reason = "file is empty" if _is_empty(path) else f"{type(err).__name__}: {err}"
+        raise ImageReadError(path, reason) from err
+
+
+def _is_empty(path: str | os.PathLike) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
+def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
+    """Map a CHW (or 1xCHW) tensor in [-1, 1] to an HxWx3 uint8 array."""
+    t = t.detach()
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {t.shape[0]}")
+        t = t[0]
+    t = t.float().cpu().clamp(-1, 1)
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    arr = ((t.permute(1, 2, 0).numpy() + 1.0) * 127.5).round()
+    return arr.astype(np.uint8)
+
+
+def uint8_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 array -> 3xHxW float tensor in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def save_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> None:
+    """Write an image atomically (temp file + rename): a crash never leaves half a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
