@@ -1,0 +1,27 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - create .venv, build the synthetic rain data, train + test DCD-GAN on it
+#   make test   - create .venv, install the test services (visdom assets, Chromium), run pytest
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "setuptools<81" wheel
+	$(PY) -m pip install -q --no-build-isolation -r requirements.txt
+	touch $(STAMP)
+
+demo: venv
+	PY=$(PY) bash scripts/demo.sh
+
+test: venv
+	PY=$(PY) bash scripts/setup_test_services.sh
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) results checkpoints/*/ datasets/*/

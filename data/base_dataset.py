@@ -1,0 +1,104 @@
+"""Dataset base class and the image transforms (`--preprocess`).
+
+Per-sample randomness (crop position, flip, which B image) comes from a generator seeded
+by (seed, epoch, index). The same sample is therefore drawn whatever the number of
+workers or processes, and a run resumed in the middle of an epoch sees exactly the data an
+uninterrupted run would.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.utils.data as torch_data
+from PIL import Image
+
+from util.image_io import ImageReadError, load_rgb
+
+logger = logging.getLogger(__name__)
+
+
+class BaseDataset(torch_data.Dataset):
+    def __init__(self, opt):
+        self.opt = opt
+        self.root = opt.dataroot
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        return parser
+
+    def sample_rng(self, key) -> tuple[int, np.random.Generator]:
+        """`key` is an index or an (index, epoch) pair from the sampler."""
+        index, epoch = key if isinstance(key, (tuple, list)) else (key, 0)
+        index, epoch = int(index), int(epoch)
+        return index, np.random.default_rng([self.opt.seed, epoch, index])
+
+    def load(self, path: str, rng: np.random.Generator) -> torch.Tensor:
+        return transform_image(load_rgb(path), self.opt, rng)
+
+    def load_any(self, paths: list[str], index: int, rng: np.random.Generator, folder: str) -> tuple[torch.Tensor, str]:
+        """Load paths[index]; an unreadable file is logged and the next one is used instead.
+
+        Training must not die at hour 20 because one file of thousands is corrupt.
+        """
+        for step in range(len(paths)):
+            path = paths[(index + step) % len(paths)]
+            try:
+                return self.load(path, rng), path
+            except ImageReadError as err:
+                logger.warning("skipping unreadable training image: %s", err)
+        raise ImageReadError(folder, "no readable image in this folder")
+
+
+def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return img if img.size == size else img.resize(size, Image.BICUBIC)
+
+
+def _scale_width(img: Image.Image, target_width: int, crop_size: int) -> Image.Image:
+    w, h = img.size
+    if w == target_width and h >= crop_size:
+        return img
+    new_h = int(max(target_width * h / w, crop_size))
+    return _resize(img, (target_width, new_h))
+
+
+def _ensure_min_size(img: Image.Image, crop_size: int) -> Image.Image:
+    w, h = img.size
+    if w >= crop_size and h >= crop_size:
+        return img
+    scale = crop_size / min(w, h)
+    logger.warning("image of %dx%d is smaller than --crop_size %d: upscaled", w, h, crop_size)
+    return _resize(img, (max(crop_size, math.ceil(w * scale)), max(crop_size, math.ceil(h * scale))))
+
+
+def _make_multiple(img: Image.Image, base: int = 4) -> Image.Image:
+    w, h = img.size
+    nw, nh = max(base, round(w / base) * base), max(base, round(h / base) * base)
+    return _resize(img, (nw, nh))
+
+
+def transform_image(img: Image.Image, opt, rng: np.random.Generator) -> torch.Tensor:
+    """Resize / crop / flip per `--preprocess`, then map to a CHW tensor in [-1, 1]."""
+    mode = opt.preprocess
+    if "resize" in mode:
+        img = _resize(img, (opt.load_size, opt.load_size))
+    elif "scale_width" in mode:
+        img = _scale_width(img, opt.load_size, opt.crop_size)
+    if "crop" in mode:
+        img = _ensure_min_size(img, opt.crop_size)
+        w, h = img.size
+        x = int(rng.integers(0, w - opt.crop_size + 1))
+        y = int(rng.integers(0, h - opt.crop_size + 1))
+        img = img.crop((x, y, x + opt.crop_size, y + opt.crop_size))
+    if mode == "none":
+        img = _make_multiple(img)
+    elif mode not in ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop"):
+        raise ValueError(f"unknown --preprocess '{mode}'; choose resize_and_crop, crop, scale_width, "
+                         "scale_width_and_crop or none")
+    flip = not opt.no_flip and rng.random() < 0.5
+    if flip:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    arr = np.asarray(img, dtype=np.float32)
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous() / 127.5 - 1.0

@@ -1,0 +1,23 @@
+"""Find the images of a folder, recursively, in a stable sorted order."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from util.image_io import is_image_file
+
+
+class DatasetError(RuntimeError):
+    """A dataset folder is missing, empty or unusable; the message names it."""
+
+
+def make_dataset(directory: str | os.PathLike, max_dataset_size: int | None = None) -> list[str]:
+    """Sorted paths of every image below `directory` (png, jpg, jpeg, bmp, tif, tiff, webp)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f"'{directory}' is not a folder; check --dataroot (expected trainA/, trainB/, testA/ ...)")
+    paths = sorted(str(Path(root) / f) for root, _, files in os.walk(directory, followlinks=True)
+                   for f in files if is_image_file(f) and not f.startswith("."))
+    if max_dataset_size is not None:
+        paths = paths[:max_dataset_size]
+    return paths

@@ -1,0 +1,32 @@
+"""One folder of images (test time): <dataroot>/testA if it exists, else <dataroot> itself."""
+from __future__ import annotations
+
+import os
+
+from util.image_io import load_rgb
+
+from .base_dataset import BaseDataset, transform_image
+from .image_folder import DatasetError, make_dataset
+
+
+def test_image_folder(dataroot: str, direction: str = "AtoB") -> str:
+    """Where test images live: the dataset's testA (testB for BtoA) or the folder itself."""
+    sub = os.path.join(dataroot, "testA" if direction == "AtoB" else "testB")
+    return sub if os.path.isdir(sub) else dataroot
+
+
+class SingleDataset(BaseDataset):
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.dir_A = test_image_folder(opt.dataroot, opt.direction)
+        self.A_paths = make_dataset(self.dir_A, opt.max_dataset_size)
+        if not self.A_paths:
+            raise DatasetError(f"no images found in '{self.dir_A}'")
+
+    def __len__(self) -> int:
+        return len(self.A_paths)
+
+    def __getitem__(self, key) -> dict:
+        index, rng = self.sample_rng(key)
+        path = self.A_paths[index]
+        return {"A": transform_image(load_rgb(path), self.opt, rng), "A_paths": path}

@@ -1,0 +1,251 @@
+"""Model lifecycle shared by every model: devices, precision, schedulers, checkpoints.
+
+A model declares its parts explicitly and fails loudly on a bad name:
+- `loss_names`: keys the model must put in `self.losses` during `optimize_parameters`;
+- `visual_names`: keys of `self.visuals`;
+- `model_names`: networks saved in checkpoints, stored as attributes `net<Name>`;
+- `self.optimizers`: name -> optimizer (all of them are saved and scheduled).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from util.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+from .networks import get_scheduler
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+class BaseModel(ABC):
+    loss_names: list[str] = []
+    visual_names: list[str] = []
+    model_names: list[str] = []
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.is_train = opt.is_train
+        self.device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
+        self.save_dir = Path(opt.checkpoints_dir) / opt.name
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.losses: dict[str, torch.Tensor] = {}
+        self.visuals: dict[str, torch.Tensor] = {}
+        self.image_paths: list[str] = []
+        self.amp_dtype = self._pick_amp_dtype()
+        # A gradient scaler only matters for fp16; bf16 has fp32's range.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+    # ----- options -------------------------------------------------------------------
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        return parser
+
+    # ----- precision -----------------------------------------------------------------
+    def _pick_amp_dtype(self) -> torch.dtype | None:
+        if not getattr(self.opt, "amp", False):
+            return None
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+
+    def autocast(self):
+        """Mixed-precision context for forward passes (a no-op without --amp)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def backward_and_step(self, loss: torch.Tensor, optimizer_names: list[str]) -> None:
+        """Backward `loss` and step the named optimizers (through the scaler under fp16)."""
+        self.scaler.scale(loss).backward()
+        for name in optimizer_names:
+            self.scaler.step(self.optimizers[name])
+        self.scaler.update()
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if getattr(self.opt, "channels_last", False):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # ----- networks ------------------------------------------------------------------
+    def net(self, name: str) -> nn.Module:
+        return getattr(self, "net" + name)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {name: self.net(name) for name in self.model_names}
+
+    def place_networks(self) -> None:
+        for net in self.networks().values():
+            net.to(self.device)
+            if getattr(self.opt, "channels_last", False):
+                net.to(memory_format=torch.channels_last)
+
+    @staticmethod
+    def set_requires_grad(nets: list[nn.Module], requires_grad: bool) -> None:
+        for net in nets:
+            for p in net.parameters():
+                p.requires_grad_(requires_grad)
+
+    def parameter_count(self) -> dict[str, int]:
+        return {name: sum(p.numel() for p in net.parameters()) for name, net in self.networks().items()}
+
+    # ----- lifecycle -----------------------------------------------------------------
+    def setup(self) -> dict[str, int]:
+        """Create schedulers; load a checkpoint when resuming or testing.
+
+        Returns the position to start training from: {'epoch', 'epoch_iter', 'total_iters'}.
+        """
+        position = {"epoch": self.opt.epoch_count if self.is_train else 1, "epoch_iter": 0, "total_iters": 0}
+        if self.is_train:
+            self.schedulers = {name: get_scheduler(optim, self.opt) for name, optim in self.optimizers.items()}
+            if self.opt.continue_train:
+                position = self.load(self.opt.epoch)
+        for name, count in self.parameter_count().items():
+            logger.info("net%s: %.3f M parameters", name, count / 1e6)
+        return position
+
+    @abstractmethod
+    def set_input(self, batch: dict) -> None: ...
+
+    @abstractmethod
+    def optimize_parameters(self) -> None: ...
+
+    def train(self) -> None:
+        for net in self.networks().values():
+            net.train()
+
+    def eval(self) -> None:
+        for net in self.networks().values():
+            net.eval()
+
+    def get_current_losses(self) -> dict[str, float]:
+        """Float values of the declared losses (this synchronises with the device)."""
+        missing = [n for n in self.loss_names if n not in self.losses]
+        if missing:
+            raise KeyError(f"{type(self).__name__} declares losses {missing} but did not compute them")
+        return {name: float(self.losses[name].detach()) for name in self.loss_names}
+
+    def get_current_visuals(self) -> dict[str, torch.Tensor]:
+        missing = [n for n in self.visual_names if n not in self.visuals]
+        if missing:
+            raise KeyError(f"{type(self).__name__} declares visuals {missing} but did not produce them")
+        return {name: self.visuals[name].detach() for name in self.visual_names}
+
+    def update_learning_rate(self, metric: float | None = None) -> float:
+        for scheduler in self.schedulers.values():
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(metric if metric is not None else 0.0)
+            else:
+                scheduler.step()
+        first = next(iter(self.optimizers.values()), None)
+        return first.param_groups[0]["lr"] if first else 0.0
+
+    # ----- test time -----------------------------------------------------------------
+    @staticmethod
+    def test_net_names() -> dict[str, str]:
+        """Which network test.py loads for each --direction."""
+        return {"AtoB": "G_A", "BtoA": "G_B"}
+
+    # ----- checkpoints ---------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        """Model-specific state beyond networks and optimizers (image pools, EMA, queues)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        del state
+
+    def state_dict(self, position: dict[str, int]) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "model": self.opt.model,
+            "test_nets": self.test_net_names(),
+            "nets": {name: _unwrap(net).state_dict() for name, net in self.networks().items()},
+            "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict(),
+            "extra": self.extra_state(),
+            "position": dict(position),
+            "rng": capture_rng_state(),
+            "opt": plain_options(self.opt),
+        }
+
+    def save(self, label: str, position: dict[str, int]) -> Path:
+        """Write the whole training state to checkpoints/<name>/<label>.pt atomically."""
+        path = self.save_dir / f"{label}.pt"
+        save_checkpoint(self.state_dict(position), path)
+        return path
+
+    def load(self, label: str) -> dict[str, int]:
+        """Restore the whole training state from checkpoints/<name>/<label>.pt."""
+        path = self.save_dir / f"{label}.pt"
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("model") != self.opt.model:
+            raise CheckpointError(f"'{path}' was trained with --model {state.get('model')}, not {self.opt.model}")
+        for name, net in self.networks().items():
+            if name not in state["nets"]:
+                raise CheckpointError(f"'{path}' has no network '{name}'")
+            _unwrap(net).load_state_dict(state["nets"][name])
+        if self.is_train:
+            for name, optim in self.optimizers.items():
+                optim.load_state_dict(state["optimizers"][name])
+            for name, sched in self.schedulers.items():
+                sched.load_state_dict(state["schedulers"][name])
+            self.scaler.load_state_dict(state["scaler"])
+            self.load_extra_state(state["extra"])
+            restore_rng_state(state["rng"])
+        logger.info("loaded %s", path)
+        return dict(state["position"])
+
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    """The plain module inside a DDP or torch.compile wrapper."""
+    net = getattr(net, "module", net)
+    return getattr(net, "_orig_mod", net)
+
+
+def plain_options(opt) -> dict[str, Any]:
+    """Options as plain data (weights_only checkpoints hold no Namespace objects)."""
+    out = {}
+    for key, value in vars(opt).items():
+        if isinstance(value, (str, int, float, bool, type(None))):
+            out[key] = value
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value):
+            out[key] = list(value)
+    return out
+
+
+def capture_rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": {"version": py_version, "internal": list(py_internal), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    np_s = state["numpy"]
+    np.random.set_state(("MT19937", np_s["keys"].numpy().astype(np.uint32), np_s["pos"],
+                         np_s["has_gauss"], np_s["gauss"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

@@ -1,0 +1,153 @@
+"""DCLGAN (Han et al., 2021): two generators, two discriminators, dual PatchNCE heads.
+
+Objective (SPEC.md 3): 0.5 (GAN_A + GAN_B) + 0.5 l_NCE (NCE1 + NCE2)
++ 0.5 l_IDT (L1(G_A(b), b) + L1(G_B(a), a)). NCE1 keys come from G_A's encoder on a, its
+queries from G_B's encoder on G_A(a); NCE2 mirrors it.
+"""
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+
+from util.image_pool import ImagePool
+
+from .base_model import BaseModel
+from .contrastive import EncoderNCE, add_contrastive_options, build_head, parse_layers
+from .losses import GANLoss
+from .networks import define_discriminator, define_generator, init_weights
+
+
+class DCLModel(BaseModel):
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        add_contrastive_options(parser, all_negatives_default=True)
+        parser.add_argument("--lambda_IDT", type=float, default=1.0, help="weight of the identity L1 loss")
+        parser.set_defaults(gan_mode="hinge", lambda_NCE=2.0, nce_layers="4,8,12,16", pool_size=0,
+                            lr=0.0002, init_type="xavier")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.nce_layers = parse_layers(opt.nce_layers)
+        self.netG_A = self._generator()
+        self.netG_B = self._generator()
+        self.model_names = ["G_A", "G_B"]
+        if self.is_train:
+            self.netD_A = self._discriminator()
+            self.netD_B = self._discriminator()
+            self.netF1 = build_head(opt, self.netG_A, self.nce_layers)
+            self.netF2 = build_head(opt, self.netG_B, self.nce_layers)
+            self.model_names += ["D_A", "D_B", "F1", "F2"]
+        self.place_networks()
+        self.loss_names = self.declared_losses()
+        self.visual_names = self.declared_visuals()
+        if self.is_train:
+            self.gan_loss = GANLoss(opt.gan_mode)
+            self.nce = EncoderNCE(opt, self.nce_layers)
+            self.fake_A_pool = ImagePool(opt.pool_size)
+            self.fake_B_pool = ImagePool(opt.pool_size)
+            betas = (opt.beta1, opt.beta2)
+            self.optimizers = {
+                "G": torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
+                                      lr=opt.lr, betas=betas),
+                "D": torch.optim.Adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
+                                      lr=opt.lr, betas=betas),
+                # The reference gives the heads Adam's defaults (lr 1e-3, betas 0.9/0.999).
+                "F": torch.optim.Adam(itertools.chain(self.netF1.parameters(), self.netF2.parameters())),
+            }
+
+    def _generator(self):
+        o = self.opt
+        net = define_generator(o.netG, o.input_nc, o.output_nc, o.ngf, o.normG, o.no_antialias, o.no_antialias_up)
+        return init_weights(net, o.init_type, o.init_gain)
+
+    def _discriminator(self):
+        o = self.opt
+        net = define_discriminator(o.netD, o.output_nc, o.ndf, o.n_layers_D, o.normD, o.no_antialias)
+        return init_weights(net, o.init_type, o.init_gain)
+
+    def declared_losses(self) -> list[str]:
+        names = ["D_A", "G_A", "NCE1", "D_B", "G_B", "NCE2"]
+        if self.opt.lambda_IDT > 0:
+            names += ["idt_A", "idt_B"]
+        return names + ["G"]
+
+    def declared_visuals(self) -> list[str]:
+        names = ["real_A", "fake_B", "real_B", "fake_A"]
+        if self.is_train and self.opt.lambda_IDT > 0:
+            names += ["idt_B", "idt_A"]
+        return names
+
+    # ----- one iteration -------------------------------------------------------------
+    def set_input(self, batch: dict) -> None:
+        self.real_A = self.to_device(batch["A"])
+        self.real_B = self.to_device(batch["B"])
+        self.image_paths = batch["A_paths"]
+
+    def forward(self) -> None:
+        """The translations the objective needs, and nothing else."""
+        self.fake_B = self.netG_A(self.real_A)
+        self.fake_A = self.netG_B(self.real_B)
+        if self.opt.lambda_IDT > 0:
+            self.idt_A = self.netG_A(self.real_B)
+            self.idt_B = self.netG_B(self.real_A)
+
+    def discriminator_loss(self, net_D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        real_term = self.gan_loss(net_D(real), True)
+        fake_term = self.gan_loss(net_D(fake.detach()), False)
+        return 0.5 * (real_term + fake_term)
+
+    def compute_D_loss(self) -> torch.Tensor:
+        self.losses["D_A"] = self.discriminator_loss(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
+        self.losses["D_B"] = self.discriminator_loss(self.netD_B, self.real_A, self.fake_A_pool.query(self.fake_A))
+        return self.losses["D_A"] + self.losses["D_B"]
+
+    def generator_terms(self) -> dict[str, torch.Tensor]:
+        """The weighted terms shared by DCLGAN and both DCD-GAN variants."""
+        o, L = self.opt, self.losses
+        L["G_A"] = self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN
+        L["G_B"] = self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN
+        L["NCE1"] = self.nce(self.real_A, self.fake_B, self.netG_A, self.netG_B, self.netF1, self.netF2) * o.lambda_NCE
+        L["NCE2"] = self.nce(self.real_B, self.fake_A, self.netG_B, self.netG_A, self.netF2, self.netF1) * o.lambda_NCE
+        terms = {"gan": 0.5 * (L["G_A"] + L["G_B"])}
+        if o.lambda_IDT > 0:
+            L["idt_A"] = F.l1_loss(self.idt_A, self.real_B) * o.lambda_IDT
+            L["idt_B"] = F.l1_loss(self.idt_B, self.real_A) * o.lambda_IDT
+            terms["idt"] = 0.5 * (L["idt_A"] + L["idt_B"])
+        return terms
+
+    def compute_G_loss(self) -> torch.Tensor:
+        terms = self.generator_terms()
+        terms["nce"] = 0.5 * (self.losses["NCE1"] + self.losses["NCE2"])
+        self.losses["G"] = sum(terms.values())
+        return self.losses["G"]
+
+    def optimize_parameters(self) -> None:
+        with self.autocast():
+            self.forward()
+        discriminators = [self.netD_A, self.netD_B]
+        self.set_requires_grad(discriminators, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        with self.autocast():
+            loss_D = self.compute_D_loss()
+        self.backward_and_step(loss_D, ["D"])
+
+        self.set_requires_grad(discriminators, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        self.optimizers["F"].zero_grad(set_to_none=True)
+        with self.autocast():
+            loss_G = self.compute_G_loss()
+        self.backward_and_step(loss_G, ["G", "F"])
+        self.collect_visuals()
+
+    def collect_visuals(self) -> None:
+        self.visuals = {name: getattr(self, name) for name in self.visual_names}
+
+    def extra_state(self) -> dict:
+        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
+        self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)

@@ -1,0 +1,82 @@
+"""Loss functions: GAN objectives and PatchNCE."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class GANLoss(nn.Module):
+    """`lsgan` (MSE to 1/0), `vanilla` (BCE with logits) or `hinge`.
+
+    Hinge follows the DCLGAN family: D minimises mean relu(1 - D(real)) and
+    mean relu(1 + D(fake)); G minimises mean relu(1 - D(fake)).
+    """
+
+    modes = ("lsgan", "vanilla", "hinge")
+
+    def __init__(self, gan_mode: str):
+        super().__init__()
+        if gan_mode not in self.modes:
+            raise ValueError(f"unknown --gan_mode '{gan_mode}'; choose one of {self.modes}")
+        self.gan_mode = gan_mode
+
+    def forward(self, prediction: torch.Tensor, target_is_real: bool, for_discriminator: bool = True) -> torch.Tensor:
+        prediction = prediction.float()
+        if self.gan_mode == "hinge":
+            if for_discriminator:
+                margin = 1 - prediction if target_is_real else 1 + prediction
+            else:
+                if not target_is_real:
+                    raise ValueError("the generator's hinge loss only has a 'real' target")
+                margin = 1 - prediction
+            return F.relu(margin).mean()
+        target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+        if self.gan_mode == "lsgan":
+            return F.mse_loss(prediction, target)
+        return F.binary_cross_entropy_with_logits(prediction, target)
+
+
+class PatchNCELoss(nn.Module):
+    """InfoNCE over sampled patches: the same location is the positive, others negatives.
+
+    q and k have shape (B * P, C) and are L2-normalised, so a dot product is a cosine.
+    All similarities are one batched matrix product (the reference's broadcast cosine
+    materialises a P x P x C tensor and dominates its run time). The self-similarity
+    column among the negatives is masked to -10 as in the reference.
+    """
+
+    def __init__(self, nce_T: float = 0.07, all_negatives_from_minibatch: bool = False):
+        super().__init__()
+        self.nce_T = nce_T
+        self.all_negatives_from_minibatch = all_negatives_from_minibatch
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Return the per-patch loss, shape (B * P,)."""
+        k = k.detach()
+        q, k = q.float(), k.float()
+        l_pos = (q * k).sum(dim=1, keepdim=True)
+        groups = 1 if self.all_negatives_from_minibatch else batch_size
+        dim = q.shape[1]
+        qg = q.reshape(groups, -1, dim)
+        kg = k.reshape(groups, -1, dim)
+        l_neg = torch.bmm(qg, kg.transpose(1, 2))
+        n = l_neg.shape[-1]
+        eye = torch.eye(n, dtype=torch.bool, device=q.device)[None]
+        l_neg = l_neg.masked_fill(eye, -10.0).reshape(-1, n)
+        logits = torch.cat([l_pos, l_neg], dim=1) / self.nce_T
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, target, reduction="none")
+
+
+def patch_nce_with_negatives(q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor,
+                             nce_T: float = 0.07) -> torch.Tensor:
+    """InfoNCE where the negatives are given (NEGCUT / CDD-GAN): q, k (N, C), negatives (M, C).
+
+    Every query shares the same M negatives. Returns the per-patch loss, shape (N,).
+    """
+    l_pos = (q * k.detach()).sum(dim=1, keepdim=True)
+    l_neg = q @ negatives.t()
+    logits = torch.cat([l_pos, l_neg], dim=1) / nce_T
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits.float(), target, reduction="none")

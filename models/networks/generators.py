@@ -1,0 +1,97 @@
+"""ResNet generators with an encoder-feature interface for contrastive losses.
+
+The network is one flat `nn.Sequential` so that a layer index means the same thing as in
+the CUT/DCLGAN reference code: for resnet_9blocks with anti-aliasing, 0 = padded input,
+4 = first downsampling conv, 8 = second downsampling conv, 12 = residual block 1,
+16 = residual block 5. `--nce_layers` uses these indices.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .layers import BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
+
+
+class ResnetBlock(nn.Module):
+    """x + (pad, conv3x3, norm, ReLU, pad, conv3x3, norm)(x)."""
+
+    def __init__(self, dim: int, norm: str):
+        super().__init__()
+        norm_layer, bias = get_norm_layer(norm), uses_bias(norm)
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(dim), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Encoder (2 downsamplings) -> residual blocks -> decoder (2 upsamplings) -> tanh."""
+
+    # Height and width of the input must be multiples of this (two stride-2 stages).
+    size_multiple = 4
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
+                 n_blocks: int = 9, no_antialias: bool = False, no_antialias_up: bool = False):
+        super().__init__()
+        norm_layer, bias = get_norm_layer(norm), uses_bias(norm)
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias),
+                                   norm_layer(ngf), nn.ReLU(True)]
+        channels = ngf
+        for _ in range(2):
+            out = channels * 2
+            if no_antialias:
+                layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=bias), norm_layer(out), nn.ReLU(True)]
+            else:
+                layers += [nn.Conv2d(channels, out, 3, stride=1, padding=1, bias=bias), norm_layer(out),
+                           nn.ReLU(True), BlurDownsample(out)]
+            channels = out
+        layers += [ResnetBlock(channels, norm) for _ in range(n_blocks)]
+        for _ in range(2):
+            out = channels // 2
+            if no_antialias_up:
+                layers += [nn.ConvTranspose2d(channels, out, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                           norm_layer(out), nn.ReLU(True)]
+            else:
+                layers += [BlurUpsample(channels), nn.Conv2d(channels, out, 3, stride=1, padding=1, bias=bias),
+                           norm_layer(out), nn.ReLU(True)]
+            channels = out
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, layers: list[int] | None = None,
+                encode_only: bool = False) -> torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Translate `x`; with `layers`, also return those layers' activations.
+
+        `encode_only=True` returns only the features and stops after the last requested
+        layer, so the decoder is never run for a contrastive-loss query.
+        """
+        if not layers:
+            if encode_only:
+                raise ValueError("encode_only needs a non-empty list of layers")
+            return self.model(x)
+        wanted = set(layers)
+        unknown = wanted - set(range(len(self.model)))
+        if unknown:
+            raise ValueError(f"--nce_layers {sorted(unknown)} do not exist; this generator has layers 0..{len(self.model) - 1}")
+        last = max(wanted)
+        feats = []
+        feat = x
+        for index, layer in enumerate(self.model):
+            feat = layer(feat)
+            if index in wanted:
+                feats.append(feat)
+            if encode_only and index == last:
+                return feats
+        return feat, feats
+
+
+def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
+                     no_antialias: bool = False, no_antialias_up: bool = False) -> ResnetGenerator:
+    blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
+    if netG not in blocks:
+        raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(blocks)}")
+    return ResnetGenerator(input_nc, output_nc, ngf, norm, blocks[netG], no_antialias, no_antialias_up)

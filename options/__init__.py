@@ -1,0 +1,1 @@
+"""Command-line options: `BaseOptions` holds shared flags; train/test add their own."""

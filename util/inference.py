@@ -1,0 +1,106 @@
+"""Test-time restoration: load one generator, run it on any image size, tile big ones."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from models.networks import define_generator
+from util.checkpoint import CheckpointError, load_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+def load_generator(checkpoint: str | Path, direction: str = "AtoB",
+                   device: torch.device = torch.device("cpu")) -> tuple[torch.nn.Module, dict]:
+    """Build the restoring generator from a checkpoint's own options and load its weights.
+
+    The architecture flags (netG, ngf, norm, anti-aliasing) come from the checkpoint, so a
+    user need not repeat them at test time. Only that one generator is built.
+    """
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    train_opt = state.get("opt", {})
+    names = state.get("test_nets", {})
+    net_name = names.get(direction)
+    if net_name is None:
+        raise CheckpointError(f"'{checkpoint}' has no generator for direction {direction} "
+                              f"(available: {sorted(names) or 'none'})")
+    net = define_generator(train_opt.get("netG", "resnet_9blocks"), train_opt.get("input_nc", 3),
+                           train_opt.get("output_nc", 3), train_opt.get("ngf", 64),
+                           train_opt.get("normG", "instance"), train_opt.get("no_antialias", False),
+                           train_opt.get("no_antialias_up", False))
+    net.load_state_dict(state["nets"][net_name])
+    net.to(device).eval()
+    logger.info("loaded net%s from %s (epoch %s)", net_name, checkpoint, state.get("position", {}).get("epoch"))
+    return net, train_opt
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad the bottom/right so H and W are multiples; returns the original size."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        # Reflection needs the pad to be smaller than the side; tiny images fall back to replicate.
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+@torch.no_grad()
+def run_padded(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Translate an image of any size: pad to the network's multiple, run, crop back."""
+    multiple = getattr(net, "size_multiple", 4)
+    # Very small images also need room for the reflection pads inside the network.
+    h, w = x.shape[-2:]
+    if min(h, w) < 4 * multiple:
+        x_big = F.pad(x, (0, max(0, 4 * multiple - w), 0, max(0, 4 * multiple - h)), mode="replicate")
+        return run_padded(net, x_big)[..., :h, :w]
+    padded, (h, w) = pad_to_multiple(x, multiple)
+    return net(padded)[..., :h, :w]
+
+
+def _feather_window(th: int, tw: int, overlap: int, device, dtype) -> torch.Tensor:
+    """Weights rising linearly over `overlap` pixels at each edge (never zero)."""
+    def ramp(n: int) -> torch.Tensor:
+        if overlap <= 0:
+            return torch.ones(n, device=device, dtype=dtype)
+        pos = torch.arange(n, device=device, dtype=dtype)
+        edge = torch.minimum(pos + 1, n - pos).clamp(max=overlap)
+        return edge / overlap
+    return ramp(th)[:, None] * ramp(tw)[None, :]
+
+
+def _tile_starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+@torch.no_grad()
+def restore(net: torch.nn.Module, x: torch.Tensor, tile: int = 0, overlap: int = 32) -> torch.Tensor:
+    """Restore a 1x3xHxW image in [-1, 1]; with `tile`, in overlapping feathered tiles.
+
+    Tiling bounds memory by the tile size: a 4000x3000 photo needs only one tile's
+    activations at a time. Instance norm makes each tile's statistics local, so tiles
+    should be large (512 or more) for results close to whole-image processing.
+    """
+    h, w = x.shape[-2:]
+    if tile <= 0 or (h <= tile and w <= tile):
+        return run_padded(net, x)
+    if overlap >= tile:
+        raise ValueError(f"--tile_overlap ({overlap}) must be smaller than --tile ({tile})")
+    step = tile - overlap
+    out = torch.zeros_like(x, dtype=torch.float32)
+    weight = torch.zeros((1, 1, h, w), device=x.device, dtype=torch.float32)
+    for top in _tile_starts(h, tile, step):
+        for left in _tile_starts(w, tile, step):
+            patch = x[..., top:top + tile, left:left + tile]
+            result = run_padded(net, patch).float()
+            win = _feather_window(patch.shape[-2], patch.shape[-1], overlap, x.device, torch.float32)
+            out[..., top:top + tile, left:left + tile] += result * win
+            weight[..., top:top + tile, left:left + tile] += win
+    return (out / weight).to(x.dtype)

@@ -1,0 +1,133 @@
+"""The training loop behind train.py: epochs, logging, visuals, checkpoints, resuming."""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from data import create_dataset
+from data.sampler import ResumableSampler
+from models import create_model
+from util.visualizer import Visualizer
+
+logger = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_loader(dataset, opt, rank: int = 0, world_size: int = 1) -> tuple[DataLoader, ResumableSampler]:
+    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank,
+                               shuffle=not opt.serial_batches, seed=opt.seed)
+    workers = opt.num_threads
+    loader = DataLoader(
+        dataset, batch_size=opt.batch_size, sampler=sampler, num_workers=workers,
+        pin_memory=bool(opt.gpu_ids), persistent_workers=workers > 0,
+        # A private generator: creating an epoch's iterator must not consume the global RNG,
+        # or a resumed run would draw different patches than an uninterrupted one.
+        generator=torch.Generator().manual_seed(opt.seed))
+    return loader, sampler
+
+
+class Trainer:
+    """Runs `opt.n_epochs + opt.n_epochs_decay` epochs from wherever the checkpoint left off."""
+
+    def __init__(self, opt, rank: int = 0, world_size: int = 1):
+        self.opt = opt
+        self.rank, self.world_size = rank, world_size
+        self.is_main = rank == 0
+        seed_everything(opt.seed)
+        if opt.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        elif opt.gpu_ids:
+            torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels
+        self.dataset = create_dataset(opt)
+        self.loader, self.sampler = build_loader(self.dataset, opt, rank, world_size)
+        self.model = create_model(opt)
+        self.position = self.model.setup()
+        self.visualizer = Visualizer(opt) if self.is_main else None
+        self.last_losses: dict[str, float] = {}
+        self.iters_per_epoch = math.ceil(len(self.dataset) / (opt.batch_size * world_size))
+        logger.info("dataset: %d A / %d B images, %d iterations per epoch",
+                    len(getattr(self.dataset, "A_paths", [])), len(getattr(self.dataset, "B_paths", [])),
+                    self.iters_per_epoch)
+
+    @property
+    def last_epoch(self) -> int:
+        return self.opt.n_epochs + self.opt.n_epochs_decay
+
+    def save(self, label: str) -> None:
+        if self.is_main:
+            path = self.model.save(label, self.position)
+            logger.debug("saved %s", path)
+
+    def done(self) -> bool:
+        o, p = self.opt, self.position
+        return p["epoch"] > self.last_epoch or (o.max_iters is not None and p["total_iters"] >= o.max_iters)
+
+    def run(self) -> dict:
+        """Train to the end; returns the final position and the last logged losses."""
+        with logging_redirect_tqdm():
+            while not self.done():
+                self.run_epoch()
+        if self.visualizer:
+            self.visualizer.close()
+        return {"position": dict(self.position), "losses": self.last_losses}
+
+    def run_epoch(self) -> None:
+        o, p = self.opt, self.position
+        epoch = p["epoch"]
+        self.sampler.set_epoch(epoch, start=p["epoch_iter"] * o.batch_size)
+        self.model.train()
+        bar = tqdm(total=self.iters_per_epoch, initial=p["epoch_iter"], desc=f"epoch {epoch}/{self.last_epoch}",
+                   unit="it", disable=not self.is_main, dynamic_ncols=True, leave=False)
+        t_data_start = time.perf_counter()
+        for batch in self.loader:
+            t_data = time.perf_counter() - t_data_start
+            t_start = time.perf_counter()
+            self.model.set_input(batch)
+            self.model.optimize_parameters()
+            p["epoch_iter"] += 1
+            p["total_iters"] += 1
+            bar.update(1)
+            self.after_iteration(epoch, bar, t_data, time.perf_counter() - t_start)
+            if self.done():
+                bar.close()
+                self.save("latest")
+                return
+            t_data_start = time.perf_counter()
+        bar.close()
+        lr = self.model.update_learning_rate()
+        if self.visualizer:
+            self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save_result=True)
+        p["epoch"], p["epoch_iter"] = epoch + 1, 0
+        self.save("latest")
+        if epoch % o.save_epoch_freq == 0:
+            self.save(str(epoch))
+        logger.info("end of epoch %d / %d, learning rate now %.7f", epoch, self.last_epoch, lr)
+
+    def after_iteration(self, epoch: int, bar: tqdm, t_data: float, t_comp: float) -> None:
+        o, p = self.opt, self.position
+        total = p["total_iters"]
+        if self.visualizer and total % o.display_freq == 0:
+            save = total % o.update_html_freq == 0
+            self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save_result=save)
+        if total % o.print_freq == 0:
+            losses = self.model.get_current_losses()
+            self.last_losses = losses
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+            if self.visualizer:
+                self.visualizer.log_losses(epoch, p["epoch_iter"], losses, t_comp, t_data)
+                self.visualizer.plot_current_losses(epoch, p["epoch_iter"] / self.iters_per_epoch, losses)
+        if total % o.save_latest_freq == 0:
+            self.save("latest")
