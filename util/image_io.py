@@ -6,13 +6,16 @@ screenshots, CMYK JPEGs from cameras, rotated phone photos. Everything is turned
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -49,25 +52,45 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _check_regular_file(path: str | os.PathLike) -> None:
+    # Image.open on a FIFO or device would block forever; a dangling link has nothing to read.
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise ImageReadError(path, f"{type(err).__name__}: {err.strerror or err}") from err
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageReadError(path, "not a regular file (a folder, FIFO or device)")
+    if info.st_size == 0:
+        raise ImageReadError(path, "file is empty")
+
+
+@contextlib.contextmanager
+def _decoding(path: str | os.PathLike) -> Iterator[None]:
+    try:
+        yield
+    # Decoders raise many types on malformed bytes (OSError, SyntaxError, EOFError, struct.error,
+    # IndexError, DecompressionBombError, MemoryError...): each means this file cannot be used.
+    except Exception as err:
+        raise ImageReadError(path, f"{type(err).__name__}: {err}") from err
+
+
 def load_rgb(path: str | os.PathLike) -> Image.Image:
     """Read any supported image as 8-bit RGB with its EXIF orientation applied."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        if isinstance(err, ImageReadError):
-            raise
-        reason = "file is empty" if _is_empty(path) else f"{type(err).__name__}: {err}"
-        raise ImageReadError(path, reason) from err
+    _check_regular_file(path)
+    with _decoding(path), Image.open(path) as img:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
 
 
-def _is_empty(path: str | os.PathLike) -> bool:
-    try:
-        return os.path.getsize(path) == 0
-    except OSError:
-        return False
+def probe_image(path: str | os.PathLike) -> tuple[int, int]:
+    """Cheap validity check: parse the header only (no pixels decoded); returns (width, height).
+
+    A file that passes can still fail in `load_rgb` (truncated or corrupt pixel data).
+    """
+    _check_regular_file(path)
+    with _decoding(path), Image.open(path) as img:
+        return img.size
 
 
 def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
@@ -86,7 +109,7 @@ def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
 
 def uint8_to_tensor(arr: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 array -> 3xHxW float tensor in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def save_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> None:

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny datasets and the flags of a tiny, fast CPU model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+# Two cores: keep torch from oversubscribing them when pytest runs beside data workers.
+torch.set_num_threads(2)
+
+
+def write_images(folder: Path, count: int, size=(40, 48), seed: int = 0, prefix: str = "img") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        h, w = size
+        # Smooth random images: a gradient plus noise, so networks see some structure.
+        base = np.linspace(0, 255, w)[None, :, None] * rng.random(3)[None, None, :]
+        arr = np.clip(base + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+        path = folder / f"{prefix}{i:03d}.png"
+        Image.fromarray(arr).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def tiny_dataroot(tmp_path: Path) -> Path:
+    """trainA/trainB with 4 images each, testA/testB paired with 2 images."""
+    root = tmp_path / "data"
+    write_images(root / "trainA", 4, seed=1)
+    write_images(root / "trainB", 4, seed=2)
+    write_images(root / "testA", 2, seed=3)
+    write_images(root / "testB", 2, seed=4)
+    return root
+
+
+def tiny_flags(dataroot: Path, checkpoints: Path, name: str = "tiny", model: str = "dcdgan") -> list[str]:
+    return ["--dataroot", str(dataroot), "--checkpoints_dir", str(checkpoints), "--name", name,
+            "--model", model, "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--netF_nc", "16",
+            "--num_patches", "16", "--load_size", "36", "--crop_size", "32", "--num_threads", "0",
+            "--display_id", "0", "--print_freq", "1", "--netG", "resnet_6blocks"]
