@@ -4,13 +4,16 @@ A model declares its parts explicitly and fails loudly on a bad name:
 - `loss_names`: keys the model must put in `self.losses` during `optimize_parameters`;
 - `visual_names`: keys of `self.visuals`;
 - `model_names`: networks saved in checkpoints, stored as attributes `net<Name>`;
-- `self.optimizers`: name -> optimizer (all of them are saved and scheduled).
+- `self.optimizers`: name -> optimizer (all of them are saved and scheduled);
+- `self.image_pools`: name -> ImagePool (saved in checkpoints with the rest of the state).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
+import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,10 @@ import torch
 import torch.nn as nn
 
 from util.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from util.distributed import wrap_ddp
+from util.image_pool import ImagePool
 
-from .networks import get_scheduler
+from .networks import define_discriminator, define_generator, get_scheduler, init_weights
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ class BaseModel(ABC):
         self.losses: dict[str, torch.Tensor] = {}
         self.visuals: dict[str, torch.Tensor] = {}
         self.image_paths: list[str] = []
+        self.image_pools: dict[str, ImagePool] = {}
         self.amp_dtype = self._pick_amp_dtype()
         # A gradient scaler only matters for fp16; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -83,6 +89,18 @@ class BaseModel(ABC):
     def net(self, name: str) -> nn.Module:
         return getattr(self, "net" + name)
 
+    def build_generator(self) -> nn.Module:
+        """A generator from --netG/--ngf/--normG/anti-aliasing, initialised per --init_type."""
+        o = self.opt
+        net = define_generator(o.netG, o.input_nc, o.output_nc, o.ngf, o.normG, o.no_antialias, o.no_antialias_up)
+        return init_weights(net, o.init_type, o.init_gain)
+
+    def build_discriminator(self) -> nn.Module:
+        """A discriminator from --netD/--ndf/--normD/anti-aliasing, initialised per --init_type."""
+        o = self.opt
+        net = define_discriminator(o.netD, o.output_nc, o.ndf, o.n_layers_D, o.normD, o.no_antialias)
+        return init_weights(net, o.init_type, o.init_gain)
+
     def networks(self) -> dict[str, nn.Module]:
         return {name: self.net(name) for name in self.model_names}
 
@@ -91,6 +109,24 @@ class BaseModel(ABC):
             net.to(self.device)
             if getattr(self.opt, "channels_last", False):
                 net.to(memory_format=torch.channels_last)
+
+    def wrap_networks(self, distributed: bool = False) -> None:
+        """Compile (--compile) and, under torchrun, wrap in DDP every network that trains.
+
+        Call once, after setup(): the wrappers share the plain modules' parameters, so the
+        optimizers keep working and checkpoints still hold plain state dicts (`_unwrap`).
+        """
+        for name in self.model_names:
+            net = self.net(name)
+            if not any(p.requires_grad for p in net.parameters()):
+                continue
+            if distributed:
+                net = _sync_batchnorm(net, self.device, name)
+            if getattr(self.opt, "compile", False):
+                net = compile_network(net, self.device)
+            if distributed:
+                net = wrap_ddp(net, self.device)
+            setattr(self, "net" + name, net)
 
     @staticmethod
     def set_requires_grad(nets: list[nn.Module], requires_grad: bool) -> None:
@@ -116,8 +152,11 @@ class BaseModel(ABC):
             logger.info("net%s: %.3f M parameters", name, count / 1e6)
         return position
 
-    @abstractmethod
-    def set_input(self, batch: dict) -> None: ...
+    def set_input(self, batch: dict) -> None:
+        """Take an unaligned batch: `real_A`, `real_B` and the A paths."""
+        self.real_A = self.to_device(batch["A"])
+        self.real_B = self.to_device(batch["B"])
+        self.image_paths = batch["A_paths"]
 
     @abstractmethod
     def optimize_parameters(self) -> None: ...
@@ -136,6 +175,10 @@ class BaseModel(ABC):
         if missing:
             raise KeyError(f"{type(self).__name__} declares losses {missing} but did not compute them")
         return {name: float(self.losses[name].detach()) for name in self.loss_names}
+
+    def collect_visuals(self) -> None:
+        """Point `self.visuals` at the attributes named by `visual_names`."""
+        self.visuals = {name: getattr(self, name) for name in self.visual_names}
 
     def get_current_visuals(self) -> dict[str, torch.Tensor]:
         missing = [n for n in self.visual_names if n not in self.visuals]
@@ -160,18 +203,23 @@ class BaseModel(ABC):
 
     # ----- checkpoints ---------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
-        """Model-specific state beyond networks and optimizers (image pools, EMA, queues)."""
-        return {}
+        """State beyond networks and optimizers: the image pools; models add EMA copies, queues."""
+        return {"image_pools": {name: pool.state_dict() for name, pool in self.image_pools.items()}}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        del state
+        for name, pool in self.image_pools.items():
+            pool.load_state_dict(state["image_pools"][name], self.device)
+
+    def plain_state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Each network's weights without DDP / torch.compile prefixes."""
+        return {name: _unwrap(net).state_dict() for name, net in self.networks().items()}
 
     def state_dict(self, position: dict[str, int]) -> dict[str, Any]:
         return {
             "version": CHECKPOINT_VERSION,
             "model": self.opt.model,
             "test_nets": self.test_net_names(),
-            "nets": {name: _unwrap(net).state_dict() for name, net in self.networks().items()},
+            "nets": self.plain_state_dicts(),
             "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
             "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
@@ -207,6 +255,32 @@ class BaseModel(ABC):
             restore_rng_state(state["rng"])
         logger.info("loaded %s", path)
         return dict(state["position"])
+
+
+def compile_network(net: nn.Module, device: torch.device) -> nn.Module:
+    """torch.compile one network, failing early and clearly where its toolchain is missing."""
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+        if not has_triton():
+            raise RuntimeError("--compile on CUDA needs Triton (pip install triton); run without --compile")
+    elif not any(shutil.which(cxx) for cxx in (os.environ.get("CXX", "g++"), "c++", "clang++")):
+        raise RuntimeError("--compile on the CPU needs a C++ compiler (g++ or clang++) on PATH; "
+                           "install one or run without --compile")
+    try:
+        return torch.compile(net)
+    except Exception as err:  # torch.compile raises many types; all mean the same to the user
+        raise RuntimeError(f"torch.compile failed for {type(net).__name__} ({err}); run without --compile") from err
+
+
+def _sync_batchnorm(net: nn.Module, device: torch.device, name: str) -> nn.Module:
+    """Batch norm across processes needs SyncBatchNorm, which only runs on CUDA."""
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        return net
+    if device.type != "cuda":
+        logger.warning("net%s uses batch norm: on the CPU each process keeps its own batch statistics "
+                       "(SyncBatchNorm needs CUDA); rank 0's running statistics are saved", name)
+        return net
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
 
 def _unwrap(net: nn.Module) -> nn.Module:

@@ -16,7 +16,6 @@ from util.image_pool import ImagePool
 from .base_model import BaseModel
 from .contrastive import EncoderNCE, add_contrastive_options, build_head, parse_layers
 from .losses import GANLoss
-from .networks import define_discriminator, define_generator, init_weights
 
 
 class DCLModel(BaseModel):
@@ -31,12 +30,12 @@ class DCLModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.nce_layers = parse_layers(opt.nce_layers)
-        self.netG_A = self._generator()
-        self.netG_B = self._generator()
+        self.netG_A = self.build_generator()
+        self.netG_B = self.build_generator()
         self.model_names = ["G_A", "G_B"]
         if self.is_train:
-            self.netD_A = self._discriminator()
-            self.netD_B = self._discriminator()
+            self.netD_A = self.build_discriminator()
+            self.netD_B = self.build_discriminator()
             self.netF1 = build_head(opt, self.netG_A, self.nce_layers)
             self.netF2 = build_head(opt, self.netG_B, self.nce_layers)
             self.model_names += ["D_A", "D_B", "F1", "F2"]
@@ -46,8 +45,7 @@ class DCLModel(BaseModel):
         if self.is_train:
             self.gan_loss = GANLoss(opt.gan_mode)
             self.nce = EncoderNCE(opt, self.nce_layers)
-            self.fake_A_pool = ImagePool(opt.pool_size)
-            self.fake_B_pool = ImagePool(opt.pool_size)
+            self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
             betas = (opt.beta1, opt.beta2)
             self.optimizers = {
                 "G": torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
@@ -57,16 +55,6 @@ class DCLModel(BaseModel):
                 # The reference gives the heads Adam's defaults (lr 1e-3, betas 0.9/0.999).
                 "F": torch.optim.Adam(itertools.chain(self.netF1.parameters(), self.netF2.parameters())),
             }
-
-    def _generator(self):
-        o = self.opt
-        net = define_generator(o.netG, o.input_nc, o.output_nc, o.ngf, o.normG, o.no_antialias, o.no_antialias_up)
-        return init_weights(net, o.init_type, o.init_gain)
-
-    def _discriminator(self):
-        o = self.opt
-        net = define_discriminator(o.netD, o.output_nc, o.ndf, o.n_layers_D, o.normD, o.no_antialias)
-        return init_weights(net, o.init_type, o.init_gain)
 
     def declared_losses(self) -> list[str]:
         names = ["D_A", "G_A", "NCE1", "D_B", "G_B", "NCE2"]
@@ -81,11 +69,6 @@ class DCLModel(BaseModel):
         return names
 
     # ----- one iteration -------------------------------------------------------------
-    def set_input(self, batch: dict) -> None:
-        self.real_A = self.to_device(batch["A"])
-        self.real_B = self.to_device(batch["B"])
-        self.image_paths = batch["A_paths"]
-
     def forward(self) -> None:
         """The translations the objective needs, and nothing else."""
         self.fake_B = self.netG_A(self.real_A)
@@ -94,14 +77,11 @@ class DCLModel(BaseModel):
             self.idt_A = self.netG_A(self.real_B)
             self.idt_B = self.netG_B(self.real_A)
 
-    def discriminator_loss(self, net_D, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        real_term = self.gan_loss(net_D(real), True)
-        fake_term = self.gan_loss(net_D(fake.detach()), False)
-        return 0.5 * (real_term + fake_term)
-
     def compute_D_loss(self) -> torch.Tensor:
-        self.losses["D_A"] = self.discriminator_loss(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
-        self.losses["D_B"] = self.discriminator_loss(self.netD_B, self.real_A, self.fake_A_pool.query(self.fake_A))
+        fake_B = self.image_pools["fake_B"].query(self.fake_B)
+        self.losses["D_A"] = self.gan_loss.discriminator_loss(self.netD_A, self.real_B, fake_B)
+        fake_A = self.image_pools["fake_A"].query(self.fake_A)
+        self.losses["D_B"] = self.gan_loss.discriminator_loss(self.netD_B, self.real_A, fake_A)
         return self.losses["D_A"] + self.losses["D_B"]
 
     def generator_terms(self) -> dict[str, torch.Tensor]:
@@ -141,13 +121,3 @@ class DCLModel(BaseModel):
             loss_G = self.compute_G_loss()
         self.backward_and_step(loss_G, ["G", "F"])
         self.collect_visuals()
-
-    def collect_visuals(self) -> None:
-        self.visuals = {name: getattr(self, name) for name in self.visual_names}
-
-    def extra_state(self) -> dict:
-        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
-        self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)

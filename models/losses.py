@@ -36,6 +36,10 @@ class GANLoss(nn.Module):
             return F.mse_loss(prediction, target)
         return F.binary_cross_entropy_with_logits(prediction, target)
 
+    def discriminator_loss(self, net_D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """One discriminator update's objective: 0.5 * (real term + term on the detached fake)."""
+        return 0.5 * (self(net_D(real), True) + self(net_D(fake.detach()), False))
+
 
 class PatchNCELoss(nn.Module):
     """InfoNCE over sampled patches: the same location is the positive, others negatives.
@@ -70,13 +74,17 @@ class PatchNCELoss(nn.Module):
 
 
 def patch_nce_with_negatives(q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor,
-                             nce_T: float = 0.07) -> torch.Tensor:
+                             nce_T: float = 0.07, groups: int = 1) -> torch.Tensor:
     """InfoNCE where the negatives are given (NEGCUT / CDD-GAN): q, k (N, C), negatives (M, C).
 
-    Every query shares the same M negatives. Returns the per-patch loss, shape (N,).
+    With `groups` 1 every query shares the same M negatives. With `groups` g the rows of q
+    and of the negatives split into g equal consecutive blocks (one per image) and each
+    query sees only its own block's negatives. Returns the per-patch loss, shape (N,).
     """
     l_pos = (q * k.detach()).sum(dim=1, keepdim=True)
-    l_neg = q @ negatives.t()
+    dim = q.shape[1]
+    l_neg = torch.bmm(q.reshape(groups, -1, dim), negatives.reshape(groups, -1, dim).transpose(1, 2))
+    l_neg = l_neg.reshape(q.shape[0], -1)
     logits = torch.cat([l_pos, l_neg], dim=1) / nce_T
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=q.device)
     return F.cross_entropy(logits.float(), target, reduction="none")
