@@ -6,8 +6,9 @@ import torch.nn as nn
 
 from options.base_options import str2bool
 
-from .losses import PatchNCELoss
-from .networks import define_head
+from .losses import PatchNCELoss, patch_nce_with_negatives
+from .networks import define_head, init_weights
+from .networks.negative import NegativeGenerator
 
 
 def add_contrastive_options(parser, all_negatives_default: bool):
@@ -23,6 +24,18 @@ def add_contrastive_options(parser, all_negatives_default: bool):
     g.add_argument("--nce_includes_all_negatives_from_minibatch", type=str2bool, nargs="?", const=True,
                    default=all_negatives_default,
                    help="draw negatives from every image of the minibatch, not only the same image")
+    return parser
+
+
+def add_negative_options(parser):
+    """Flags of the generated hard negatives (NEGCUT, CDD-GAN; SPEC.md 3.3)."""
+    g = parser.add_argument_group("generated negatives")
+    g.add_argument("--lambda_MS_neg", type=float, default=1.0,
+                   help="weight of the negatives' diversity (mode-seeking) term in the negative generator's objective")
+    g.add_argument("--neg_nz", type=int, default=64, help="noise size of the negative generator")
+    g.add_argument("--neg_ema_decay", type=float, default=0.9,
+                   help="EMA decay of the momentum projection head whose mean embedding conditions the negatives")
+    g.add_argument("--lr_N", type=float, default=None, help="learning rate of the negative generator (default: --lr)")
     return parser
 
 
@@ -49,6 +62,15 @@ def build_head(opt, generator: nn.Module, layers: list[int]) -> nn.Module:
     return head.build(encoder_channels(generator, layers, opt.input_nc))
 
 
+def build_negative_generator(opt, generator: nn.Module, layers: list[int]) -> NegativeGenerator:
+    """A negative generator whose outputs match the projection head's embedding sizes."""
+    if opt.netF == "mlp_sample":
+        channels = [opt.netF_nc] * len(layers)
+    else:  # a head without MLP passes the encoder's channels through
+        channels = encoder_channels(generator, layers, opt.input_nc)
+    return init_weights(NegativeGenerator(channels, opt.neg_nz), opt.init_type, opt.init_gain)
+
+
 class EncoderNCE:
     """PatchNCE between a source image and its translation, in encoder feature space.
 
@@ -60,13 +82,42 @@ class EncoderNCE:
     def __init__(self, opt, layers: list[int]):
         self.layers = layers
         self.num_patches = opt.num_patches
+        self.nce_T = opt.nce_T
+        self.all_negatives_from_minibatch = opt.nce_includes_all_negatives_from_minibatch
         self.criterion = PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
 
     def __call__(self, src: torch.Tensor, tgt: torch.Tensor, enc_src: nn.Module, enc_tgt: nn.Module,
-                 head_src: nn.Module, head_tgt: nn.Module) -> torch.Tensor:
+                 head_src: nn.Module, head_tgt: nn.Module, flip_query: bool = False) -> torch.Tensor:
+        queries, keys, _ = self.project(src, tgt, enc_src, enc_tgt, head_src, head_tgt, flip_query)
+        return self.loss(queries, keys, src.shape[0])
+
+    def project(self, src: torch.Tensor, tgt: torch.Tensor, enc_src: nn.Module, enc_tgt: nn.Module,
+                head_src: nn.Module, head_tgt: nn.Module, flip_query: bool = False
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """(queries, keys, key feature maps), one entry per layer.
+
+        `flip_query` mirrors the query features back when `tgt` was translated from a
+        mirrored `src` (flip-equivariance), so a patch index means the same place in both.
+        """
         feat_k = enc_src(src, self.layers, encode_only=True)
         feat_q = enc_tgt(tgt, self.layers, encode_only=True)
+        if flip_query:
+            feat_q = [torch.flip(f, [3]) for f in feat_q]
         k_pool, ids = head_src(feat_k, self.num_patches)
         q_pool, _ = head_tgt(feat_q, self.num_patches, ids)
-        total = sum(self.criterion(q, k, src.shape[0]).mean() for q, k in zip(q_pool, k_pool))
-        return total / len(self.layers)
+        return q_pool, k_pool, feat_k
+
+    def loss(self, queries: list[torch.Tensor], keys: list[torch.Tensor], batch_size: int,
+             negatives: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Mean over patches, then over layers.
+
+        Negatives are the other sampled patches (PatchNCE) or, when given, one tensor of
+        generated negatives per layer, per image unless negatives span the minibatch.
+        """
+        if negatives is None:
+            per_layer = [self.criterion(q, k, batch_size).mean() for q, k in zip(queries, keys)]
+        else:
+            groups = 1 if self.all_negatives_from_minibatch else batch_size
+            per_layer = [patch_nce_with_negatives(q, k, n, self.nce_T, groups).mean()
+                         for q, k, n in zip(queries, keys, negatives)]
+        return sum(per_layer) / len(per_layer)
