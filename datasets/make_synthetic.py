@@ -50,7 +50,7 @@ _LAYOUT, _TRAIN_DEGRADE, _TEST_DEGRADE = 0, 1, 2
 
 @dataclass(frozen=True)
 class RainPreset:
-    """Ranges the per-image rain parameters are drawn from (uniformly unless noted)."""
+    """Ranges the per-image rain parameters are drawn from, uniformly."""
 
     layers: tuple[int, int]  # number of streak directions, inclusive range
     density: tuple[float, float]  # fraction of pixels that seed a streak, per layer
@@ -143,6 +143,7 @@ def _rain_layer(
     noise = seeds * rng.uniform(0.6, 1.0, seeds.shape)
     streaks = fftconvolve(noise, kernel, mode="valid")
     if width > 0:
+        # Blurring widens the streak but dims it; the gain roughly restores its peak.
         streaks = gaussian_filter(streaks, width) * (1.0 + width)
     return np.clip(streaks * intensity, 0.0, 1.0)
 
