@@ -77,6 +77,8 @@ class BaseOptions:
                        help="mixed precision: bf16 autocast on CPU and CUDA (fp16 + grad scaler where bf16 is missing)")
         g.add_argument("--channels_last", type=str2bool, nargs="?", const=True, default=False,
                        help="channels-last memory format for convolutions")
+        g.add_argument("--compile", type=str2bool, nargs="?", const=True, default=False,
+                       help="torch.compile the networks (needs a C++ compiler on the CPU, Triton on CUDA)")
         return parser
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
