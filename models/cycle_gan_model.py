@@ -1,0 +1,114 @@
+"""CycleGAN (Zhu et al., ICCV 2017): two generators, two discriminators, cycle consistency.
+
+Objective (SPEC.md 3): GAN_A + GAN_B + lambda_A L1(G_B(G_A(a)), a) + lambda_B L1(G_A(G_B(b)), b)
++ lambda_identity (lambda_B L1(G_A(b), b) + lambda_A L1(G_B(a), a)). D_A judges G_A's
+outputs against real B images, D_B judges G_B's against real A images; both see fakes through
+an image pool of 50.
+
+Choices, each a flag:
+- The generator and discriminator are this repository's shared ones, anti-aliased by default,
+  so all baselines differ only in their objective. The paper's strided / transposed
+  convolutions: `--no_antialias --no_antialias_up` (scripts/train_cycle_gan_rain100l.sh).
+- Update order as in the reference: generators first (discriminators frozen), then both
+  discriminators on the pooled fakes.
+- 100 + 100 epochs and `normal` init (gain 0.02), the reference defaults.
+"""
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+
+from util.image_pool import ImagePool
+
+from .base_model import BaseModel
+from .losses import GANLoss
+
+
+class CycleGANModel(BaseModel):
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        g = parser.add_argument_group("cycle_gan")
+        g.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A -> B -> A")
+        g.add_argument("--lambda_B", type=float, default=10.0, help="weight of the cycle loss B -> A -> B")
+        g.add_argument("--lambda_identity", type=float, default=0.5,
+                       help="identity loss weight, relative to the cycle weights; 0 disables identity passes")
+        parser.set_defaults(gan_mode="lsgan", pool_size=50, lr=0.0002, init_type="normal", init_gain=0.02,
+                            n_epochs=100, n_epochs_decay=100)
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.netG_A = self.build_generator()
+        self.netG_B = self.build_generator()
+        self.model_names = ["G_A", "G_B"]
+        if self.is_train:
+            self.netD_A = self.build_discriminator()
+            self.netD_B = self.build_discriminator()
+            self.model_names += ["D_A", "D_B"]
+        self.place_networks()
+        self.use_identity = self.is_train and opt.lambda_identity > 0
+        self.loss_names = ["D_A", "G_A", "cycle_A", "D_B", "G_B", "cycle_B"]
+        self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
+        if self.use_identity:
+            self.loss_names += ["idt_A", "idt_B"]
+            self.visual_names += ["idt_B", "idt_A"]
+        self.loss_names.append("G")
+        if self.is_train:
+            self.gan_loss = GANLoss(opt.gan_mode)
+            self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
+            betas = (opt.beta1, opt.beta2)
+            self.optimizers = {
+                "G": torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
+                                      lr=opt.lr, betas=betas),
+                "D": torch.optim.Adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
+                                      lr=opt.lr, betas=betas),
+            }
+
+    def forward(self) -> None:
+        self.fake_B = self.netG_A(self.real_A)
+        self.rec_A = self.netG_B(self.fake_B)
+        self.fake_A = self.netG_B(self.real_B)
+        self.rec_B = self.netG_A(self.fake_A)
+        if self.use_identity:
+            self.idt_A = self.netG_A(self.real_B)
+            self.idt_B = self.netG_B(self.real_A)
+
+    def compute_G_loss(self) -> torch.Tensor:
+        o, L = self.opt, self.losses
+        L["G_A"] = self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False)
+        L["G_B"] = self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False)
+        L["cycle_A"] = F.l1_loss(self.rec_A, self.real_A) * o.lambda_A
+        L["cycle_B"] = F.l1_loss(self.rec_B, self.real_B) * o.lambda_B
+        total = L["G_A"] + L["G_B"] + L["cycle_A"] + L["cycle_B"]
+        if self.use_identity:
+            L["idt_A"] = F.l1_loss(self.idt_A, self.real_B) * o.lambda_B * o.lambda_identity
+            L["idt_B"] = F.l1_loss(self.idt_B, self.real_A) * o.lambda_A * o.lambda_identity
+            total = total + L["idt_A"] + L["idt_B"]
+        L["G"] = total
+        return total
+
+    def compute_D_loss(self) -> torch.Tensor:
+        fake_B = self.image_pools["fake_B"].query(self.fake_B)
+        self.losses["D_A"] = self.gan_loss.discriminator_loss(self.netD_A, self.real_B, fake_B)
+        fake_A = self.image_pools["fake_A"].query(self.fake_A)
+        self.losses["D_B"] = self.gan_loss.discriminator_loss(self.netD_B, self.real_A, fake_A)
+        return self.losses["D_A"] + self.losses["D_B"]
+
+    def optimize_parameters(self) -> None:
+        with self.autocast():
+            self.forward()
+        discriminators = [self.netD_A, self.netD_B]
+        self.set_requires_grad(discriminators, False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        with self.autocast():
+            loss_G = self.compute_G_loss()
+        self.backward_and_step(loss_G, ["G"])
+
+        self.set_requires_grad(discriminators, True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        with self.autocast():
+            loss_D = self.compute_D_loss()
+        self.backward_and_step(loss_D, ["D"])
+        self.collect_visuals()
