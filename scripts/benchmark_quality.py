@@ -1,0 +1,215 @@
+"""Train several models on one budget, restore testA, score against testB and rank them.
+
+    python scripts/benchmark_quality.py --dataroot datasets/rain100l \\
+        --models cycle_gan,cut,dcl,negcut,dcdgan:official,dcdgan:paper --iters 2000 \\
+        --ngf 32 --ndf 32 --load_size 143 --crop_size 128 [--out DIR] [extra train.py flags]
+
+Every model gets the same iterations (train.py's --max_iters), load and crop size, widths,
+patch count, head size and seed; the flags a model does not have (the contrastive ones for
+cycle_gan) are left out for it. `model:variant` adds the model's variant flag
+(`dcdgan:official` -> `--dcd_variant official`). Unrecognised arguments go to every
+training run. Training (util/trainer.py, what train.py runs) and test.py run in this process.
+
+Outputs, all under --out (default benchmarks/quality/<timestamp>/): checkpoints/<run>/,
+results/<run>/ (test.py's images and page), table.md (ranked by PSNR, the degraded input's
+own scores as the floor row) and results.json (settings, per-run and per-image scores).
+PSNR/SSIM use util/metrics.py: the Y channel for deraining, `--channel rgb` for dehazing.
+"Seconds per iteration" is the training loop's wall time (data loading, logging and the
+final checkpoint included; model construction excluded) over the iterations it ran.
+Exit status: 0 when every run finished, 1 when some failed (listed in the table), 2 on bad
+usage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+import models  # noqa: E402
+import test as test_entry  # noqa: E402
+from options.base_options import default_gpu_ids  # noqa: E402
+from options.train_options import TrainOptions  # noqa: E402
+from util.log import setup_logging  # noqa: E402
+from util.metrics import CHANNELS, MetricsError, evaluate_folders  # noqa: E402
+from util.trainer import Trainer  # noqa: E402
+
+logger = logging.getLogger("benchmark_quality")
+
+DEFAULT_MODELS = "cycle_gan,cut,dcl,negcut,dcdgan:official,dcdgan:paper"
+# The flag that selects a model's variant in a `model:variant` spec.
+VARIANT_FLAGS = {"dcdgan": "--dcd_variant"}
+# Budget flags given to every model that has them (option name -> benchmark argument).
+SHARED_BUDGET = ("ngf", "ndf", "load_size", "crop_size", "num_patches", "netF_nc", "seed")
+
+
+class BenchmarkError(RuntimeError):
+    """A run cannot be set up or scored; the message says which and why."""
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--dataroot", required=True, help="dataset root with trainA, trainB, testA and testB")
+    parser.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated model[:variant] specs")
+    parser.add_argument("--iters", type=int, required=True, help="training iterations per model")
+    parser.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--ndf", type=int, default=64)
+    parser.add_argument("--load_size", type=int, default=286)
+    parser.add_argument("--crop_size", type=int, default=256)
+    parser.add_argument("--num_patches", type=int, default=256)
+    parser.add_argument("--netF_nc", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channel", choices=CHANNELS, default="y", help="y for deraining, rgb for dehazing")
+    parser.add_argument("--crop_border", type=int, default=0, help="pixels ignored at each border when scoring")
+    parser.add_argument("--gpu_ids", default=default_gpu_ids(), help="as for train.py; -1 for the CPU")
+    parser.add_argument("--out", default=None, help="output folder (default benchmarks/quality/<timestamp>)")
+    return parser.parse_known_args(argv)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """'dcdgan:official' -> ('dcdgan', 'official'); 'cut' -> ('cut', None)."""
+    model, _, variant = spec.partition(":")
+    if not model:
+        raise BenchmarkError(f"empty model name in --models entry '{spec}'")
+    if variant and model not in VARIANT_FLAGS:
+        raise BenchmarkError(f"--models entry '{spec}': {model} has no variants "
+                             f"(models with variants: {', '.join(sorted(VARIANT_FLAGS))})")
+    models.find_model_using_name(model)  # fails early, naming the missing file
+    return model, variant or None
+
+
+def model_parser(model: str) -> argparse.ArgumentParser:
+    """train.py's parser with the model's own flags, to see which budget flags it has."""
+    parser = TrainOptions().initialize(argparse.ArgumentParser())
+    return models.get_option_setter(model)(parser, True)
+
+
+def train_argv(args: argparse.Namespace, model: str, variant: str | None, name: str, out: Path,
+               extra: list[str]) -> list[str]:
+    parser = model_parser(model)
+    argv = ["--dataroot", args.dataroot, "--model", model, "--name", name,
+            "--checkpoints_dir", str(out / "checkpoints"), "--gpu_ids", args.gpu_ids,
+            "--display_id", "0", "--max_iters", str(args.iters)]
+    for option in SHARED_BUDGET:
+        if parser.get_default(option) is not None:  # every budget flag has a non-None default where it exists
+            argv += [f"--{option}", str(getattr(args, option))]
+    if variant:
+        argv += [VARIANT_FLAGS[model], variant]
+    return argv + extra
+
+
+def run_one(spec: str, args: argparse.Namespace, out: Path, extra: list[str]) -> dict:
+    """Train, test and score one `model[:variant]`; artefacts go to out/checkpoints|results/<run>."""
+    model, variant = parse_spec(spec)
+    name = spec.replace(":", "_")
+    options = TrainOptions()
+    opt = options.parse(train_argv(args, model, variant, name, out, extra))
+    options.save_options(opt, "train_opt.txt")
+    trainer = Trainer(opt)
+    started = time.perf_counter()
+    trainer.run()
+    seconds = time.perf_counter() - started
+    iterations = trainer.position["total_iters"]
+    params = trainer.model.parameter_count()
+    restoring_net = trainer.model.test_net_names()["AtoB"]
+    del trainer
+
+    results_dir = out / "results"
+    status = test_entry.main(["--dataroot", args.dataroot, "--name", name, "--model", model,
+                              "--checkpoints_dir", str(out / "checkpoints"), "--results_dir", str(results_dir),
+                              "--gpu_ids", args.gpu_ids, "--metric_channel", args.channel,
+                              "--crop_border", str(args.crop_border)])
+    if status != 0:
+        raise BenchmarkError(f"test.py exited with status {status} for run '{name}'; see its log above")
+    rows, mean = evaluate_folders(results_dir / name / "test_latest" / "images", Path(args.dataroot) / "testB",
+                                  args.channel, args.crop_border)
+    return {"spec": spec, "model": model, "variant": variant, "name": name,
+            "psnr": mean["psnr"], "ssim": mean["ssim"], "images": mean["count"],
+            "iterations": iterations, "seconds_per_iter": seconds / max(iterations, 1),
+            "params": params, "restoring_net": restoring_net, "restoring_params": params[restoring_net],
+            "trained_params": sum(params.values()), "per_image": rows}
+
+
+def markdown_table(runs: list[dict], floor: dict, settings: dict) -> str:
+    lines = ["# Quality benchmark", ""]
+    lines += [f"- {key}: {value}" for key, value in settings.items()]
+    lines += ["", "| rank | model | PSNR (dB) | SSIM | s / iter | restoring G (M params) | trained (M params) |",
+              "|---:|---|---:|---:|---:|---:|---:|"]
+    scored = sorted((r for r in runs if "error" not in r), key=lambda r: r["psnr"], reverse=True)
+    for rank, r in enumerate(scored, 1):
+        lines.append(f"| {rank} | {r['spec']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['seconds_per_iter']:.3f} | "
+                     f"{r['restoring_params'] / 1e6:.3f} | {r['trained_params'] / 1e6:.3f} |")
+    lines.append(f"| floor | input (degraded testA) | {floor['psnr']:.2f} | {floor['ssim']:.4f} | - | - | - |")
+    for r in runs:
+        if "error" in r:
+            lines.append(f"| failed | {r['spec']} | - | - | - | - | - |")
+    failed = [r for r in runs if "error" in r]
+    if failed:
+        lines += ["", "Failed runs:", ""] + [f"- {r['spec']}: {r['error']}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = parse_args(argv)
+    setup_logging()
+    root = Path(args.dataroot)
+    for sub in ("trainA", "trainB", "testA", "testB"):
+        if not (root / sub).is_dir():
+            logger.error("'%s' is missing: the benchmark trains on trainA/trainB and scores testA's restorations "
+                         "against the ground truth in testB", root / sub)
+            return 2
+    specs = [s.strip() for s in args.models.split(",") if s.strip()]
+    try:
+        for spec in specs:
+            parse_spec(spec)  # every spec is checked before hours of training start
+    except (BenchmarkError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    if not specs:
+        logger.error("--models is empty")
+        return 2
+    out = Path(args.out or Path("benchmarks") / "quality" / datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        _, floor = evaluate_folders(root / "testA", root / "testB", args.channel, args.crop_border)
+    except MetricsError as err:
+        logger.error("cannot score the degraded inputs: %s", err)
+        return 2
+
+    runs = []
+    for spec in specs:
+        logger.info("=== %s: %d iterations ===", spec, args.iters)
+        try:
+            runs.append(run_one(spec, args, out, extra))
+        except Exception as err:  # one broken model must not cost the other runs
+            logger.error("run %s failed:\n%s", spec, traceback.format_exc())
+            runs.append({"spec": spec, "error": f"{type(err).__name__}: {err}"})
+        setup_logging()  # test.py re-configures logging; keep this script's format
+
+    device = f"cuda:{args.gpu_ids}" if args.gpu_ids not in ("-1", "") else "cpu"
+    settings = {"command": " ".join(["python", "scripts/benchmark_quality.py", *(argv or sys.argv[1:])]),
+                "dataroot": str(root), "iterations": args.iters, "load_size": args.load_size,
+                "crop_size": args.crop_size, "ngf": args.ngf, "ndf": args.ndf, "num_patches": args.num_patches,
+                "netF_nc": args.netF_nc, "seed": args.seed, "channel": args.channel, "crop_border": args.crop_border,
+                "extra train flags": " ".join(extra) or "none", "device": device,
+                "cpu threads": torch.get_num_threads(), "torch": torch.__version__,
+                "machine": platform.machine(), "date": datetime.now().isoformat(timespec="seconds")}
+    (out / "table.md").write_text(markdown_table(runs, floor, settings))
+    with open(out / "results.json", "w") as fh:
+        json.dump({"settings": settings, "input": floor, "runs": runs}, fh, indent=1)
+    logger.info("table: %s\n%s", out / "table.md", (out / "table.md").read_text())
+    return 1 if any("error" in r for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
