@@ -1,0 +1,120 @@
+"""Export the restoring generator of a checkpoint to ONNX, for any image size.
+
+    python scripts/export_onnx.py --name NAME [--epoch latest] [--checkpoints_dir ./checkpoints]
+                                  [--direction AtoB] [--out FILE] [--opset 17]
+
+The exported graph takes a float32 N x 3 x H x W image in [-1, 1] and returns the restored
+image of the same size; H and W are dynamic (at least 16 px). Like test.py it reflect-pads
+H and W to a multiple of 4 inside the graph and crops back, so its output equals
+util.inference.restore() without tiling. When onnxruntime is installed the export is
+checked against PyTorch on an image whose sides are not multiples of 4.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from util.checkpoint import CheckpointError  # noqa: E402
+from util.inference import load_generator, pad_to_multiple, run_padded  # noqa: E402
+from util.log import setup_logging  # noqa: E402
+
+logger = logging.getLogger("export_onnx")
+
+# Traced at a size that needs padding, so the graph holds the pad (a zero pad is a no-op).
+TRACE_SIZE = (70, 66)
+MIN_SIDE = 16
+
+
+class PaddedRestorer(nn.Module):
+    """generator(reflect-pad to a multiple of 4) cropped back to the input size."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.multiple = getattr(net, "size_multiple", 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded, (h, w) = pad_to_multiple(x, self.multiple)
+        return self.net(padded)[..., :h, :w]
+
+
+def export(net: nn.Module, out: Path, opset: int = 17) -> Path:
+    """Write `net` wrapped in PaddedRestorer as ONNX with dynamic batch, height and width."""
+    model = PaddedRestorer(net).eval()
+    example = torch.zeros(1, 3, *TRACE_SIZE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # The pad/crop sizes are read from the input's shape: the tracer warns that Python
+        # branches on them become constants, which holds here (the pad is always present;
+        # its amount stays dynamic in the graph, as the onnxruntime check confirms).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", message=".*Constant folding.*")
+        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+        # Instance norm without running statistics always normalises by the input's own
+        # statistics, which is what the exporter's train=True means here.
+        warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True.*")
+        axes = {0: "batch", 2: "height", 3: "width"}
+        torch.onnx.export(model, (example,), str(out), dynamo=False, opset_version=opset,
+                          input_names=["image"], output_names=["restored"],
+                          dynamic_axes={"image": axes, "restored": axes})
+    return out
+
+
+def check_with_onnxruntime(net: nn.Module, path: Path, size: tuple[int, int] = (61, 83)) -> float | None:
+    """Largest absolute difference to PyTorch on a random image; None without onnxruntime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        logger.warning("onnxruntime is not installed: the export was not checked (pip install onnxruntime)")
+        return None
+    x = torch.rand(1, 3, *size) * 2 - 1
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_out = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+    return float((onnx_out - run_padded(net, x)).abs().max())
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True, help="run name: checkpoints/<name>/")
+    parser.add_argument("--epoch", default="latest", help="checkpoint label: latest or an epoch number")
+    parser.add_argument("--checkpoints_dir", default="./checkpoints")
+    parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="AtoB restores")
+    parser.add_argument("--out", default=None, help="output file (default: checkpoints/<name>/<epoch>_<direction>.onnx)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+    parser.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    run_dir = Path(args.checkpoints_dir) / args.name
+    try:
+        net, _ = load_generator(run_dir / f"{args.epoch}.pt", args.direction)
+    except CheckpointError as err:
+        logger.error("%s", err)
+        return 2
+    out = Path(args.out) if args.out else run_dir / f"{args.epoch}_{args.direction}.onnx"
+    export(net, out, args.opset)
+    logger.info("wrote %s (input 'image': N x 3 x H x W in [-1, 1], H and W >= %d)", out, MIN_SIDE)
+    difference = check_with_onnxruntime(net, out)
+    if difference is not None:
+        logger.info("onnxruntime vs PyTorch: max abs difference %.2e", difference)
+        if difference > 1e-3:
+            logger.error("the ONNX model disagrees with PyTorch (max abs difference %.2e); do not use %s",
+                         difference, out)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

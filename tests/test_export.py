@@ -1,0 +1,59 @@
+"""scripts/export_onnx.py: the ONNX generator matches PyTorch at any image size."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import create_model
+from options.train_options import TrainOptions
+from tests.conftest import tiny_flags
+from util.inference import load_generator, run_padded
+
+onnxruntime = pytest.importorskip("onnxruntime")
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "export_onnx.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("export_onnx", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def checkpoint_dir(tiny_dataroot, tmp_path):
+    """A saved tiny dcdgan whose G_A has PyTorch's default (not near-zero) weights."""
+    opt = TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path / "ck", "export"))
+    model = create_model(opt)
+    model.setup()
+    torch.manual_seed(0)
+    for module in model.netG_A.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.reset_parameters()  # the 0.02-gain init gives outputs too flat to compare
+    model.save("latest", {"epoch": 1, "epoch_iter": 0, "total_iters": 0})
+    return tmp_path / "ck"
+
+
+def test_onnx_export_matches_pytorch_on_two_sizes(checkpoint_dir, tmp_path):
+    out = tmp_path / "g.onnx"
+    status = load_script().main(["--name", "export", "--checkpoints_dir", str(checkpoint_dir), "--out", str(out)])
+    assert status == 0 and out.is_file()
+
+    net, _ = load_generator(checkpoint_dir / "export" / "latest.pt", "AtoB")
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    torch.manual_seed(1)
+    for h, w in [(48, 64), (37, 90)]:  # a multiple of 4 and an odd size that needs padding
+        x = torch.rand(1, 3, h, w) * 2 - 1
+        expected = run_padded(net, x)
+        got = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        assert got.shape == (1, 3, h, w)
+        assert expected.std() > 0.05, "outputs too flat for the comparison to mean anything"
+        assert torch.allclose(got, expected, atol=1e-4, rtol=0), float((got - expected).abs().max())
+
+
+def test_export_reports_a_missing_checkpoint(tmp_path, caplog):
+    status = load_script().main(["--name", "missing", "--checkpoints_dir", str(tmp_path)])
+    assert status == 2
+    assert "does not exist" in caplog.text
