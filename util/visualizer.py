@@ -1,0 +1,295 @@
+"""Training feedback: the visdom dashboard, the loss log file and the HTML training page.
+
+The dashboard is optional and must never slow down or stop training: with no server (or a
+server that dies) the Visualizer warns once, keeps going, and retries the connection with an
+exponential backoff. Between retries a call costs a clock read; a retry costs at most a 1 s
+TCP probe, and every HTTP request to visdom is bounded by a short timeout.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import math
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from util.html import TrainingPage
+from util.image_io import tensor_to_uint8
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_FIRST_S = 5.0
+RECONNECT_MAX_S = 300.0
+PROBE_TIMEOUT_S = 1.0
+# (connect, read) seconds for each request to visdom; its client sets no timeout at all.
+REQUEST_TIMEOUT_S = (1.0, 2.0)
+
+_OPTION_DEFAULTS = {
+    "display_id": 0,
+    "display_server": "http://localhost",
+    "display_port": 8097,
+    "display_env": "",
+    "display_ncols": 4,
+    "display_winsize": 256,
+    "no_html": False,
+    "update_html_freq": 1000,
+    "continue_train": False,
+}
+
+
+class _QuietVisdomClient(logging.Filter):
+    """Drops two warnings visdom's client logs on every construction with our settings."""
+
+    _NOISE = ("Setting up a new session", "Without the incoming socket")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self._NOISE)
+
+
+def _open_client(server: str, port: int, env: str) -> Any:
+    """A visdom client whose requests time out; raises OSError when the server is unreachable."""
+    import visdom  # imported only when the dashboard is on (display_id > 0)
+
+    class TimeoutVisdom(visdom.Visdom):
+        def _handle_post(self, url: str, data: Any = None) -> str:
+            return self.session.post(url, data=data or {}, timeout=REQUEST_TIMEOUT_S).text
+
+    visdom_logger = logging.getLogger("visdom")
+    if not any(isinstance(f, _QuietVisdomClient) for f in visdom_logger.filters):
+        visdom_logger.addFilter(_QuietVisdomClient())
+    # raise_exceptions: failures reach us as ConnectionError instead of printed tracebacks;
+    # no incoming socket: that background thread only serves UI callbacks, which we don't use.
+    return TimeoutVisdom(server=server, port=port, env=env, raise_exceptions=True,
+                         use_incoming_socket=False)
+
+
+def _format_options(opt: Any) -> str:
+    lines = [f"{key}: {value}" for key, value in sorted(vars(opt).items())]
+    return "<pre>" + html.escape("\n".join(lines)) + "</pre>"
+
+
+def _compose_grid(images: Mapping[str, np.ndarray], ncols: int, cell: int) -> np.ndarray:
+    """The visuals side by side, `ncols` per row, each scaled to fit `cell` px, label below."""
+    font = ImageFont.load_default(size=14)
+    label_h, pad = 20, 4
+    ncols = max(1, min(ncols, len(images)))
+    nrows = math.ceil(len(images) / ncols)
+    grid = Image.new("RGB", (ncols * (cell + pad) + pad, nrows * (cell + label_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, (label, array) in enumerate(images.items()):
+        img = Image.fromarray(array)
+        scale = cell / max(img.size)
+        # Nearest when enlarging keeps the pixels of small crops visible instead of a blur.
+        resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), resample)
+        x = pad + (i % ncols) * (cell + pad)
+        y = pad + (i // ncols) * (cell + label_h + pad)
+        grid.paste(img, (x + (cell - img.width) // 2, y + (cell - img.height) // 2))
+        draw.text((x + cell // 2, y + cell + 2), label, fill="black", font=font, anchor="ma")
+    return np.asarray(grid).transpose(2, 0, 1)  # visdom wants CxHxW
+
+
+class _Dashboard:
+    """One visdom environment: loss plot, image grid, options. Never raises for connection trouble."""
+
+    def __init__(self, server: str, port: int, env: str, run_name: str, options_html: str,
+                 keep_existing_plot: bool, ncols: int, cell_size: int):
+        if "://" not in server:
+            server = "http://" + server
+        self.server, self.port, self.env = server, port, env
+        self.host = urlparse(server).hostname or "localhost"
+        # Window ids carry the run name, so runs sharing an env get their own windows.
+        self.loss_win = f"{run_name}_losses"
+        self.image_win = f"{run_name}_images"
+        self.options_win = f"{run_name}_options"
+        self.options_html = options_html
+        self.run_name = run_name
+        self.ncols, self.cell_size = ncols, cell_size
+        self._client: Any = None
+        self._retry_at = 0.0
+        self._backoff = RECONNECT_FIRST_S
+        self._warned = False
+        self._replace_plot = not keep_existing_plot
+        self._sent: dict[str, int] = {}  # per loss: how many of its points the window holds
+
+    @property
+    def url(self) -> str:
+        return f"{self.server}:{self.port}/env/{self.env}"
+
+    def _connected(self) -> bool:
+        if self._client is not None:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            # A refused or silent port fails here within the probe timeout; visdom's own
+            # constructor would otherwise wait on the default socket timeout.
+            socket.create_connection((self.host, self.port), timeout=PROBE_TIMEOUT_S).close()
+            client = _open_client(self.server, self.port, self.env)
+            exists = client.win_exists(self.loss_win)
+            if exists and self._replace_plot:
+                client.close(self.loss_win)  # a new run under an old name starts a clean plot
+            if not exists or self._replace_plot:
+                self._sent = {}  # the window is new (or the server restarted): send all points
+            self._replace_plot = False
+            client.text(self.options_html, win=self.options_win, opts={"title": f"{self.run_name} options"})
+        except ImportError as err:
+            self._retry_at = math.inf
+            logger.warning("--display_id > 0 but visdom cannot be imported (%s); the dashboard is off. "
+                           "Install it (make venv) or pass --display_id 0.", err)
+            return False
+        except OSError as err:
+            self._fail(err)
+            return False
+        self._client = client
+        self._backoff = RECONNECT_FIRST_S
+        if self._warned:
+            logger.info("visdom dashboard reconnected: %s", self.url)
+        else:
+            logger.info("visdom dashboard: %s", self.url)
+        self._warned = False
+        return True
+
+    def _fail(self, err: OSError) -> None:
+        if self._client is not None:
+            self._client.session.close()
+        self._client = None
+        self._retry_at = time.monotonic() + self._backoff
+        if not self._warned:
+            logger.warning(
+                "no visdom server answers at %s:%d (%s); training continues without the dashboard. "
+                "Start one with `bash scripts/start_visdom.sh %d`, or pass --display_id 0 to turn it off. "
+                "Retrying after %.0f s, backing off up to %.0f s.",
+                self.server, self.port, err, self.port, self._backoff, RECONNECT_MAX_S)
+            self._warned = True
+        self._backoff = min(self._backoff * 2, RECONNECT_MAX_S)
+
+    def plot(self, history: Mapping[str, list[tuple[float, float]]]) -> None:
+        if not self._connected():
+            return
+        try:
+            for name, points in history.items():
+                new = points[self._sent.get(name, 0):]
+                if not new:
+                    continue
+                xs, ys = zip(*new)
+                # 'append' per trace: creates the window or trace if missing, extends it otherwise.
+                self._client.line(X=np.array(xs), Y=np.array(ys), win=self.loss_win, name=name,
+                                  update="append",
+                                  opts={"title": f"{self.run_name} losses", "xlabel": "epoch",
+                                        "ylabel": "loss", "showlegend": True})
+                self._sent[name] = len(points)
+        except OSError as err:
+            self._fail(err)
+
+    def show_images(self, images: Mapping[str, np.ndarray], title: str) -> None:
+        if not self._connected():
+            return
+        grid = _compose_grid(images, self.ncols, self.cell_size)
+        caption = " | ".join(images)
+        try:
+            # The caption takes two text lines that visdom does not add to the pane's height.
+            self._client.image(grid, win=self.image_win, opts={
+                "title": title, "caption": caption, "width": grid.shape[2], "height": grid.shape[1] + 50})
+        except OSError as err:
+            self._fail(err)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.session.close()
+            self._client = None
+
+
+class Visualizer:
+    """Loss log file, visdom dashboard (display_id > 0) and HTML training page (unless no_html).
+
+    Reads `name`, `checkpoints_dir` and, with the defaults in `_OPTION_DEFAULTS`,
+    `display_id`, `display_server`, `display_port`, `display_env` ('' = the run name),
+    `display_ncols`, `display_winsize`, `no_html`, `update_html_freq`, `continue_train`.
+    """
+
+    def __init__(self, opt: Any):
+        def get(key: str) -> Any:
+            return getattr(opt, key, _OPTION_DEFAULTS[key])
+
+        self.name: str = opt.name
+        self.run_dir = Path(opt.checkpoints_dir) / opt.name
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.run_dir / "loss_log.txt"
+        ncols, winsize = int(get("display_ncols")), int(get("display_winsize"))
+        # Everything plotted so far, per loss: (fractional epoch, value); the HTML curve uses it.
+        self.loss_history: dict[str, list[tuple[float, float]]] = {}
+        self._log_started = False
+        self._nonfinite_warned: set[str] = set()
+        continue_train = bool(get("continue_train"))
+
+        self.dashboard: _Dashboard | None = None
+        if int(get("display_id")) > 0:
+            self.dashboard = _Dashboard(
+                server=str(get("display_server")), port=int(get("display_port")),
+                env=get("display_env") or self.name, run_name=self.name,
+                options_html=_format_options(opt), keep_existing_plot=continue_train,
+                ncols=ncols, cell_size=winsize)
+
+        self.page: TrainingPage | None = None
+        if not get("no_html"):
+            self.page = TrainingPage(
+                self.run_dir / "web", title=f"Training: {self.name}", image_width=winsize,
+                ncols=ncols, keep_existing=continue_train,
+                subtitle=f"Visuals saved every {get('update_html_freq')} iterations; newest epoch first.")
+
+    def display_current_results(self, visuals: Mapping[str, torch.Tensor], epoch: int, save_result: bool) -> None:
+        """Show the visuals (tensors in [-1, 1], 1xCxHxW) on the dashboard; with `save_result`
+        also save them to the HTML page with the current loss curve."""
+        # A batch shows its first image, as a preview.
+        images = {label: tensor_to_uint8(t[:1] if t.dim() == 4 else t) for label, t in visuals.items()}
+        if not images:
+            return
+        if self.dashboard is not None:
+            self.dashboard.show_images(images, title=f"{self.name} epoch {epoch}")
+        if save_result and self.page is not None:
+            self.page.add_epoch(epoch, images)
+            self.page.set_loss_curve(self.loss_history)
+            self.page.render()
+
+    def plot_current_losses(self, epoch: int, counter_ratio: float, losses: Mapping[str, float]) -> None:
+        """Add one point per loss at x = epoch + counter_ratio (fraction of the epoch done)."""
+        x = epoch + counter_ratio
+        for name, value in losses.items():
+            value = float(value)
+            if not math.isfinite(value):
+                # JSON has no NaN/inf: one such value would break the dashboard page.
+                if name not in self._nonfinite_warned:
+                    logger.warning("loss %s is %s at epoch %.3f; non-finite values are not plotted", name, value, x)
+                    self._nonfinite_warned.add(name)
+                continue
+            self.loss_history.setdefault(name, []).append((x, value))
+        if self.dashboard is not None:
+            self.dashboard.plot(self.loss_history)
+
+    def log_losses(self, epoch: int, iters: int, losses: Mapping[str, float], t_comp: float, t_data: float) -> None:
+        """Append one line to `<run>/loss_log.txt` and log it; `t_comp`, `t_data`: seconds of
+        computation and of data loading. A new log starts with a dated header line."""
+        message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
+        message += " ".join(f"{name}: {float(value):.6g}" for name, value in losses.items())
+        with open(self.log_path, "a", encoding="utf-8") as log_file:
+            if not self._log_started:
+                fresh = log_file.tell() == 0
+                what = "Training Loss" if fresh else "Training resumed"
+                log_file.write(f"================ {what} ({time.strftime('%c')}) ================\n")
+                self._log_started = True
+            log_file.write(message + "\n")
+        logger.info("%s", message)
+
+    def close(self) -> None:
+        """Release the dashboard connection. The files are complete after every call already."""
+        if self.dashboard is not None:
+            self.dashboard.close()
