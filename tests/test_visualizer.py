@@ -1,0 +1,226 @@
+"""Visualizer against a real visdom server, without one, and the HTML pages it writes."""
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.visdom_server import REPO, free_port, start_visdom_server, visdom_server  # noqa: F401 (fixture)
+from util.html import draw_loss_curve, save_test_page
+from util.visualizer import Visualizer
+
+
+def make_opt(tmp_path: Path, name: str, port: int = 0, **overrides) -> SimpleNamespace:
+    opt = SimpleNamespace(name=name, checkpoints_dir=str(tmp_path / "checkpoints"), display_id=1 if port else 0,
+                          display_server="http://localhost", display_port=port, display_env="",
+                          display_ncols=4, display_winsize=64, no_html=False, update_html_freq=1,
+                          continue_train=False)
+    for key, value in overrides.items():
+        setattr(opt, key, value)
+    return opt
+
+
+def visuals(seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return {label: torch.rand(1, 3, 24, 32, generator=gen) * 2 - 1 for label in ("real_A", "fake_B", "real_B")}
+
+
+def traces(server, env: str, win: str) -> dict[str, tuple[list, list]]:
+    data = server.window(env, win)["content"]["data"]
+    return {trace["name"]: (trace["x"], trace["y"]) for trace in data}
+
+
+def test_losses_images_and_options_reach_the_dashboard(visdom_server, tmp_path):
+    opt = make_opt(tmp_path, "run_exact", visdom_server.port, lr="<b>0.0002</b>")
+    vis = Visualizer(opt)
+    sent = [{"G_GAN": 0.75, "NCE": 2.5}, {"G_GAN": 0.5, "NCE": 2.25}, {"G_GAN": 0.125, "NCE": 1.0}]
+    for i, losses in enumerate(sent):
+        vis.plot_current_losses(2, i / 4, losses)
+    vis.display_current_results(visuals(), epoch=2, save_result=False)
+    vis.close()
+
+    assert traces(visdom_server, "run_exact", "run_exact_losses") == {
+        "G_GAN": ([2.0, 2.25, 2.5], [0.75, 0.5, 0.125]),
+        "NCE": ([2.0, 2.25, 2.5], [2.5, 2.25, 1.0]),
+    }
+    client = visdom_server.client("run_exact")
+    assert client.win_exists("run_exact_images", "run_exact")
+    image = visdom_server.window("run_exact", "run_exact_images")
+    assert image["content"]["src"].startswith("data:image/png;base64,")
+    assert image["content"]["caption"] == "real_A | fake_B | real_B"
+    options = visdom_server.window("run_exact", "run_exact_options")["content"]
+    assert "lr: &lt;b&gt;0.0002&lt;/b&gt;" in options and "<b>" not in options
+
+
+def test_continue_train_extends_the_same_window_and_a_new_run_replaces_it(visdom_server, tmp_path):
+    first = Visualizer(make_opt(tmp_path, "run_resume", visdom_server.port))
+    first.plot_current_losses(1, 0.0, {"D": 1.0})
+    first.plot_current_losses(1, 0.5, {"D": 0.5})
+    first.close()
+
+    resumed = Visualizer(make_opt(tmp_path, "run_resume", visdom_server.port, continue_train=True))
+    resumed.plot_current_losses(2, 0.0, {"D": 0.25, "G": 3.0})
+    resumed.close()
+    assert traces(visdom_server, "run_resume", "run_resume_losses") == {
+        "D": ([1.0, 1.5, 2.0], [1.0, 0.5, 0.25]), "G": ([2.0], [3.0])}
+
+    restarted = Visualizer(make_opt(tmp_path, "run_resume", visdom_server.port))
+    restarted.plot_current_losses(1, 0.0, {"D": 9.0})
+    restarted.close()
+    assert traces(visdom_server, "run_resume", "run_resume_losses") == {"D": ([1.0], [9.0])}
+
+
+def test_without_server_it_warns_once_stays_fast_and_recovers(tmp_path, caplog):
+    port = free_port()  # nothing listens here
+    vis = Visualizer(make_opt(tmp_path, "run_down", port))
+    start = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="util.visualizer"):
+        for i in range(5):
+            vis.plot_current_losses(1, i / 5, {"G": float(i)})
+            vis.display_current_results(visuals(i), 1, save_result=False)
+        vis.dashboard._retry_at = 0.0  # the backoff has expired: the next call probes again
+        vis.plot_current_losses(1, 1.0, {"G": 5.0})
+    assert time.perf_counter() - start < 2.0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "bash scripts/start_visdom.sh" in warnings[0].getMessage() and str(port) in warnings[0].getMessage()
+    assert vis.dashboard._backoff == 20.0  # two failed probes: 5 s, then 10 s, next 20 s
+
+    # The server appears on that port: after the backoff the whole history arrives.
+    server = start_visdom_server(tmp_path / "late_env", port=port)
+    try:
+        vis.dashboard._retry_at = 0.0
+        vis.plot_current_losses(1, 1.2, {"G": 6.0})
+        assert traces(server, "run_down", "run_down_losses") == {
+            "G": ([1 + i / 5 for i in range(5)] + [2.0, 1 + 1.2], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])}
+    finally:
+        server.stop()
+    vis.close()
+
+
+def test_display_off_never_imports_visdom(tmp_path):
+    code = (
+        "import sys, torch\n"
+        "from types import SimpleNamespace\n"
+        "from util.visualizer import Visualizer\n"
+        f"opt = SimpleNamespace(name='off', checkpoints_dir={str(tmp_path)!r}, display_id=0)\n"
+        "vis = Visualizer(opt)\n"
+        "vis.plot_current_losses(1, 0.5, {'G': 1.0})\n"
+        "vis.display_current_results({'real_A': torch.zeros(1, 3, 8, 8)}, 1, True)\n"
+        "vis.log_losses(1, 1, {'G': 1.0}, 0.1, 0.0)\n"
+        "vis.close()\n"
+        "assert 'visdom' not in sys.modules, 'visdom was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+    assert (tmp_path / "off" / "web" / "index.html").exists()
+
+
+def test_loss_log_has_a_dated_header_and_one_line_per_call(tmp_path):
+    opt = make_opt(tmp_path, "run_log")
+    vis = Visualizer(opt)
+    vis.log_losses(1, 10, {"G_GAN": 0.693147, "NCE": 1.5}, t_comp=0.25, t_data=0.01)
+    vis.log_losses(1, 20, {"G_GAN": 0.5, "NCE": 1.25}, t_comp=0.25, t_data=0.01)
+    Visualizer(make_opt(tmp_path, "run_log", continue_train=True)).log_losses(2, 5, {"G_GAN": 0.25}, 0.2, 0.0)
+
+    lines = (tmp_path / "checkpoints" / "run_log" / "loss_log.txt").read_text().splitlines()
+    assert re.fullmatch(rf"=+ Training Loss \(.*{time.strftime('%Y')}.*\) =+", lines[0])
+    assert lines[1] == "(epoch: 1, iters: 10, time: 0.250, data: 0.010) G_GAN: 0.693147 NCE: 1.5"
+    assert lines[2] == "(epoch: 1, iters: 20, time: 0.250, data: 0.010) G_GAN: 0.5 NCE: 1.25"
+    assert lines[3].startswith("================ Training resumed (")
+    assert lines[4] == "(epoch: 2, iters: 5, time: 0.200, data: 0.000) G_GAN: 0.25"
+
+
+def test_non_finite_losses_are_logged_but_not_plotted(tmp_path, caplog):
+    vis = Visualizer(make_opt(tmp_path, "run_nan"))
+    with caplog.at_level(logging.WARNING, logger="util.visualizer"):
+        vis.plot_current_losses(1, 0.0, {"G": float("nan"), "D": 1.0})
+        vis.plot_current_losses(1, 0.5, {"G": float("inf"), "D": 0.5})
+    assert vis.loss_history == {"D": [(1.0, 1.0), (1.5, 0.5)]}
+    assert len(caplog.records) == 1 and "G" in caplog.records[0].getMessage()
+
+
+def test_training_page_adds_epochs_without_rewriting_older_ones(tmp_path):
+    vis = Visualizer(make_opt(tmp_path, "run_page"))
+    vis.plot_current_losses(1, 0.5, {"G": 1.0, "D": 0.5})
+    vis.display_current_results(visuals(1), epoch=1, save_result=True)
+    web = tmp_path / "checkpoints" / "run_page" / "web"
+    first_image = web / "images" / "epoch001_real_A.png"
+    first_fragment = web / "epochs" / "epoch001.html"
+    stamps = first_image.stat().st_mtime_ns, first_fragment.stat().st_mtime_ns
+    time.sleep(0.01)
+
+    vis.plot_current_losses(2, 0.5, {"G": 0.5, "D": 0.25})
+    vis.display_current_results(visuals(2), epoch=2, save_result=True)
+    vis.display_current_results(visuals(3), epoch=2, save_result=False)  # dashboard only
+
+    assert (first_image.stat().st_mtime_ns, first_fragment.stat().st_mtime_ns) == stamps
+    page = (web / "index.html").read_text()
+    assert page.index("epoch 2") < page.index("epoch 1")
+    assert "images/loss_curve.png" in page
+    for src in re.findall(r'src="([^"?]+)', page):
+        assert (web / unquote(src)).is_file(), src
+    saved = np.asarray(Image.open(web / "images" / "epoch002_fake_B.png"))
+    assert saved.shape == (24, 32, 3)
+    assert len(re.findall(r"epoch00\d_real_A\.png", page)) == 4  # two epochs, img + link each
+
+    # A new run under the same name does not inherit the old epochs.
+    Visualizer(make_opt(tmp_path, "run_page")).display_current_results(visuals(4), 5, True)
+    page = (web / "index.html").read_text()
+    assert "epoch 5" in page and "epoch 1<" not in page
+
+
+def test_no_html_writes_no_page(tmp_path):
+    vis = Visualizer(make_opt(tmp_path, "run_nohtml", no_html=True))
+    vis.display_current_results(visuals(), 1, save_result=True)
+    assert not (tmp_path / "checkpoints" / "run_nohtml" / "web").exists()
+
+
+def test_loss_curve_draws_each_loss_in_its_colour(tmp_path):
+    path = tmp_path / "curve.png"
+    history = {"G": [(1.0, 2.0), (1.5, 1.0), (2.0, 0.5)], "D": [(1.0, 0.2), (2.0, float("nan")), (2.5, 0.3)]}
+    draw_loss_curve(history, path)
+    pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(int)
+    for colour in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)):  # first two palette colours
+        assert (np.abs(pixels - colour).max(axis=1) < 10).sum() > 50
+    draw_loss_curve({}, path)  # an empty history still gives a valid image
+    assert Image.open(path).size == (900, 380)
+
+
+def test_test_page_escapes_names_and_quotes_paths(tmp_path):
+    evil = "<script>alert(1)</script>.png"
+    for folder in ("input", "output", "gt"):
+        target = tmp_path / folder / evil  # the '/' in the name makes a sub-folder
+        target.parent.mkdir(parents=True)
+        Image.new("RGB", (8, 8), "red").save(target, format="PNG")
+    rows = [
+        {"name": evil, "input": f"input/{evil}", "output": f"output/{evil}", "gt": f"gt/{evil}",
+         "psnr": 30.0, "ssim": 0.9},
+        {"name": "plain.png", "input": "input/plain.png", "output": "output/plain.png", "psnr": 20.0,
+         "ssim": 0.7},
+    ]
+    path = save_test_page(tmp_path, rows, title="results <b>test</b>")
+    page = path.read_text()
+    assert path == tmp_path / "index.html"
+    assert "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.png" in page
+    srcs = re.findall(r'src="([^"]+)"', page)
+    assert "input/%3Cscript%3Ealert%281%29%3C/script%3E.png" in srcs
+    assert all((tmp_path / unquote(src)).is_file() for src in srcs if "plain" not in src)
+    assert "ground truth" in page and "25.00" in page and "0.8000" in page  # the means
+
+
+def test_test_page_without_ground_truth_has_no_metric_columns(tmp_path):
+    page = save_test_page(tmp_path, [{"name": "a.png", "input": "in/a.png", "output": "out/a.png"}], "t")
+    text = page.read_text()
+    assert "ground truth" not in text and "PSNR" not in text and "mean of" not in text
+    assert ">a.png<" in text
