@@ -108,16 +108,23 @@ class EncoderNCE:
         return q_pool, k_pool, feat_k
 
     def loss(self, queries: list[torch.Tensor], keys: list[torch.Tensor], batch_size: int,
-             negatives: list[torch.Tensor] | None = None) -> torch.Tensor:
+             negatives: list[torch.Tensor] | None = None,
+             shared_negatives: list[torch.Tensor | None] | None = None,
+             extra_positives: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Mean over patches, then over layers.
 
         Negatives are the other sampled patches (PatchNCE) or, when given, one tensor of
         generated negatives per layer, per image unless negatives span the minibatch.
+        With generated negatives, CDD-GAN may add per layer `shared_negatives` (a queue seen
+        by every query; None for an empty one) and `extra_positives` (grouped like the
+        negatives); see `patch_nce_with_negatives`.
         """
         if negatives is None:
             per_layer = [self.criterion(q, k, batch_size).mean() for q, k in zip(queries, keys)]
         else:
             groups = 1 if self.all_negatives_from_minibatch else batch_size
-            per_layer = [patch_nce_with_negatives(q, k, n, self.nce_T, groups).mean()
-                         for q, k, n in zip(queries, keys, negatives)]
+            shared = shared_negatives or [None] * len(queries)
+            extra = extra_positives or [None] * len(queries)
+            per_layer = [patch_nce_with_negatives(q, k, n, self.nce_T, groups, s, e).mean()
+                         for q, k, n, s, e in zip(queries, keys, negatives, shared, extra)]
         return sum(per_layer) / len(per_layer)

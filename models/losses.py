@@ -1,6 +1,8 @@
 """Loss functions: GAN objectives and PatchNCE."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -74,17 +76,36 @@ class PatchNCELoss(nn.Module):
 
 
 def patch_nce_with_negatives(q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor,
-                             nce_T: float = 0.07, groups: int = 1) -> torch.Tensor:
+                             nce_T: float = 0.07, groups: int = 1, shared_negatives: torch.Tensor | None = None,
+                             extra_positives: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE where the negatives are given (NEGCUT / CDD-GAN): q, k (N, C), negatives (M, C).
 
     With `groups` 1 every query shares the same M negatives. With `groups` g the rows of q
     and of the negatives split into g equal consecutive blocks (one per image) and each
     query sees only its own block's negatives. Returns the per-patch loss, shape (N,).
+
+    CDD-GAN's additions, both optional and detached: `shared_negatives` (K, C), e.g. a
+    queue of earlier negatives, are seen by every query. `extra_positives` (E, C), grouped
+    like the negatives, form one more positive whose logit is the log-mean-exp of the
+    query's logits to them; the loss is then -log of the two positives' softmax mass. The
+    mean (not the sum) keeps E unanchored vectors from outweighing the same-location key.
     """
-    l_pos = (q * k.detach()).sum(dim=1, keepdim=True)
     dim = q.shape[1]
-    l_neg = torch.bmm(q.reshape(groups, -1, dim), negatives.reshape(groups, -1, dim).transpose(1, 2))
-    l_neg = l_neg.reshape(q.shape[0], -1)
-    logits = torch.cat([l_pos, l_neg], dim=1) / nce_T
-    target = torch.zeros(logits.shape[0], dtype=torch.long, device=q.device)
-    return F.cross_entropy(logits.float(), target, reduction="none")
+
+    def grouped_logits(others: torch.Tensor) -> torch.Tensor:
+        sims = torch.bmm(q.reshape(groups, -1, dim), others.reshape(groups, -1, dim).transpose(1, 2))
+        return sims.reshape(q.shape[0], -1)
+
+    l_pos = (q * k.detach()).sum(dim=1, keepdim=True)
+    l_neg = grouped_logits(negatives)
+    if shared_negatives is not None:
+        l_neg = torch.cat([l_neg, q @ shared_negatives.detach().to(q.dtype).T], dim=1)
+    if extra_positives is None:
+        logits = torch.cat([l_pos, l_neg], dim=1) / nce_T
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits.float(), target, reduction="none")
+    l_extra = grouped_logits(extra_positives.detach()).float() / nce_T
+    extra = torch.logsumexp(l_extra, dim=1, keepdim=True) - math.log(l_extra.shape[1])
+    positives = torch.cat([l_pos.float() / nce_T, extra], dim=1)
+    everything = torch.cat([positives, l_neg.float() / nce_T], dim=1)
+    return torch.logsumexp(everything, dim=1) - torch.logsumexp(positives, dim=1)
