@@ -1,9 +1,10 @@
 """Visualizer against a real visdom server, without one, and the HTML pages it writes."""
 from __future__ import annotations
 
+import importlib
 import logging
 import re
-import subprocess
+import socket
 import sys
 import time
 from pathlib import Path
@@ -11,13 +12,12 @@ from types import SimpleNamespace
 from urllib.parse import unquote
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-from tests.visdom_server import REPO, free_port, start_visdom_server, visdom_server  # noqa: F401 (fixture)
+from tests.visdom_server import free_port, start_visdom_server, visdom_server  # noqa: F401 (fixture)
 from util.html import draw_loss_curve, save_test_page
-from util.visualizer import Visualizer
+from util.visualizer import REQUEST_TIMEOUT_S, Visualizer
 
 
 def make_opt(tmp_path: Path, name: str, port: int = 0, **overrides) -> SimpleNamespace:
@@ -108,21 +108,36 @@ def test_without_server_it_warns_once_stays_fast_and_recovers(tmp_path, caplog):
     vis.close()
 
 
-def test_display_off_never_imports_visdom(tmp_path):
-    code = (
-        "import sys, torch\n"
-        "from types import SimpleNamespace\n"
-        "from util.visualizer import Visualizer\n"
-        f"opt = SimpleNamespace(name='off', checkpoints_dir={str(tmp_path)!r}, display_id=0)\n"
-        "vis = Visualizer(opt)\n"
-        "vis.plot_current_losses(1, 0.5, {'G': 1.0})\n"
-        "vis.display_current_results({'real_A': torch.zeros(1, 3, 8, 8)}, 1, True)\n"
-        "vis.log_losses(1, 1, {'G': 1.0}, 0.1, 0.0)\n"
-        "vis.close()\n"
-        "assert 'visdom' not in sys.modules, 'visdom was imported'\n"
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
-    assert (tmp_path / "off" / "web" / "index.html").exists()
+def test_a_hung_server_costs_one_short_timeout(tmp_path, caplog):
+    # A listening socket nobody serves: connections succeed, requests never get an answer.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        opt = make_opt(tmp_path, "run_hung", silent.getsockname()[1], display_server="http://127.0.0.1")
+        vis = Visualizer(opt)
+        with caplog.at_level(logging.WARNING, logger="util.visualizer"):
+            start = time.perf_counter()
+            vis.plot_current_losses(1, 0.0, {"G": 1.0})
+            first = time.perf_counter() - start
+            start = time.perf_counter()
+            vis.plot_current_losses(1, 0.5, {"G": 0.5})
+            second = time.perf_counter() - start
+    assert first < REQUEST_TIMEOUT_S[1] + 1.5 and second < 0.1
+    assert len(caplog.records) == 1
+
+
+def test_display_off_never_imports_visdom(tmp_path, monkeypatch):
+    # None in sys.modules makes any `import visdom` raise; reload the module under that rule.
+    monkeypatch.setitem(sys.modules, "visdom", None)
+    monkeypatch.delitem(sys.modules, "util.visualizer")
+    fresh = importlib.import_module("util.visualizer")
+    vis = fresh.Visualizer(make_opt(tmp_path, "run_off"))
+    vis.plot_current_losses(1, 0.5, {"G": 1.0})
+    vis.display_current_results(visuals(), 1, save_result=True)
+    vis.log_losses(1, 1, {"G": 1.0}, 0.1, 0.0)
+    vis.close()
+    assert vis.dashboard is None
+    assert (tmp_path / "checkpoints" / "run_off" / "web" / "index.html").exists()
 
 
 def test_loss_log_has_a_dated_header_and_one_line_per_call(tmp_path):
