@@ -221,7 +221,7 @@ def test_test_page_escapes_names_and_quotes_paths(tmp_path):
         {"name": evil, "input": f"input/{evil}", "output": f"output/{evil}", "gt": f"gt/{evil}",
          "psnr": 30.0, "ssim": 0.9},
         {"name": "plain.png", "input": "input/plain.png", "output": "output/plain.png", "psnr": 20.0,
-         "ssim": 0.7},
+         "ssim": 0.7, "input_psnr": 18.5},
     ]
     path = save_test_page(tmp_path, rows, title="results <b>test</b>")
     page = path.read_text()
@@ -232,6 +232,7 @@ def test_test_page_escapes_names_and_quotes_paths(tmp_path):
     assert "input/%3Cscript%3Ealert%281%29%3C/script%3E.png" in srcs
     assert all((tmp_path / unquote(src)).is_file() for src in srcs if "plain" not in src)
     assert "ground truth" in page and "25.00" in page and "0.8000" in page  # the means
+    assert "input PSNR (dB)" in page and page.count("18.50") == 2 and "input SSIM" not in page
 
 
 def test_test_page_without_ground_truth_has_no_metric_columns(tmp_path):

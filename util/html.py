@@ -34,6 +34,7 @@ th { background: #eee; }
 tr.mean td { font-weight: bold; border-top: 2px solid #888; }
 .epoch img { image-rendering: pixelated; }  /* tiny training crops stay crisp when enlarged */
 .label { margin: 2px 0 8px; font-size: 13px; word-break: break-all; }
+td.name { min-width: 9em; max-width: 18em; overflow-wrap: anywhere; text-align: left; }
 """
 
 # Distinct line colours (the category10 palette plotly also uses).
@@ -208,18 +209,23 @@ class TrainingPage:
         return self.index_path
 
 
+# Optional metric keys of a test row and their column headers, in column order.
+_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "input_psnr": "input PSNR (dB)", "input_ssim": "input SSIM"}
+
+
 def save_test_page(page_dir: str | os.PathLike, rows: Sequence[Mapping], title: str,
                    image_width: int = 256) -> Path:
     """Write `page_dir/index.html`: input | output | ground truth per image, with PSNR/SSIM.
 
-    Each row is a dict with `name`, `input`, `output` and optionally `gt`, `psnr`, `ssim`;
-    image paths are relative to `page_dir`. A last row gives the mean of the metrics.
+    Each row is a dict with `name`, `input`, `output` and optionally `gt`, `psnr`, `ssim`
+    (and `input_psnr`, `input_ssim`: the rainy input's own scores, the floor to beat); image
+    paths are relative to `page_dir`. A last row gives the mean of each metric.
     """
     page_dir = Path(page_dir)
     has_gt = any(row.get("gt") for row in rows)
-    metric_names = [m for m in ("psnr", "ssim") if any(row.get(m) is not None for row in rows)]
+    metric_names = [m for m in _METRICS if any(row.get(m) is not None for row in rows)]
     headers = ["name", "input", "output"] + (["ground truth"] if has_gt else [])
-    headers += [{"psnr": "PSNR (dB)", "ssim": "SSIM"}[m] for m in metric_names]
+    headers += [_METRICS[m] for m in metric_names]
 
     doc = dominate.document(title=title)
     with doc.head:
@@ -231,7 +237,7 @@ def save_test_page(page_dir: str | os.PathLike, rows: Sequence[Mapping], title: 
             tags.tr([tags.th(h) for h in headers])
             for row in rows:
                 with tags.tr():
-                    tags.td(str(row["name"]), cls="label")
+                    tags.td(str(row["name"]), cls="name")
                     for key in ("input", "output") + (("gt",) if has_gt else ()):
                         with tags.td():
                             if row.get(key):
@@ -245,7 +251,7 @@ def save_test_page(page_dir: str | os.PathLike, rows: Sequence[Mapping], title: 
             means = {m: [row[m] for row in rows if row.get(m) is not None] for m in metric_names}
             if metric_names:
                 with tags.tr(cls="mean"):
-                    tags.td(f"mean of {len(rows)} images")
+                    tags.td(f"mean of {len(rows)} images", cls="name")
                     tags.td(colspan=len(headers) - 1 - len(metric_names))
                     for m in metric_names:
                         tags.td(_format_metric(m, float(np.mean(means[m]))) if means[m] else "-")
@@ -255,4 +261,4 @@ def save_test_page(page_dir: str | os.PathLike, rows: Sequence[Mapping], title: 
 
 
 def _format_metric(name: str, value: float) -> str:
-    return f"{value:.2f}" if name == "psnr" else f"{value:.4f}"
+    return f"{value:.2f}" if name.endswith("psnr") else f"{value:.4f}"
