@@ -101,6 +101,25 @@ def test_cut_checkpoint_restores_through_its_single_generator(tiny_dataroot, tmp
     assert torch.equal(net.state_dict()["model.1.weight"], model.netG.state_dict()["model.1.weight"])
 
 
+@pytest.mark.parametrize("model_name", ["cycle_gan", "negcut"])
+def test_checkpoint_restores_image_pools_and_momentum_head(tiny_dataroot, tmp_path, model_name):
+    model, _ = build(model_name, tiny_dataroot, tmp_path)
+    model.optimize_parameters()
+    model.save("latest", {"epoch": 1, "epoch_iter": 1, "total_iters": 1})
+    torch.manual_seed(123)  # different fresh weights: loading must overwrite them
+    fresh = create_model(TrainOptions().parse(flags_for(model_name, tiny_dataroot, tmp_path, "--continue_train")))
+    fresh.setup()
+    assert fresh.extra_state().keys() == model.extra_state().keys()
+    pools = {name: (pool.images, fresh.image_pools[name].images) for name, pool in model.image_pools.items()}
+    if model_name == "cycle_gan":
+        assert all(len(saved) == 1 for saved, _ in pools.values()), "a pool of 50 keeps this step's fake"
+    for saved, loaded in pools.values():
+        assert len(saved) == len(loaded) and all(torch.equal(a, b) for a, b in zip(saved, loaded))
+    if model_name == "negcut":
+        for key, value in model.momentum_head.state_dict().items():
+            assert torch.equal(value, fresh.momentum_head.state_dict()[key])
+
+
 def test_flip_equivariance_aligns_mirrored_query_features(tiny_dataroot, tmp_path):
     # Layer 0 is the reflection-padded image, which mirrors exactly with its input.
     model, _ = build("fastcut", tiny_dataroot, tmp_path, "--nce_layers", "0")
