@@ -1,0 +1,98 @@
+"""Speed levers: bf16 autocast on the CPU, channels-last, torch.compile wiring, no host reads."""
+import sys
+
+import pytest
+import torch
+
+import models.base_model as base_model
+from models import create_model
+from options.train_options import TrainOptions
+from tests.conftest import tiny_flags
+
+BATCH_SEED = 5
+
+
+def make_model(tiny_dataroot, tmp_path, *extra, model="dcl"):
+    opt = TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path / "ck", "amp", model) + list(extra))
+    torch.manual_seed(opt.seed)
+    m = create_model(opt)
+    m.setup()
+    return m
+
+
+def batch():
+    g = torch.Generator().manual_seed(BATCH_SEED)
+    return {"A": torch.rand(1, 3, 32, 32, generator=g) * 2 - 1, "B": torch.rand(1, 3, 32, 32, generator=g) * 2 - 1,
+            "A_paths": ["a.png"], "B_paths": ["b.png"]}
+
+
+def one_step(model) -> dict[str, float]:
+    torch.manual_seed(0)  # same patch positions for every model compared
+    model.set_input(batch())
+    model.optimize_parameters()
+    return model.get_current_losses()
+
+
+def test_amp_on_cpu_trains_in_bf16_and_matches_fp32_within_its_tolerance(tiny_dataroot, tmp_path):
+    expected = one_step(make_model(tiny_dataroot, tmp_path))
+    model = make_model(tiny_dataroot, tmp_path, "--amp")
+    assert model.amp_dtype == torch.bfloat16
+    assert not model.scaler.is_enabled(), "bf16 has fp32's range: no gradient scaling"
+    before = [p.detach().clone() for p in model.netG_A.parameters()]
+    got = one_step(model)
+    assert model.fake_B.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.netG_A.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.netG_A.parameters()))
+    # bf16 keeps 8 significant bits (relative step 2**-8 = 0.4%); a few layers compound it.
+    for name in expected:
+        assert got[name] == pytest.approx(expected[name], rel=0.05, abs=0.02), name
+
+
+def test_channels_last_gives_the_same_step(tiny_dataroot, tmp_path):
+    plain = make_model(tiny_dataroot, tmp_path)
+    cl = make_model(tiny_dataroot, tmp_path, "--channels_last")
+    conv = cl.netG_A.model[1]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    expected, got = one_step(plain), one_step(cl)
+    for name in expected:
+        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-5), name
+
+
+def test_compile_wraps_trainable_nets_and_checkpoints_stay_plain(tiny_dataroot, tmp_path):
+    model = make_model(tiny_dataroot, tmp_path, "--compile")
+    plain_keys = {name: set(net.state_dict()) for name, net in model.networks().items()}
+    model.wrap_networks()  # torch.compile is lazy: nothing is compiled until the first call
+    assert all(isinstance(net, torch._dynamo.eval_frame.OptimizedModule) for net in model.networks().values())
+    assert {name: set(state) for name, state in model.plain_state_dicts().items()} == plain_keys
+
+
+def test_compile_without_a_cpu_compiler_fails_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(base_model.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="C\\+\\+ compiler.*without --compile"):
+        base_model.compile_network(torch.nn.Conv2d(3, 3, 1), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("model_name", ["dcl", "dcdgan"])
+def test_a_training_step_reads_nothing_back_to_the_host(tiny_dataroot, tmp_path, monkeypatch, model_name):
+    """On CUDA every tensor -> Python read waits for the GPU; the models' steps make none.
+
+    Losses are read only at --print_freq (get_current_losses). Reads inside torch itself
+    (Adam's step counter is a CPU scalar) are not device syncs and are allowed.
+    """
+    model = make_model(tiny_dataroot, tmp_path, model=model_name)
+    reads = []
+
+    def recording(original):
+        def read(self, *args, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "site-packages" not in caller and "/torch/" not in caller:
+                reads.append(f"{original.__name__} from {caller}:{sys._getframe(1).f_lineno}")
+            return original(self, *args, **kwargs)
+        return read
+
+    for method in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        monkeypatch.setattr(torch.Tensor, method, recording(getattr(torch.Tensor, method)))
+    model.set_input(batch())
+    model.optimize_parameters()
+    monkeypatch.undo()
+    assert reads == []
