@@ -16,7 +16,7 @@ import random
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -78,6 +78,23 @@ class BaseModel(ABC):
         for name in optimizer_names:
             self.scaler.step(self.optimizers[name])
         self.scaler.update()
+
+    def adam(self, *nets: nn.Module, lr: float | None = None,
+             betas: tuple[float, float] | None = None) -> torch.optim.Adam:
+        """Adam over the nets' parameters, at --lr and (--beta1, --beta2) unless given."""
+        params = [p for net in nets for p in net.parameters()]
+        return torch.optim.Adam(params, lr=self.opt.lr if lr is None else lr,
+                                betas=(self.opt.beta1, self.opt.beta2) if betas is None else betas)
+
+    def minimise(self, compute_loss: Callable[[], torch.Tensor], optimizer_names: list[str]) -> torch.Tensor:
+        """One update: clear the named optimizers' gradients, compute the loss under
+        autocast, backward it and step them. Returns the loss."""
+        for name in optimizer_names:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = compute_loss()
+        self.backward_and_step(loss, optimizer_names)
+        return loss
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)

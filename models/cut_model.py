@@ -58,12 +58,7 @@ class CUTModel(BaseModel):
             self.gan_loss = GANLoss(opt.gan_mode)
             self.nce = EncoderNCE(opt, self.nce_layers)
             self.image_pools = {"fake_B": ImagePool(opt.pool_size)}
-            betas = (opt.beta1, opt.beta2)
-            self.optimizers = {
-                "G": torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=betas),
-                "D": torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=betas),
-                "F": torch.optim.Adam(self.netF.parameters(), lr=opt.lr, betas=betas),
-            }
+            self.optimizers = {"G": self.adam(self.netG), "D": self.adam(self.netD), "F": self.adam(self.netF)}
 
     @staticmethod
     def test_net_names() -> dict[str, str]:
@@ -110,19 +105,12 @@ class CUTModel(BaseModel):
 
     def update_D(self) -> None:
         self.set_requires_grad([self.netD], True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_D = self.compute_D_loss()
-        self.backward_and_step(loss_D, ["D"])
+        self.minimise(self.compute_D_loss, ["D"])
 
     def update_G(self) -> None:
         """One step of G and F on the GAN + NCE objective, D frozen."""
         self.set_requires_grad([self.netD], False)
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        self.optimizers["F"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_G = self.compute_G_loss()
-        self.backward_and_step(loss_G, ["G", "F"])
+        self.minimise(self.compute_G_loss, ["G", "F"])
 
     def optimize_parameters(self) -> None:
         with self.autocast():

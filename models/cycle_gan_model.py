@@ -15,8 +15,6 @@ Choices, each a flag:
 """
 from __future__ import annotations
 
-import itertools
-
 import torch
 import torch.nn.functional as F
 
@@ -58,13 +56,7 @@ class CycleGANModel(BaseModel):
         if self.is_train:
             self.gan_loss = GANLoss(opt.gan_mode)
             self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
-            betas = (opt.beta1, opt.beta2)
-            self.optimizers = {
-                "G": torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
-                                      lr=opt.lr, betas=betas),
-                "D": torch.optim.Adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
-                                      lr=opt.lr, betas=betas),
-            }
+            self.optimizers = {"G": self.adam(self.netG_A, self.netG_B), "D": self.adam(self.netD_A, self.netD_B)}
 
     def forward(self) -> None:
         self.fake_B = self.netG_A(self.real_A)
@@ -101,14 +93,7 @@ class CycleGANModel(BaseModel):
             self.forward()
         discriminators = [self.netD_A, self.netD_B]
         self.set_requires_grad(discriminators, False)
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_G = self.compute_G_loss()
-        self.backward_and_step(loss_G, ["G"])
-
+        self.minimise(self.compute_G_loss, ["G"])
         self.set_requires_grad(discriminators, True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_D = self.compute_D_loss()
-        self.backward_and_step(loss_D, ["D"])
+        self.minimise(self.compute_D_loss, ["D"])
         self.collect_visuals()

@@ -6,8 +6,6 @@ queries from G_B's encoder on G_A(a); NCE2 mirrors it.
 """
 from __future__ import annotations
 
-import itertools
-
 import torch
 import torch.nn.functional as F
 
@@ -46,14 +44,11 @@ class DCLModel(BaseModel):
             self.gan_loss = GANLoss(opt.gan_mode)
             self.nce = EncoderNCE(opt, self.nce_layers)
             self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
-            betas = (opt.beta1, opt.beta2)
             self.optimizers = {
-                "G": torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
-                                      lr=opt.lr, betas=betas),
-                "D": torch.optim.Adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
-                                      lr=opt.lr, betas=betas),
+                "G": self.adam(self.netG_A, self.netG_B),
+                "D": self.adam(self.netD_A, self.netD_B),
                 # The reference gives the heads Adam's defaults (lr 1e-3, betas 0.9/0.999).
-                "F": torch.optim.Adam(itertools.chain(self.netF1.parameters(), self.netF2.parameters())),
+                "F": self.adam(self.netF1, self.netF2, lr=1e-3, betas=(0.9, 0.999)),
             }
 
     def declared_losses(self) -> list[str]:
@@ -109,15 +104,7 @@ class DCLModel(BaseModel):
             self.forward()
         discriminators = [self.netD_A, self.netD_B]
         self.set_requires_grad(discriminators, True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_D = self.compute_D_loss()
-        self.backward_and_step(loss_D, ["D"])
-
+        self.minimise(self.compute_D_loss, ["D"])
         self.set_requires_grad(discriminators, False)
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        self.optimizers["F"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_G = self.compute_G_loss()
-        self.backward_and_step(loss_G, ["G", "F"])
+        self.minimise(self.compute_G_loss, ["G", "F"])
         self.collect_visuals()

@@ -48,8 +48,7 @@ class NEGCUTModel(CUTModel):
             self.netN = build_negative_generator(opt, self.netG, self.nce_layers)
             self.model_names.append("N")
             self.place_networks()
-            lr_N = opt.lr if opt.lr_N is None else opt.lr_N
-            self.optimizers["N"] = torch.optim.Adam(self.netN.parameters(), lr=lr_N, betas=(opt.beta1, opt.beta2))
+            self.optimizers["N"] = self.adam(self.netN, lr=opt.lr_N)
             self.momentum_head = MomentumHead(self.netF, opt.neg_ema_decay)
             self.loss_names.insert(self.loss_names.index("D") + 1, "N")
 
@@ -87,10 +86,7 @@ class NEGCUTModel(CUTModel):
 
     def update_N(self) -> None:
         """One step of N towards harder (and more diverse) negatives."""
-        self.optimizers["N"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_N = self.compute_N_loss()
-        self.backward_and_step(loss_N, ["N"])
+        self.minimise(self.compute_N_loss, ["N"])
 
     def update_G(self) -> None:
         # N is the adversary here: frozen, so no gradient reaches or is reduced for it.
