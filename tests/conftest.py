@@ -1,15 +1,20 @@
 """Shared fixtures: tiny datasets and the flags of a tiny, fast CPU model."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Tiny networks gain nothing from a second thread, and spinning OpenMP threads collapse
+# when other processes (data workers, a visdom server, training subprocesses) share the
+# two cores: one thread per process, set before torch loads so subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-# Two cores: keep torch from oversubscribing them when pytest runs beside data workers.
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 def write_images(folder: Path, count: int, size=(40, 48), seed: int = 0, prefix: str = "img") -> list[Path]:
