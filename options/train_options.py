@@ -41,4 +41,7 @@ class TrainOptions(BaseOptions):
                        help="stop after this many iterations in total (for quick runs and benchmarks)")
         g.add_argument("--deterministic", type=str2bool, nargs="?", const=True, default=False,
                        help="deterministic algorithms (bitwise-reproducible resumes on GPU, slower)")
+        g.add_argument("--nan_policy", default="stop", choices=("stop", "skip"),
+                       help="on a NaN/Inf loss: stop (exit 4, save nothing) or skip that update "
+                            "(stops after 20 skipped iterations in a row)")
         return parser

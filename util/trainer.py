@@ -8,7 +8,6 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -56,16 +55,16 @@ def build_loader(dataset, opt, rank: int = 0, world_size: int = 1) -> tuple[Data
         # A private generator: creating an epoch's iterator must not consume the global RNG,
         # or a resumed run would draw different patches than an uninterrupted one.
         generator=torch.Generator().manual_seed(opt.seed),
-        worker_init_fn=_ignore_stop_signals if workers > 0 else None)
+        worker_init_fn=_ignore_sigint if workers > 0 else None)
     return loader, sampler
 
 
-def _ignore_stop_signals(worker_id: int) -> None:
+def _ignore_sigint(worker_id: int) -> None:
     # Ctrl-C reaches the whole process group; a worker killed by it would crash the main process
-    # with "DataLoader worker exited unexpectedly" before it could save. The main process stops them.
+    # ("DataLoader worker exited unexpectedly") before it could save. SIGTERM stays fatal: that is
+    # how the main process ends its workers when it exits.
     del worker_id
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class StopRequest:
@@ -124,10 +123,10 @@ class NonFiniteGuard:
 
     max_skips_in_a_row = 20
 
-    def __init__(self, model, policy: str, iteration: Callable[[], int]):
+    def __init__(self, model, policy: str, position: dict[str, int]):
         if policy not in ("stop", "skip"):
             raise ValueError(f"--nan_policy must be stop or skip, got '{policy}'")
-        self.model, self.policy, self.iteration = model, policy, iteration
+        self.model, self.policy, self.position = model, policy, position
         self.skipped_iterations: list[int] = []
         self._checked: dict[str, torch.Tensor] = {}
         self._bad: list[str] = []
@@ -152,11 +151,11 @@ class NonFiniteGuard:
             self._reject(optimizer)
 
     def _reject(self, optimizer: torch.optim.Optimizer) -> None:
-        iteration = self.iteration()
-        detail = ", ".join(f"{name} = {float(self._checked[name])}" for name in self._bad)
+        iteration = self.position["total_iters"] + 1  # the trainer counts an iteration once it is done
+        detail = ", ".join(f"{name} = {float(self._checked[name].detach())}" for name in self._bad)
         if self.policy == "stop":
             raise NonFiniteLossError(
-                f"non-finite loss at iteration {iteration}: {detail}. Stopped before the weights changed and "
+                f"non-finite loss at iteration {iteration}: {detail}. Stopped before that update and "
                 "saved nothing, so the last checkpoint holds the last good state. Lower --lr or check the "
                 "data, then resume with --continue_train (or train with --nan_policy skip)")
         for group in optimizer.param_groups:
@@ -194,7 +193,7 @@ class Trainer:
         self.visualizer = Visualizer(opt) if self.is_main else None
         self.last_losses: dict[str, float] = {}
         self.stop_request = StopRequest()
-        self.nan_guard = NonFiniteGuard(self.model, opt.nan_policy, lambda: self.position["total_iters"] + 1)
+        self.nan_guard = NonFiniteGuard(self.model, opt.nan_policy, self.position)
         self.iters_per_epoch = math.ceil(len(self.dataset) / (opt.batch_size * world_size))
         logger.info("dataset: %d A / %d B images, %d iterations per epoch",
                     len(getattr(self.dataset, "A_paths", [])), len(getattr(self.dataset, "B_paths", [])),
