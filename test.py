@@ -57,6 +57,15 @@ def find_ground_truth(gt_dir: Path | None, rel_name: str) -> Path | None:
     return None
 
 
+def read_ground_truth(path: Path) -> np.ndarray | None:
+    """The ground truth as uint8 RGB; None (with a warning) if unreadable, so the output is still kept."""
+    try:
+        return np.asarray(load_rgb(path))
+    except ImageReadError as err:
+        logger.warning("no metrics for this image: %s", err)
+        return None
+
+
 def run(opt) -> int:
     device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
     checkpoint = Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}.pt"
@@ -98,8 +107,8 @@ def run(opt) -> int:
             save_image(image, page_dir / "inputs" / name)
             row = {"name": name, "input": f"inputs/{name}", "output": f"images/{name}"}
             gt_path = find_ground_truth(gt_dir, name)
-            if gt_path is not None:
-                gt = np.asarray(load_rgb(gt_path))
+            gt = read_ground_truth(gt_path) if gt_path is not None else None
+            if gt is not None:
                 if gt.shape != restored.shape:
                     logger.warning("ground truth %s is %s, output is %s: no metrics for it",
                                    gt_path, gt.shape[:2], restored.shape[:2])
@@ -117,10 +126,11 @@ def run(opt) -> int:
     logger.info("%d images restored; page: %s", len(rows), page_dir / "index.html")
     if skipped:
         lines = [f"{p}\t{reason}" for p, reason in skipped]
-        (page_dir / "skipped.txt").write_text("\n".join(lines) + "\n")
+        (page_dir / "skipped.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         logger.error("%d unreadable images were skipped (listed in %s):\n  %s", len(skipped),
                      page_dir / "skipped.txt", "\n  ".join(lines))
         return EXIT_SKIPPED
+    (page_dir / "skipped.txt").unlink(missing_ok=True)  # a list left by an earlier run would mislead
     return 0
 
 

@@ -36,7 +36,7 @@ class BaseDataset(torch_data.Dataset):
         return index, np.random.default_rng([self.opt.seed, epoch, index])
 
     def load(self, path: str, rng: np.random.Generator) -> torch.Tensor:
-        return transform_image(load_rgb(path), self.opt, rng)
+        return transform_image(load_rgb(path), self.opt, rng, path)
 
     def load_any(self, paths: list[str], index: int, rng: np.random.Generator, folder: str) -> tuple[torch.Tensor, str]:
         """Load paths[index]; an unreadable file is logged and the next one is used instead.
@@ -64,12 +64,18 @@ def _scale_width(img: Image.Image, target_width: int, crop_size: int) -> Image.I
     return _resize(img, (target_width, new_h))
 
 
-def _ensure_min_size(img: Image.Image, crop_size: int) -> Image.Image:
+# Sources already reported as too small: a warning per file, not one per file and epoch.
+_reported_small: set[str] = set()
+
+
+def _ensure_min_size(img: Image.Image, crop_size: int, source: str) -> Image.Image:
     w, h = img.size
     if w >= crop_size and h >= crop_size:
         return img
     scale = crop_size / min(w, h)
-    logger.warning("image of %dx%d is smaller than --crop_size %d: upscaled", w, h, crop_size)
+    if source not in _reported_small:
+        _reported_small.add(source)
+        logger.warning("%s: %dx%d is smaller than --crop_size %d, upscaled (reported once)", source, w, h, crop_size)
     return _resize(img, (max(crop_size, math.ceil(w * scale)), max(crop_size, math.ceil(h * scale))))
 
 
@@ -79,15 +85,18 @@ def _make_multiple(img: Image.Image, base: int = 4) -> Image.Image:
     return _resize(img, (nw, nh))
 
 
-def transform_image(img: Image.Image, opt, rng: np.random.Generator) -> torch.Tensor:
-    """Resize / crop / flip per `--preprocess`, then map to a CHW tensor in [-1, 1]."""
+def transform_image(img: Image.Image, opt, rng: np.random.Generator, source: str = "an image") -> torch.Tensor:
+    """Resize / crop / flip per `--preprocess`, then map to a CHW tensor in [-1, 1].
+
+    `source` (the file path) names the image in warnings.
+    """
     mode = opt.preprocess
     if "resize" in mode:
         img = _resize(img, (opt.load_size, opt.load_size))
     elif "scale_width" in mode:
         img = _scale_width(img, opt.load_size, opt.crop_size)
     if "crop" in mode:
-        img = _ensure_min_size(img, opt.crop_size)
+        img = _ensure_min_size(img, opt.crop_size, source)
         w, h = img.size
         x = int(rng.integers(0, w - opt.crop_size + 1))
         y = int(rng.integers(0, h - opt.crop_size + 1))

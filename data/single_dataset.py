@@ -12,7 +12,13 @@ from .image_folder import DatasetError, make_dataset
 def test_image_folder(dataroot: str, direction: str = "AtoB") -> str:
     """Where test images live: the dataset's testA (testB for BtoA) or the folder itself."""
     sub = os.path.join(dataroot, "testA" if direction == "AtoB" else "testB")
-    return sub if os.path.isdir(sub) else dataroot
+    if os.path.isdir(sub):
+        return sub
+    # Without this, a dataset root lacking testA would silently "test" its training images.
+    if any(os.path.isdir(os.path.join(dataroot, d)) for d in ("trainA", "trainB")):
+        raise DatasetError(f"'{sub}' does not exist; put the test images there, "
+                           "or pass a plain folder of images as --dataroot")
+    return dataroot
 
 
 class SingleDataset(BaseDataset):
@@ -29,4 +35,4 @@ class SingleDataset(BaseDataset):
     def __getitem__(self, key) -> dict:
         index, rng = self.sample_rng(key)
         path = self.A_paths[index]
-        return {"A": transform_image(load_rgb(path), self.opt, rng), "A_paths": path}
+        return {"A": transform_image(load_rgb(path), self.opt, rng, path), "A_paths": path}

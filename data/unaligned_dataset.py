@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 
 from .base_dataset import BaseDataset
-from .image_folder import DatasetError, make_dataset
+from .image_folder import make_dataset
+from .validate import usable_images
 
 
 class UnalignedDataset(BaseDataset):
@@ -15,11 +16,8 @@ class UnalignedDataset(BaseDataset):
         phase = "train" if opt.is_train else "test"
         self.dir_A = os.path.join(opt.dataroot, phase + "A")
         self.dir_B = os.path.join(opt.dataroot, phase + "B")
-        self.A_paths = make_dataset(self.dir_A, opt.max_dataset_size)
-        self.B_paths = make_dataset(self.dir_B, opt.max_dataset_size)
-        for folder, paths in ((self.dir_A, self.A_paths), (self.dir_B, self.B_paths)):
-            if not paths:
-                raise DatasetError(f"no images found in '{folder}'; put png/jpg/... files there or fix --dataroot")
+        self.A_paths = usable_images(self.dir_A, make_dataset(self.dir_A, opt.max_dataset_size))
+        self.B_paths = usable_images(self.dir_B, make_dataset(self.dir_B, opt.max_dataset_size))
         if opt.direction == "BtoA":
             self.A_paths, self.B_paths = self.B_paths, self.A_paths
             self.dir_A, self.dir_B = self.dir_B, self.dir_A
