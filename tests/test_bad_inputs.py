@@ -275,9 +275,10 @@ def test_test_script_refuses_missing_or_empty_folders(checkpoints, tmp_path, cap
     assert str(expected) in caplog.text
 
 
-def test_make_dataset_lists_files_with_any_name_and_skips_folders(tmp_path):
+def test_make_dataset_lists_each_file_once_whatever_its_name(tmp_path):
     sizes = write_odd_images(tmp_path)
     (tmp_path / "folder.png").mkdir()
+    os.symlink(tmp_path, tmp_path / "folder.png" / "loop")  # a link to a parent: os.walk alone would recurse
     assert sorted(Path(p).name for p in make_dataset(tmp_path)) == sorted(sizes)
     with pytest.raises(DatasetError, match="not a folder"):
         make_dataset(tmp_path / "missing")

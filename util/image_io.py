@@ -21,7 +21,7 @@ IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ImageReadError(OSError):
-    """An image file exists but cannot be decoded; names the file and the reason."""
+    """An image file cannot be opened or decoded; names the file and the reason."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = str(path)
