@@ -50,8 +50,8 @@ class DCDGANModel(DCLModel):
     def forward(self) -> None:
         super().forward()
         if self.paper:
-            self.rec_A = self.netG_B(self.fake_B)
-            self.rec_B = self.netG_A(self.fake_A)
+            self.rec_A = self.translate("G_B", self.fake_B)
+            self.rec_B = self.translate("G_A", self.fake_A)
 
     def compute_G_loss(self):
         if not self.paper:
@@ -61,8 +61,9 @@ class DCDGANModel(DCLModel):
         L["cycle_A"] = F.l1_loss(self.rec_A, self.real_A) * o.lambda_cyc
         L["cycle_B"] = F.l1_loss(self.rec_B, self.real_B) * o.lambda_cyc
         # (N_R, R*): R* = G_B(N_R), so the keys use G_B's encoder on N_R, queries G_A's on R*.
-        L["NCE3"] = self.nce(self.fake_B, self.rec_A, self.netG_B, self.netG_A, self.netF2, self.netF1) * o.lambda_NCE
-        L["NCE4"] = self.nce(self.fake_A, self.rec_B, self.netG_A, self.netG_B, self.netF1, self.netF2) * o.lambda_NCE
+        G_A, G_B = self.encoder("G_A"), self.encoder("G_B")
+        L["NCE3"] = self.nce(self.fake_B, self.rec_A, G_B, G_A, self.netF2, self.netF1) * o.lambda_NCE
+        L["NCE4"] = self.nce(self.fake_A, self.rec_B, G_A, G_B, self.netF1, self.netF2) * o.lambda_NCE
         terms["cycle"] = L["cycle_A"] + L["cycle_B"]
         terms["nce"] = 0.25 * (L["NCE1"] + L["NCE2"] + L["NCE3"] + L["NCE4"])
         L["G"] = sum(terms.values())

@@ -66,11 +66,34 @@ class DCLModel(BaseModel):
     # ----- one iteration -------------------------------------------------------------
     def forward(self) -> None:
         """The translations the objective needs, and nothing else."""
-        self.fake_B = self.netG_A(self.real_A)
-        self.fake_A = self.netG_B(self.real_B)
+        self.features = {}
+        self.fake_B = self.translate("G_A", self.real_A)
+        self.fake_A = self.translate("G_B", self.real_B)
         if self.opt.lambda_IDT > 0:
             self.idt_A = self.netG_A(self.real_B)
             self.idt_B = self.netG_B(self.real_A)
+
+    def translate(self, net_name: str, x: torch.Tensor) -> torch.Tensor:
+        """net<name>(x), keeping its NCE-layer features for `encoder` to reuse."""
+        out, feats = self.net(net_name)(x, self.nce_layers)
+        self.features[(net_name, id(x))] = (x, feats)
+        return out
+
+    def encoder(self, net_name: str):
+        """net<name> as EncoderNCE's encoder, without a second pass over an image it translated.
+
+        The keys of every PatchNCE term (and in DCD-GAN's paper variant two of the queries)
+        are features of a translation the objective runs anyway; the weights do not change
+        in between, so the reused features equal a fresh encoder pass.
+        """
+        net = self.net(net_name)
+
+        def encode(x: torch.Tensor, layers: list[int], encode_only: bool = True) -> list[torch.Tensor]:
+            cached = self.features.get((net_name, id(x)))
+            if cached is not None and cached[0] is x and layers == self.nce_layers:
+                return cached[1]
+            return net(x, layers, encode_only=encode_only)
+        return encode
 
     def compute_D_loss(self) -> torch.Tensor:
         fake_B = self.image_pools["fake_B"].query(self.fake_B)
@@ -84,8 +107,9 @@ class DCLModel(BaseModel):
         o, L = self.opt, self.losses
         L["G_A"] = self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN
         L["G_B"] = self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN
-        L["NCE1"] = self.nce(self.real_A, self.fake_B, self.netG_A, self.netG_B, self.netF1, self.netF2) * o.lambda_NCE
-        L["NCE2"] = self.nce(self.real_B, self.fake_A, self.netG_B, self.netG_A, self.netF2, self.netF1) * o.lambda_NCE
+        G_A, G_B = self.encoder("G_A"), self.encoder("G_B")
+        L["NCE1"] = self.nce(self.real_A, self.fake_B, G_A, G_B, self.netF1, self.netF2) * o.lambda_NCE
+        L["NCE2"] = self.nce(self.real_B, self.fake_A, G_B, G_A, self.netF2, self.netF1) * o.lambda_NCE
         terms = {"gan": 0.5 * (L["G_A"] + L["G_B"])}
         if o.lambda_IDT > 0:
             L["idt_A"] = F.l1_loss(self.idt_A, self.real_B) * o.lambda_IDT

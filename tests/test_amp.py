@@ -58,6 +58,16 @@ def test_channels_last_gives_the_same_step(tiny_dataroot, tmp_path):
         assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-5), name
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "torch 2.14.1 CPU: instance_norm's backward is wrong for channels-last gradients at batch size 1"))
+def test_channels_last_gives_the_same_gradients(tiny_dataroot, tmp_path):
+    plain = make_model(tiny_dataroot, tmp_path)
+    cl = make_model(tiny_dataroot, tmp_path, "--channels_last")
+    one_step(plain), one_step(cl)
+    for a, b in zip(cl.netG_A.parameters(), plain.netG_A.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-3 * float(b.grad.abs().max()))
+
+
 def test_compile_wraps_trainable_nets_and_checkpoints_stay_plain(tiny_dataroot, tmp_path):
     model = make_model(tiny_dataroot, tmp_path, "--compile")
     plain_keys = {name: set(net.state_dict()) for name, net in model.networks().items()}
@@ -96,3 +106,50 @@ def test_a_training_step_reads_nothing_back_to_the_host(tiny_dataroot, tmp_path,
     model.optimize_parameters()
     monkeypatch.undo()
     assert reads == []
+
+
+def steps_with_and_without_reuse(tiny_dataroot, tmp_path, *flags, model_name):
+    """One step with the features of the translations reused, one with fresh encoder passes."""
+    reused = make_model(tiny_dataroot, tmp_path, *flags, model=model_name)
+    fresh = make_model(tiny_dataroot, tmp_path, *flags, model=model_name)
+    fresh.encoder = fresh.net  # every PatchNCE term runs its own encoder passes
+    calls = []
+    reused.netG_A.register_forward_hook(lambda *args: calls.append(1))
+    return reused, fresh, one_step(reused), one_step(fresh), len(calls)
+
+
+def assert_same_gradients(reused, fresh):
+    # Compare gradients, not weights: Adam's first step is about lr * sign(grad), so rounding
+    # noise in a near-zero gradient would flip a weight by 2 lr.
+    for net in ("G_A", "G_B"):
+        for a, b in zip(reused.net(net).parameters(), fresh.net(net).parameters()):
+            scale = float(b.grad.abs().max())
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-4 * scale), net
+
+
+@pytest.mark.parametrize("model_name, flags, calls", [
+    # dcl: G_A runs on a (fake_B), on b (identity) and encodes fake_A for NCE2's queries.
+    ("dcl", [], 3),
+    # dcdgan paper: + rec_B = G_A(fake_A), whose features serve NCE2's queries and NCE4's
+    # keys, and the encoding of rec_A for NCE3's queries.
+    ("dcdgan", ["--dcd_variant", "paper"], 4),
+])
+def test_contrastive_terms_reuse_the_translations_features(tiny_dataroot, tmp_path, model_name, flags, calls):
+    """No redundant generator passes; the losses are those of fresh encoder passes."""
+    reused, fresh, got, expected, count = steps_with_and_without_reuse(tiny_dataroot, tmp_path, *flags,
+                                                                       model_name=model_name)
+    assert count == calls
+    assert got == expected
+    if model_name == "dcl":  # only keys are reused there, and keys carry no gradient
+        assert_same_gradients(reused, fresh)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "torch 2.14.1 CPU: instance_norm's backward is wrong for a channels-last-strided gradient at "
+    "batch size 1, which PatchSampleF's permute-based gather produces; the fresh and reused paths "
+    "hit it differently. Passes once the head gathers in NCHW order."))
+def test_paper_variant_gradients_match_fresh_encoder_passes(tiny_dataroot, tmp_path):
+    reused, fresh, *_ = steps_with_and_without_reuse(tiny_dataroot, tmp_path, "--dcd_variant", "paper",
+                                                     model_name="dcdgan")
+    assert_same_gradients(reused, fresh)
+
