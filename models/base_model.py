@@ -26,7 +26,7 @@ from util.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from util.distributed import wrap_ddp
 from util.image_pool import ImagePool
 
-from .networks import define_discriminator, define_generator, get_scheduler, init_weights
+from .networks import define_discriminator, generator_from_options, get_scheduler, init_weights
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +108,7 @@ class BaseModel(ABC):
 
     def build_generator(self) -> nn.Module:
         """A generator from --netG/--ngf/--normG/anti-aliasing, initialised per --init_type."""
-        o = self.opt
-        net = define_generator(o.netG, o.input_nc, o.output_nc, o.ngf, o.normG, o.no_antialias, o.no_antialias_up)
-        return init_weights(net, o.init_type, o.init_gain)
+        return init_weights(generator_from_options(self.opt), self.opt.init_type, self.opt.init_gain)
 
     def build_discriminator(self) -> nn.Module:
         """A discriminator from --netD/--ndf/--normD/anti-aliasing, initialised per --init_type."""

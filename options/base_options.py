@@ -56,6 +56,9 @@ class BaseOptions:
         g.add_argument("--init_gain", type=float, default=0.02)
         g.add_argument("--no_antialias", action="store_true", help="strided convs instead of blur-pool downsampling")
         g.add_argument("--no_antialias_up", action="store_true", help="transposed convs instead of blur upsampling")
+        g.add_argument("--global_residual", action="store_true",
+                       help="generators add their output to their input (off in every paper here; "
+                            "the short CPU demo uses it, see README 'Demo')")
 
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", default="unaligned", help="unaligned | single: data/<mode>_dataset.py")

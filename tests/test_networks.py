@@ -79,3 +79,20 @@ def test_blur_upsample_interpolates_linearly():
     row = BlurUpsample(1)(x)[0, 0, 0]
     # Original pixels land on even positions; odd positions are the mean of neighbours.
     assert torch.allclose(row, torch.tensor([0.0, 1.0, 2.0, 2.0]))
+
+
+def test_global_residual_adds_the_input():
+    net = define_generator("resnet_6blocks", ngf=8, global_residual=True)
+    last_conv = net.model[-2]
+    torch.nn.init.zeros_(last_conv.weight)
+    torch.nn.init.zeros_(last_conv.bias)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(net(x), x), "a zero correction must give back the input"
+    out, feats = net(x, [4])
+    assert torch.equal(out, x) and len(feats) == 1
+
+
+def test_generator_from_checkpoint_options_keeps_the_residual():
+    from models.networks import generator_from_options
+    net = generator_from_options({"netG": "resnet_6blocks", "ngf": 8, "global_residual": True})
+    assert net.global_residual and len(net.model) == 4 + 8 + 6 + 8 + 3

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from models.networks import define_generator
+from models.networks import generator_from_options
 from util.checkpoint import CheckpointError, load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -27,10 +27,7 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB",
     if net_name is None:
         raise CheckpointError(f"'{checkpoint}' has no generator for direction {direction} "
                               f"(available: {sorted(names) or 'none'})")
-    net = define_generator(train_opt.get("netG", "resnet_9blocks"), train_opt.get("input_nc", 3),
-                           train_opt.get("output_nc", 3), train_opt.get("ngf", 64),
-                           train_opt.get("normG", "instance"), train_opt.get("no_antialias", False),
-                           train_opt.get("no_antialias_up", False))
+    net = generator_from_options(train_opt)
     net.load_state_dict(state["nets"][net_name])
     net.to(device).eval()
     logger.info("loaded net%s from %s (epoch %s)", net_name, checkpoint, state.get("position", {}).get("epoch"))

@@ -35,8 +35,12 @@ class ResnetGenerator(nn.Module):
     size_multiple = 4
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
-                 n_blocks: int = 9, no_antialias: bool = False, no_antialias_up: bool = False):
+                 n_blocks: int = 9, no_antialias: bool = False, no_antialias_up: bool = False,
+                 global_residual: bool = False):
         super().__init__()
+        if global_residual and input_nc != output_nc:
+            raise ValueError("--global_residual needs --input_nc == --output_nc")
+        self.global_residual = global_residual
         norm_layer, bias = get_norm_layer(norm), uses_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias),
                                    norm_layer(ngf), nn.ReLU(True)]
@@ -72,7 +76,7 @@ class ResnetGenerator(nn.Module):
         if not layers:
             if encode_only:
                 raise ValueError("encode_only needs a non-empty list of layers")
-            return self.model(x)
+            return self._output(x, self.model(x))
         wanted = set(layers)
         unknown = wanted - set(range(len(self.model)))
         if unknown:
@@ -86,12 +90,26 @@ class ResnetGenerator(nn.Module):
                 feats.append(feat)
             if encode_only and index == last:
                 return feats
-        return feat, feats
+        return self._output(x, feat), feats
+
+    def _output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """With --global_residual the network predicts a correction added to its input."""
+        return (x + y).clamp(-1.0, 1.0) if self.global_residual else y
 
 
 def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
-                     no_antialias: bool = False, no_antialias_up: bool = False) -> ResnetGenerator:
+                     no_antialias: bool = False, no_antialias_up: bool = False,
+                     global_residual: bool = False) -> ResnetGenerator:
     blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
     if netG not in blocks:
         raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(blocks)}")
-    return ResnetGenerator(input_nc, output_nc, ngf, norm, blocks[netG], no_antialias, no_antialias_up)
+    return ResnetGenerator(input_nc, output_nc, ngf, norm, blocks[netG], no_antialias, no_antialias_up,
+                           global_residual)
+
+
+def generator_from_options(opt) -> ResnetGenerator:
+    """The generator an options namespace (or a checkpoint's options dict) describes."""
+    get = opt.get if isinstance(opt, dict) else lambda key, default: getattr(opt, key, default)
+    return define_generator(get("netG", "resnet_9blocks"), get("input_nc", 3), get("output_nc", 3),
+                            get("ngf", 64), get("normG", "instance"), get("no_antialias", False),
+                            get("no_antialias_up", False), get("global_residual", False))
