@@ -42,12 +42,15 @@ class PatchSampleF(nn.Module):
         samples, ids_out = [], []
         for i, feat in enumerate(feats):
             b, c, h, w = feat.shape
-            flat = feat.permute(0, 2, 3, 1).reshape(b, h * w, c)
             if patch_ids is not None:
                 ids = patch_ids[i]
             else:
                 ids = torch.randperm(h * w)[: min(num_patches, h * w)].to(feat.device)
-            x = flat[:, ids, :].flatten(0, 1)
+            # Gather in NCHW order and permute only the small result: the gradient then
+            # reaches the feature map with its own (contiguous) strides. A permuted,
+            # channels-last-strided gradient hits a wrong instance-norm backward in
+            # torch 2.14 on the CPU (tests/test_amp.py shows it).
+            x = feat.flatten(2)[:, :, ids].permute(0, 2, 1).flatten(0, 1)
             if self.use_mlp:
                 x = self.mlps[i](x)
             samples.append(F.normalize(x, dim=1))
