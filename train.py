@@ -1,6 +1,7 @@
 """Train a model: python train.py --dataroot DIR --name NAME --model dcdgan [...]
 
 See README.md for the options that matter and scripts/ for the papers' settings.
+Several GPUs (or CPU processes): torchrun --nproc_per_node N train.py [...] (scripts/train_ddp.sh).
 
 Exit status: 0 finished; 2 unusable dataset or checkpoint; 4 a loss became NaN/Inf
 (--nan_policy); 130 / 143 stopped by SIGINT / SIGTERM after saving 'latest' (resume with
@@ -14,6 +15,7 @@ import sys
 from data.image_folder import DatasetError
 from options.train_options import TrainOptions
 from util.checkpoint import CheckpointError
+from util.distributed import distributed_run, quiet_other_ranks, write_rank_digests
 from util.log import setup_logging
 from util.trainer import NonFiniteLossError, Trainer, TrainingInterrupted
 
@@ -26,9 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     options = TrainOptions()
     opt = options.parse(argv)
     setup_logging(opt.verbose)
-    options.save_options(opt, "train_opt.txt")
+    # Under torchrun (RANK/WORLD_SIZE set) every process trains one shard; rank 0 alone
+    # logs, writes the HTML page and saves checkpoints.
     try:
-        Trainer(opt).run()
+        with distributed_run(opt) as ctx:
+            quiet_other_ranks(ctx)
+            if ctx.is_main:
+                options.save_options(opt, "train_opt.txt")
+            trainer = Trainer(opt, ctx.rank, ctx.world_size)
+            trainer.run()
+            write_rank_digests(trainer.model.plain_state_dicts(), ctx.rank)
     except (DatasetError, CheckpointError) as err:
         logger.error("%s", err)
         return EXIT_USAGE

@@ -88,7 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epoch", default="latest", help="checkpoint label: latest or an epoch number")
     parser.add_argument("--checkpoints_dir", default="./checkpoints")
     parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="AtoB restores")
-    parser.add_argument("--out", default=None, help="output file (default: checkpoints/<name>/<epoch>_<direction>.onnx)")
+    parser.add_argument("--out", default=None,
+                        help="output file (default: checkpoints/<name>/<epoch>_<direction>.onnx)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)

@@ -1,5 +1,9 @@
-"""Speed levers: bf16 autocast on the CPU, channels-last, torch.compile wiring, no host reads."""
+"""Speed levers: bf16 autocast on the CPU, channels-last, torch.compile wiring, no host reads,
+no redundant generator passes, and the benchmark script that measures them."""
+import importlib.util
+import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -153,3 +157,34 @@ def test_paper_variant_gradients_match_fresh_encoder_passes(tiny_dataroot, tmp_p
                                                      model_name="dcdgan")
     assert_same_gradients(reused, fresh)
 
+
+
+def load_script(name: str):
+    """A module from scripts/ (not a package), e.g. load_script("benchmark_speed")."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_sweeps_comma_separated_levers_only():
+    configs = load_script("benchmark_speed").expand_sweeps(["--model", "dcl", "--amp", "false,true", "--ngf", "8,16",
+                                              "--nce_layers", "0,4"])
+    assert len(configs) == 4
+    assert {(c[3], c[5]) for c in configs} == {("false", "8"), ("false", "16"), ("true", "8"), ("true", "16")}
+    assert all(c[-1] == "0,4" for c in configs)
+
+
+def test_benchmark_prints_one_json_line_per_configuration(capsys):
+    status = load_script("benchmark_speed").main([
+        "--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16", "--num_patches", "16",
+        "--crop_size", "32", "--netG", "resnet_6blocks", "--iters", "1", "--warmup", "0", "--infer_sizes", "32",
+        "--infer_iters", "1", "--skip_peak", "--reference_costs", "--channels_last", "false,true"])
+    assert status == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["config"]["channels_last"] for line in lines] == [False, True]
+    for line in lines:
+        assert line["train"]["flops_per_iter"] > 0 and line["train"]["sec_per_iter"] > 0
+        assert line["train"]["peak_rss_mb"] > 0
+        assert line["infer"]["32"]["megapixels_per_s"] > 0

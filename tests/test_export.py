@@ -1,26 +1,14 @@
 """scripts/export_onnx.py: the ONNX generator matches PyTorch at any image size."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from models import create_model
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
+from tests.test_amp import load_script
 from util.inference import load_generator, run_padded
 
 onnxruntime = pytest.importorskip("onnxruntime")
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "export_onnx.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("export_onnx", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture
 def checkpoint_dir(tiny_dataroot, tmp_path):
@@ -38,7 +26,8 @@ def checkpoint_dir(tiny_dataroot, tmp_path):
 
 def test_onnx_export_matches_pytorch_on_two_sizes(checkpoint_dir, tmp_path):
     out = tmp_path / "g.onnx"
-    status = load_script().main(["--name", "export", "--checkpoints_dir", str(checkpoint_dir), "--out", str(out)])
+    status = load_script("export_onnx").main(["--name", "export", "--checkpoints_dir", str(checkpoint_dir),
+                                              "--out", str(out)])
     assert status == 0 and out.is_file()
 
     net, _ = load_generator(checkpoint_dir / "export" / "latest.pt", "AtoB")
@@ -54,6 +43,6 @@ def test_onnx_export_matches_pytorch_on_two_sizes(checkpoint_dir, tmp_path):
 
 
 def test_export_reports_a_missing_checkpoint(tmp_path, caplog):
-    status = load_script().main(["--name", "missing", "--checkpoints_dir", str(tmp_path)])
+    status = load_script("export_onnx").main(["--name", "missing", "--checkpoints_dir", str(tmp_path)])
     assert status == 2
     assert "does not exist" in caplog.text

@@ -9,10 +9,13 @@ error shrinks with the tile size (an untrained resnet_9blocks on a photo: mean |
 about 0.7 of the output's std at tile 128, 0.36 at tile 320); use the largest tile that
 fits in memory.
 """
+import json
+
 import pytest
 import torch
 
 from models.networks import define_generator
+from tests.test_amp import load_script
 from util.inference import restore
 
 
@@ -57,3 +60,11 @@ def test_each_network_call_sees_at_most_one_tile():
 def test_overlap_must_be_smaller_than_the_tile():
     with pytest.raises(ValueError, match="tile_overlap"):
         restore(generator("none"), image(80, 80), tile=32, overlap=32)
+
+
+def test_benchmark_measures_whole_and_tiled_restoration(capsys):
+    assert load_script("benchmark_speed").main(["--tiled_memory", "96x64", "--tile", "48", "--tile_overlap", "16",
+                                                "--ngf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["size"] == [96, 64]
+    assert line["whole"]["peak_rss_mb"] > 0 and line["tiled"]["peak_rss_mb"] > 0

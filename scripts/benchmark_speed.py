@@ -1,0 +1,382 @@
+"""Training and inference speed of a model, one JSON line per configuration.
+
+    python scripts/benchmark_speed.py --model dcl --ngf 64 --crop_size 128 --amp false,true
+
+Takes train.py's flags (--dataroot is optional: without it the batches are random tensors,
+so only compute is timed). A comma-separated value of a sweepable flag (--amp,
+--channels_last, --compile, --model, --dcd_variant, --batch_size, --crop_size, --ngf, --ndf,
+--netG, --num_threads) runs every combination. Each line reports:
+- train: seconds per iteration (wall and this process's CPU seconds: on a shared machine
+  the wall time grows with other load, the CPU time much less), iterations/s, images/s,
+  peak memory (process RSS; on CUDA
+  also torch.cuda.max_memory_allocated), FLOPs of one iteration counted by
+  torch.utils.flop_counter.FlopCounterMode, achieved GFLOP/s and its fraction of the
+  measured matmul peak of the same dtype; with --dataroot also the DataLoader's images/s;
+- infer: per size, images/s, megapixels/s, achieved GFLOP/s and peak RSS of the
+  restoring generator (util.inference.restore, the test.py path);
+- peak: this machine's dense matmul GFLOP/s in fp32 and bf16, measured in the same run;
+- load: the 1-minute load average before and after (other processes skew CPU figures).
+
+`--reference_costs` (dcl, dcdgan) emulates the released DCLGAN code's per-iteration costs
+on the same machine: fresh encoder passes for every PatchNCE term and the broadcast cosine
+similarity that materialises a P x P x C tensor (the losses are the same values).
+
+`--tiled_memory 4000x3000` instead measures peak RSS and time of restoring one image of
+that size whole and in tiles (--tile, --tile_overlap), to show tiling bounds memory.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from models import create_model  # noqa: E402
+from models.base_model import _unwrap, compile_network  # noqa: E402
+from models.networks import define_generator  # noqa: E402
+from options.train_options import TrainOptions  # noqa: E402
+from util.inference import restore  # noqa: E402
+from util.log import setup_logging  # noqa: E402
+
+logger = logging.getLogger("benchmark")
+
+SWEEPABLE = ("amp", "channels_last", "compile", "model", "dcd_variant", "batch_size", "crop_size", "ngf", "ndf",
+             "netG", "num_threads")
+# Inference FLOPs are counted at this size and scaled by pixel count: every layer is a
+# convolution whose cost is proportional to its output area (sizes multiple of 4).
+FLOP_PROBE_SIZE = 128
+
+
+def bench_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iters", type=int, default=10, help="timed training iterations")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed training iterations first")
+    parser.add_argument("--infer_sizes", default="512,1024", help="square inference sizes; empty to skip")
+    parser.add_argument("--infer_iters", type=int, default=2, help="timed images per inference size")
+    parser.add_argument("--skip_train", action="store_true", help="inference only")
+    parser.add_argument("--skip_peak", action="store_true", help="do not measure the matmul peak")
+    parser.add_argument("--data_batches", type=int, default=20, help="batches read to time the DataLoader")
+    parser.add_argument("--tiled_memory", default=None, metavar="WxH",
+                        help="measure whole vs tiled restoration of one WxH image instead")
+    parser.add_argument("--tile", type=int, default=512, help="tile size for --tiled_memory")
+    parser.add_argument("--tile_overlap", type=int, default=32, help="tile overlap for --tiled_memory")
+    parser.add_argument("--reference_costs", action="store_true",
+                        help="dcl/dcdgan: emulate the released DCLGAN code's costs (see emulate_reference_costs)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    return parser.parse_known_args(argv)
+
+
+def expand_sweeps(argv: list[str]) -> list[list[str]]:
+    """One argument list per combination of the comma-separated sweepable values."""
+    axes: list[tuple[int, list[str]]] = []
+    for i, token in enumerate(argv[:-1]):
+        if token.startswith("--") and token[2:] in SWEEPABLE and "," in argv[i + 1]:
+            axes.append((i + 1, argv[i + 1].split(",")))
+    configs = []
+    for values in itertools.product(*(choices for _, choices in axes)):
+        config = list(argv)
+        for (pos, _), value in zip(axes, values):
+            config[pos] = value
+        configs.append(config)
+    return configs
+
+
+# ----- measurements ------------------------------------------------------------------
+def reset_peak_rss() -> None:
+    """Restart the kernel's peak-RSS counter (VmHWM) so each phase reports its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        logger.warning("cannot reset the peak RSS (no /proc/self/clear_refs): peaks accumulate over the run")
+
+
+def peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_device_peak(device: torch.device) -> None:
+    reset_peak_rss()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def device_peak_mb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, seconds: float = 1.5) -> float:
+    """Dense square matmul throughput, the practical ceiling for convolution-heavy nets.
+
+    The size grows until one product takes a measurable time: a CPU without native bf16
+    runs bf16 products hundreds of times slower than fp32, and a fixed large size would
+    take minutes there.
+    """
+    n = 256
+    while True:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        torch.mm(a, b)
+        synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        synchronize(device)
+        if time.perf_counter() - start > 0.02 or n >= 8192:
+            break
+        n *= 2
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.mm(a, b)
+        synchronize(device)
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def cpu_description() -> dict:
+    """What decides CPU speed here: the kernels torch picked and native bf16 support."""
+    flags: set[str] = set()
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+                elif line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"model": model, "cores": os.cpu_count(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+
+
+def broadcast_patch_nce(q: torch.Tensor, k: torch.Tensor, batch_size: int, nce_T: float) -> torch.Tensor:
+    """PatchNCE the way the released DCLGAN code computes it: a cosine similarity on
+    broadcast (N, 1, C) x (1, N, C) tensors, which materialises N x N x C. Same values as
+    models.losses.PatchNCELoss with negatives from the whole minibatch, at a far higher cost."""
+    del batch_size
+    k = k.detach()
+    l_pos = torch.cosine_similarity(q, k, dim=-1)[:, None]
+    l_neg = torch.cosine_similarity(q[:, None, :], k[None, :, :], dim=-1)
+    eye = torch.eye(l_neg.shape[0], dtype=torch.bool, device=q.device)
+    logits = torch.cat([l_pos, l_neg.masked_fill(eye, -10.0)], dim=1) / nce_T
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=q.device)
+    return torch.nn.functional.cross_entropy(logits, target, reduction="none")
+
+
+def emulate_reference_costs(model) -> None:
+    """Make a dcl/dcdgan model cost what the released DCLGAN code costs per iteration:
+    every PatchNCE term runs its own encoder passes and uses the broadcast similarity."""
+    if not hasattr(model, "encoder") or not hasattr(model, "nce"):
+        raise SystemExit(f"--reference_costs applies to dcl and dcdgan, not --model {model.opt.model}")
+    model.encoder = model.net
+    nce_T = model.opt.nce_T
+    model.nce.criterion.forward = lambda q, k, batch_size: broadcast_patch_nce(q, k, batch_size, nce_T)
+
+
+def random_batch(opt) -> dict:
+    shape = (opt.batch_size, opt.input_nc, opt.crop_size, opt.crop_size)
+    names = [f"random_{i}.png" for i in range(opt.batch_size)]
+    return {"A": torch.rand(shape) * 2 - 1, "B": torch.rand(shape) * 2 - 1, "A_paths": names, "B_paths": names}
+
+
+def loader_images_per_s(opt, batches: int) -> float:
+    """Images/s the DataLoader delivers alone (to compare with training throughput)."""
+    from data import create_dataset
+    from util.trainer import build_loader
+
+    loader, sampler = build_loader(create_dataset(opt), opt)
+    sampler.set_epoch(0)
+    count = 0
+    start = time.perf_counter()
+    for i, batch in enumerate(itertools.cycle(loader)):
+        count += batch["A"].shape[0]
+        if i + 1 >= batches:
+            break
+    return count / (time.perf_counter() - start)
+
+
+def benchmark_training(opt, model, batch, args) -> dict:
+    device = model.device
+    # Count FLOPs on the first (eager, untimed) iteration: the counter sees aten ops, which a
+    # compiled graph would hide. Forward and backward of every network are included.
+    model.set_input(batch)
+    with FlopCounterMode(display=False) as counter:
+        model.optimize_parameters()
+    flops = counter.get_total_flops()
+    model.wrap_networks(distributed=False)
+    for _ in range(args.warmup):
+        model.set_input(batch)
+        model.optimize_parameters()
+    synchronize(device)
+    reset_device_peak(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(args.iters):
+        model.set_input(batch)
+        model.optimize_parameters()
+    synchronize(device)
+    per_iter = (time.perf_counter() - start) / args.iters
+    # CPU seconds of this process: on a shared machine wall time grows with other load,
+    # this much less (all threads summed, so up to threads x wall time when idle).
+    cpu_per_iter = (time.process_time() - cpu_start) / args.iters
+    result = {"sec_per_iter": per_iter, "cpu_sec_per_iter": cpu_per_iter, "iters_per_s": 1 / per_iter,
+              "images_per_s": opt.batch_size / per_iter,
+              "peak_rss_mb": peak_rss_mb(), "cuda_max_allocated_mb": device_peak_mb(device),
+              "flops_per_iter": flops, "achieved_gflops": flops / per_iter / 1e9}
+    losses = model.get_current_losses()  # read once, after timing: a host-device sync
+    if not all(math.isfinite(v) for v in losses.values()):
+        logger.warning("non-finite losses in the benchmark run: %s", losses)
+    return result
+
+
+def inference_flops(net: torch.nn.Module, opt, device: torch.device) -> int:
+    x = torch.zeros(1, opt.input_nc, FLOP_PROBE_SIZE, FLOP_PROBE_SIZE, device=device)
+    with FlopCounterMode(display=False) as counter:
+        restore(net, x)
+    return counter.get_total_flops()
+
+
+def benchmark_inference(opt, model, sizes: list[int], iters: int) -> dict:
+    device = model.device
+    net = _unwrap(model.net(model.test_net_names()[opt.direction])).eval()
+    probe_flops = inference_flops(net, opt, device)
+    if opt.compile:
+        net = compile_network(net, device)
+    autocast = model.autocast()
+    results = {}
+    for size in sizes:
+        x = torch.rand(1, opt.input_nc, size, size, device=device) * 2 - 1
+        x = model.to_device(x)
+        with autocast:
+            restore(net, x)  # warm-up: allocator, oneDNN/cuDNN kernel choice, compilation
+            synchronize(device)
+            reset_device_peak(device)
+            start = time.perf_counter()
+            for _ in range(iters):
+                restore(net, x)
+            synchronize(device)
+        per_image = (time.perf_counter() - start) / iters
+        flops = probe_flops * size * size / FLOP_PROBE_SIZE**2
+        results[str(size)] = {"sec_per_image": per_image, "images_per_s": 1 / per_image,
+                              "megapixels_per_s": size * size / 1e6 / per_image,
+                              "flops_per_image": flops, "achieved_gflops": flops / per_image / 1e9,
+                              "peak_rss_mb": peak_rss_mb(), "cuda_max_allocated_mb": device_peak_mb(device)}
+    return results
+
+
+def describe(opt, model) -> dict:
+    config = {key: getattr(opt, key) for key in SWEEPABLE if hasattr(opt, key)}
+    amp_dtype = str(model.amp_dtype).replace("torch.", "") if model.amp_dtype else None
+    config.update(device=str(model.device), cpu=cpu_description(), amp_dtype=amp_dtype,
+                  torch=torch.__version__, threads=torch.get_num_threads(),
+                  nce_layers=getattr(opt, "nce_layers", None), num_patches=getattr(opt, "num_patches", None))
+    return config
+
+
+def parse_config(argv: list[str]):
+    if "--dataroot" not in argv:
+        argv = ["--dataroot", "<random tensors>", *argv]
+    return TrainOptions().parse(argv + ["--display_id", "0"])
+
+
+def run_config(opt, args, peak: dict) -> dict:
+    torch.manual_seed(opt.seed)
+    if opt.gpu_ids:
+        torch.backends.cudnn.benchmark = True  # as the Trainer does for fixed crop sizes
+    load_before = os.getloadavg()[0]
+    model = create_model(opt)
+    model.setup()
+    model.train()
+    if args.reference_costs:
+        emulate_reference_costs(model)
+    line = {"kind": "speed", "reference_costs": args.reference_costs, "config": describe(opt, model),
+            "peak_matmul_gflops": peak}
+    if not args.skip_train:
+        line["train"] = benchmark_training(opt, model, random_batch(opt), args)
+        peak_for_dtype = peak.get("bf16" if model.amp_dtype == torch.bfloat16 else "fp32")
+        if peak_for_dtype:
+            line["train"]["fraction_of_peak"] = line["train"]["achieved_gflops"] / peak_for_dtype
+        if os.path.isdir(opt.dataroot):
+            line["train"]["loader_images_per_s"] = loader_images_per_s(opt, args.data_batches)
+    sizes = [int(s) for s in args.infer_sizes.split(",") if s.strip()]
+    if sizes:
+        line["infer"] = benchmark_inference(opt, model, sizes, args.infer_iters)
+    line["load_avg_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
+    return line
+
+
+def tiled_memory(argv: list[str], args) -> dict:
+    """Peak RSS and time of restoring one large image whole and in tiles."""
+    opt = parse_config(argv)
+    width, height = (int(v) for v in args.tiled_memory.lower().split("x"))
+    torch.manual_seed(opt.seed)
+    net = define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.normG,
+                           opt.no_antialias, opt.no_antialias_up).eval()
+    x = torch.rand(1, opt.input_nc, height, width) * 2 - 1
+    line = {"kind": "tiled_memory", "size": [width, height], "ngf": opt.ngf, "netG": opt.netG,
+            "tile": args.tile, "tile_overlap": args.tile_overlap, "load_avg_1min": {"before": os.getloadavg()[0]}}
+    outputs = {}
+    for label, tile in (("tiled", args.tile), ("whole", 0)):
+        reset_peak_rss()
+        start = time.perf_counter()
+        outputs[label] = restore(net, x, tile, args.tile_overlap)
+        line[label] = {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+    line["input_and_output_mb"] = 2 * x.numel() * 4 / 2**20
+    line["mean_abs_difference"] = float((outputs["tiled"] - outputs["whole"]).abs().mean())
+    line["load_avg_1min"]["after"] = os.getloadavg()[0]
+    return line
+
+
+def emit(line: dict, out: str | None) -> None:
+    text = json.dumps(line)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    if out:
+        with open(out, "a") as fh:
+            fh.write(text + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, rest = bench_arguments(sys.argv[1:] if argv is None else argv)
+    setup_logging("--verbose" in rest)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.tiled_memory:
+        emit(tiled_memory(rest, args), args.out)
+        return 0
+    configs = [parse_config(config) for config in expand_sweeps(rest)]
+    device = torch.device(f"cuda:{configs[0].gpu_ids[0]}") if configs[0].gpu_ids else torch.device("cpu")
+    peak = {} if args.skip_peak else {"fp32": matmul_peak_gflops(device, torch.float32),
+                                      "bf16": matmul_peak_gflops(device, torch.bfloat16)}
+    logger.info("matmul peak on %s: %s GFLOP/s; %d configuration(s)", device, peak, len(configs))
+    for opt in configs:
+        logger.info("benchmarking %s", {key: getattr(opt, key) for key in SWEEPABLE if hasattr(opt, key)})
+        emit(run_config(opt, args, peak), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
