@@ -1,23 +1,13 @@
 """Models: `--model NAME` finds class `<Name>Model` in `models/<name>_model.py`."""
 from __future__ import annotations
 
-import importlib
+from util.registry import find_plugin
 
 from .base_model import BaseModel
 
 
 def find_model_using_name(name: str) -> type[BaseModel]:
-    try:
-        module = importlib.import_module(f"models.{name}_model")
-    except ModuleNotFoundError as err:
-        if err.name == f"models.{name}_model":
-            raise ValueError(f"unknown --model '{name}': no file models/{name}_model.py") from err
-        raise
-    wanted = name.replace("_", "").lower() + "model"
-    for attr, cls in vars(module).items():
-        if attr.lower() == wanted and isinstance(cls, type) and issubclass(cls, BaseModel):
-            return cls
-    raise ValueError(f"models/{name}_model.py defines no BaseModel subclass named like '{wanted}'")
+    return find_plugin("models", name, "model", BaseModel, "--model")
 
 
 def get_option_setter(name: str):

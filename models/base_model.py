@@ -96,6 +96,17 @@ class BaseModel(ABC):
         self.backward_and_step(loss, optimizer_names)
         return loss
 
+    def pooled_D_loss(self, loss_name: str, net_D: nn.Module, real: torch.Tensor, fake_name: str) -> torch.Tensor:
+        """D loss of `real` against the fake `self.<fake_name>` drawn through its image pool."""
+        fake = self.image_pools[fake_name].query(getattr(self, fake_name))
+        self.losses[loss_name] = self.gan_loss.discriminator_loss(net_D, real, fake)
+        return self.losses[loss_name]
+
+    def two_domain_D_loss(self) -> torch.Tensor:
+        """Both discriminators of a two-generator model: D_A judges B images, D_B judges A images."""
+        return (self.pooled_D_loss("D_A", self.netD_A, self.real_B, "fake_B")
+                + self.pooled_D_loss("D_B", self.netD_B, self.real_A, "fake_A"))
+
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
         if getattr(self.opt, "channels_last", False):

@@ -196,11 +196,7 @@ class CDDGANModel(BaseModel):
         return losses, fresh
 
     def compute_D_loss(self) -> torch.Tensor:
-        fake_B = self.image_pools["fake_B"].query(self.fake_B)
-        self.losses["D_A"] = self.gan_loss.discriminator_loss(self.netD_A, self.real_B, fake_B)
-        fake_A = self.image_pools["fake_A"].query(self.fake_A)
-        self.losses["D_B"] = self.gan_loss.discriminator_loss(self.netD_B, self.real_A, fake_A)
-        return self.losses["D_A"] + self.losses["D_B"]
+        return self.two_domain_D_loss()
 
     def compute_N_loss(self) -> torch.Tensor:
         nce, fresh = self.contrastive_losses(self.projections, detach_queries=True)

@@ -91,9 +91,7 @@ class CUTModel(BaseModel):
                 for name, (src, tgt) in self.nce_pairs().items()}
 
     def compute_D_loss(self) -> torch.Tensor:
-        fake_B = self.image_pools["fake_B"].query(self.fake_B)
-        self.losses["D"] = self.gan_loss.discriminator_loss(self.netD, self.real_B, fake_B)
-        return self.losses["D"]
+        return self.pooled_D_loss("D", self.netD, self.real_B, "fake_B")
 
     def compute_G_loss(self) -> torch.Tensor:
         L = self.losses

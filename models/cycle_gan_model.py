@@ -82,11 +82,7 @@ class CycleGANModel(BaseModel):
         return total
 
     def compute_D_loss(self) -> torch.Tensor:
-        fake_B = self.image_pools["fake_B"].query(self.fake_B)
-        self.losses["D_A"] = self.gan_loss.discriminator_loss(self.netD_A, self.real_B, fake_B)
-        fake_A = self.image_pools["fake_A"].query(self.fake_A)
-        self.losses["D_B"] = self.gan_loss.discriminator_loss(self.netD_B, self.real_A, fake_A)
-        return self.losses["D_A"] + self.losses["D_B"]
+        return self.two_domain_D_loss()
 
     def optimize_parameters(self) -> None:
         with self.autocast():

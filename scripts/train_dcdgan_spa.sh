@@ -1,18 +1,7 @@
 #!/usr/bin/env bash
-# DCD-GAN (Chen et al., CVPR 2022) on SPA-Data (real rain; trainA/trainB made by datasets/prepare.py spa) with the paper's settings: lr 1e-4,
-# 300 + 300 epochs, load 512, crop 256, batch 1, hinge GAN, l_NCE 2, l_IDT 1, NCE layers
-# 4,8,12,16, save every 10 epochs (SPEC.md 3.1).
+# DCD-GAN on SPA-Data (real rain; made by datasets/prepare.py spa) with the paper's settings (scripts/train_dcdgan.sh).
 #   bash scripts/train_dcdgan_spa.sh [extra train.py flags, e.g. --gpu_ids 0 --amp --dcd_variant official]
-# DATAROOT (default datasets/spa, made by datasets/prepare.py) and NAME override the
-# defaults; flags given on the command line come last and win.
+# DATAROOT (default datasets/spa, made by datasets/prepare.py) and NAME override the defaults.
 set -euo pipefail
-source "$(dirname "$0")/launch_train.sh"
-DATAROOT=${DATAROOT:-datasets/spa}
-NAME=${NAME:-dcdgan_spa}
-train_py --dataroot "$DATAROOT" --name "$NAME" --model dcdgan --dcd_variant paper \
-    --gan_mode hinge --lambda_GAN 1 --lambda_NCE 2 --lambda_IDT 1 --lambda_cyc 1 \
-    --nce_layers 4,8,12,16 --num_patches 256 --nce_T 0.07 --netF mlp_sample --netF_nc 256 \
-    --netG resnet_9blocks --ngf 64 --ndf 64 --init_type xavier --init_gain 0.02 \
-    --lr 0.0001 --beta1 0.5 --beta2 0.999 --n_epochs 300 --n_epochs_decay 300 \
-    --load_size 512 --crop_size 256 --batch_size 1 --pool_size 0 --save_epoch_freq 10 \
-    "$@"
+export DATAROOT=${DATAROOT:-datasets/spa} NAME=${NAME:-dcdgan_spa}
+exec bash "$(dirname "$0")/train_dcdgan.sh" "$@"
