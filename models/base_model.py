@@ -74,7 +74,14 @@ class BaseModel(ABC):
 
     def backward_and_step(self, loss: torch.Tensor, optimizer_names: list[str]) -> None:
         """Backward `loss` and step the named optimizers (through the scaler under fp16)."""
-        self.scaler.scale(loss).backward()
+        try:
+            self.scaler.scale(loss).backward()
+        except Exception as err:
+            # torch.compile builds the backward graph lazily, so its failures surface here.
+            if getattr(self.opt, "compile", False):
+                err.add_note("--compile is on: torch.compile may not support these networks in this PyTorch "
+                             "(torch 2.14.1's inductor fails on the replication-pad backward); run without --compile")
+            raise
         for name in optimizer_names:
             self.scaler.step(self.optimizers[name])
         self.scaler.update()

@@ -86,6 +86,24 @@ def test_compile_without_a_cpu_compiler_fails_with_a_clear_message(monkeypatch):
         base_model.compile_network(torch.nn.Conv2d(3, 3, 1), torch.device("cpu"))
 
 
+class FailingBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("backend compiler failed")
+
+
+def test_a_backward_failure_under_compile_names_the_flag(tiny_dataroot, tmp_path):
+    model = make_model(tiny_dataroot, tmp_path, "--compile")
+    loss = FailingBackward.apply(torch.ones((), requires_grad=True))
+    with pytest.raises(RuntimeError, match="backend compiler failed") as info:
+        model.backward_and_step(loss, ["G"])
+    assert any("run without --compile" in note for note in info.value.__notes__)
+
+
 @pytest.mark.parametrize("model_name", ["dcl", "dcdgan"])
 def test_a_training_step_reads_nothing_back_to_the_host(tiny_dataroot, tmp_path, monkeypatch, model_name):
     """On CUDA every tensor -> Python read waits for the GPU; the models' steps make none.
