@@ -166,15 +166,28 @@ def test_contrastive_terms_reuse_the_translations_features(tiny_dataroot, tmp_pa
         assert_same_gradients(reused, fresh)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "torch 2.14.1 CPU: instance_norm's backward is wrong for a channels-last-strided gradient at "
-    "batch size 1, which PatchSampleF's permute-based gather produces; the fresh and reused paths "
-    "hit it differently. Passes once the head gathers in NCHW order."))
 def test_paper_variant_gradients_match_fresh_encoder_passes(tiny_dataroot, tmp_path):
-    reused, fresh, *_ = steps_with_and_without_reuse(tiny_dataroot, tmp_path, "--dcd_variant", "paper",
-                                                     model_name="dcdgan")
-    assert_same_gradients(reused, fresh)
+    """The paper variant reuses *queries* (they carry gradients), so compare in float64.
 
+    In float32 the sums behind a few gradients round differently on the two paths; in float64
+    every gradient agrees to 1e-9 of the network's largest. The biases of convolutions followed
+    by instance norm have an exactly-zero gradient (the norm removes any constant), so their
+    values on either path are rounding noise; the network-wide scale absorbs them.
+    """
+    torch.set_default_dtype(torch.float64)
+    try:
+        reused, fresh, got, expected, _ = steps_with_and_without_reuse(
+            tiny_dataroot, tmp_path, "--dcd_variant", "paper", model_name="dcdgan")
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert next(reused.netG_A.parameters()).dtype == torch.float64
+    assert got == pytest.approx(expected, rel=1e-12)
+    for net in ("G_A", "G_B"):
+        pairs = list(zip(reused.net(net).parameters(), fresh.net(net).parameters()))
+        scale = max(float(b.grad.abs().max()) for _, b in pairs)
+        assert scale > 0
+        for a, b in pairs:
+            assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-9 * scale), net
 
 
 def load_script(name: str):
