@@ -1,15 +1,18 @@
 """Multi-process training: torchrun with gloo on the CPU keeps every rank's weights identical."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 
 import pytest
 import torch
 
 import test as test_entry
-from tests.conftest import tiny_flags
+from tests.conftest import tiny_flags, write_images
 from util.checkpoint import load_checkpoint
 from util.distributed import (DIGEST_DIR_ENV, DistributedContext, DistributedError, context_from_env,
                               parameter_digest)
@@ -68,3 +71,88 @@ def test_torchrun_two_cpu_ranks_train_identical_weights(tiny_dataroot, tmp_path)
                               "--results_dir", str(tmp_path / "results")])
     assert status == 0
     assert len(list((tmp_path / "results" / "ddp" / "test_latest" / "images").glob("*.png"))) == 2
+
+
+def torchrun_workers(launcher_pid: int) -> dict[int, int]:
+    """{RANK: pid} of the worker processes a torchrun process started (Linux /proc)."""
+    workers = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile, or not ours
+        rank = [item[5:] for item in environ if item.startswith(b"RANK=")]
+        if parent == launcher_pid and rank:
+            workers[int(rank[0])] = int(proc.name)
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the worker processes through /proc")
+def test_a_signal_to_one_rank_stops_every_rank_and_rank0_saves_that_position(tmp_path):
+    """SIGTERM to rank 1 alone: both ranks stop after the same iteration and rank 0 saves it.
+
+    A rank stopping on its own would leave rank 0 blocked in the next gradient all-reduce
+    until the launcher tears it down, with no checkpoint of where training stopped.
+    """
+    root = tmp_path / "data"
+    write_images(root / "trainA", 40, seed=1)
+    write_images(root / "trainB", 40, seed=2)
+    # 20 iterations per epoch; nothing is saved before the end of the first one but the stop.
+    flags = tiny_flags(root, tmp_path / "ck", "stop") + ["--n_epochs", "50", "--n_epochs_decay", "0",
+                                                          "--save_latest_freq", "100000"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(REPO / "train.py"), *flags]
+    log = tmp_path / "ck" / "stop" / "loss_log.txt"
+    with subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as launcher:
+        try:
+            deadline = time.monotonic() + 240
+            while not (log.is_file() and "iters: 1," in log.read_text()):
+                assert launcher.poll() is None and time.monotonic() < deadline, "training did not start"
+                time.sleep(0.2)
+            workers = torchrun_workers(launcher.pid)
+            assert set(workers) == {0, 1}
+            os.kill(workers[1], signal.SIGTERM)
+            output, _ = launcher.communicate(timeout=120)
+        finally:
+            if launcher.poll() is None:
+                launcher.kill()
+    assert "stopped by signal 15" in output or "SIGTERM" in output, output[-3000:]
+    checkpoint = load_checkpoint(tmp_path / "ck" / "stop" / "latest.pt")
+    position = checkpoint["position"]
+    logged = log.read_text().count("iters:")
+    assert 1 <= position["total_iters"] < 20 and position["epoch_iter"] == position["total_iters"]
+    assert position["total_iters"] == logged, "rank 0 saved the iteration where every rank stopped"
+
+
+def _nan_on_rank1_worker(rank: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+    from util.trainer import NonFiniteGuard
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        weight = torch.nn.Parameter(torch.ones(3))
+        optimizer = torch.optim.SGD([weight], lr=0.1)
+        model = types.SimpleNamespace(optimizers={"G": optimizer}, losses={})
+        guard = NonFiniteGuard(model, "skip", {"total_iters": 0})
+        with guard:
+            scale = float("nan") if rank == 1 else 1.0
+            loss = (weight * scale).sum()
+            model.losses["G"] = loss
+            loss.backward()
+            optimizer.step()
+        Path(out, f"rank{rank}.json").write_text(json.dumps(
+            {"weight": weight.tolist(), "skipped": guard.skipped_iterations}))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_nan_loss_on_one_rank_makes_every_rank_skip_the_step(tmp_path):
+    """Gradients are averaged, so rank 1's NaN would reach rank 0's weights: both skip."""
+    torch.multiprocessing.spawn(_nan_on_rank1_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        result = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert result == {"weight": [1.0, 1.0, 1.0], "skipped": [1]}, rank

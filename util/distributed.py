@@ -85,9 +85,31 @@ def init_distributed(opt) -> DistributedContext:
     else:
         backend = "gloo"
     dist.init_process_group(backend=backend)
+    global _control_group
+    # Verdicts (stop signal, NaN loss) are CPU scalars: agree on them over gloo, so that a
+    # NCCL run does not copy a flag to the GPU and wait for it on every iteration.
+    _control_group = dist.new_group(backend="gloo") if backend == "nccl" else None
     logger.info("rank %d of %d (%s, %s)", ctx.rank, ctx.world_size, backend,
                 f"cuda:{ctx.local_rank}" if opt.gpu_ids else "cpu")
     return ctx
+
+
+# The process group for max_over_ranks: None is the default group (gloo on the CPU).
+_control_group = None
+
+
+def max_over_ranks(value: int) -> int:
+    """The largest of every rank's `value` (each rank must call this at the same point).
+
+    Decisions that end or skip a step must be taken by all ranks together: a rank that stops
+    alone (it got the signal, or its loss was NaN) leaves the others waiting forever in the
+    next gradient all-reduce. One process, or no process group: `value` itself.
+    """
+    if not dist.is_available() or not dist.is_initialized():
+        return value
+    flag = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=_control_group)
+    return int(flag)
 
 
 @contextmanager

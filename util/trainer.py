@@ -19,6 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data import create_dataset
 from data.sampler import ResumableSampler
 from models import create_model
+from util.distributed import max_over_ranks
 from util.visualizer import Visualizer
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class NonFiniteGuard:
     """
 
     max_skips_in_a_row = 20
+    OTHER_RANK = "a loss on another rank"
 
     def __init__(self, model, policy: str, position: dict[str, int]):
         if policy not in ("stop", "skip"):
@@ -147,12 +149,17 @@ class NonFiniteGuard:
         if fresh:
             self._checked.update(fresh)
             self._bad = non_finite_names(fresh)
+            # Under DDP the gradients are averaged, so one rank's NaN reaches every rank's
+            # weights: all ranks skip (or stop) together.
+            if max_over_ranks(int(bool(self._bad))) and not self._bad:
+                self._bad = [self.OTHER_RANK]
         if self._bad:
             self._reject(optimizer)
 
     def _reject(self, optimizer: torch.optim.Optimizer) -> None:
         iteration = self.position["total_iters"] + 1  # the trainer counts an iteration once it is done
-        detail = ", ".join(f"{name} = {float(self._checked[name].detach())}" for name in self._bad)
+        detail = ", ".join(name if name == self.OTHER_RANK else f"{name} = {float(self._checked[name].detach())}"
+                           for name in self._bad)
         if self.policy == "stop":
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {iteration}: {detail}. Stopped before that update and "
@@ -229,10 +236,16 @@ class Trainer:
         return {"position": dict(self.position), "losses": self.last_losses}
 
     def stop_if_requested(self) -> None:
-        """After a stop signal: save 'latest' at the current position and raise `TrainingInterrupted`."""
-        if self.stop_request.signum is not None:
+        """After a stop signal: save 'latest' at the current position and raise `TrainingInterrupted`.
+
+        Under torchrun a signal may reach one rank only (a scheduler killing one process, a
+        Ctrl-C in one terminal); every rank asks here, at the same point of every iteration,
+        and all stop together, so rank 0 saves and none is left waiting for the others.
+        """
+        signum = max_over_ranks(self.stop_request.signum or 0)
+        if signum:
             self.save("latest")
-            raise TrainingInterrupted(self.stop_request.signum, self.position["total_iters"])
+            raise TrainingInterrupted(signum, self.position["total_iters"])
 
     def run_epoch(self) -> None:
         o, p = self.opt, self.position
@@ -241,25 +254,23 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=self.iters_per_epoch, initial=p["epoch_iter"], desc=f"epoch {epoch}/{self.last_epoch}",
                    unit="it", disable=not self.is_main, dynamic_ncols=True, leave=False)
-        t_data_start = time.perf_counter()
-        for batch in self.loader:
-            t_data = time.perf_counter() - t_data_start
-            t_start = time.perf_counter()
-            self.model.set_input(batch)
-            self.model.optimize_parameters()
-            p["epoch_iter"] += 1
-            p["total_iters"] += 1
-            bar.update(1)
-            self.after_iteration(epoch, bar, t_data, time.perf_counter() - t_start)
-            if self.done() and p["epoch_iter"] < self.iters_per_epoch:
-                bar.close()
-                self.save("latest")
-                return
-            if self.stop_request.signum is not None:
-                bar.close()
-                self.stop_if_requested()
+        with bar:
             t_data_start = time.perf_counter()
-        bar.close()
+            for batch in self.loader:
+                t_data = time.perf_counter() - t_data_start
+                t_start = time.perf_counter()
+                self.model.set_input(batch)
+                self.model.optimize_parameters()
+                p["epoch_iter"] += 1
+                p["total_iters"] += 1
+                bar.update(1)
+                self.after_iteration(epoch, bar, t_data, time.perf_counter() - t_start)
+                if self.done() and p["epoch_iter"] < self.iters_per_epoch:
+                    bar.close()
+                    self.save("latest")
+                    return
+                self.stop_if_requested()
+                t_data_start = time.perf_counter()
         self.end_epoch(epoch)
 
     def end_epoch(self, epoch: int) -> None:
