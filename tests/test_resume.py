@@ -76,3 +76,29 @@ def test_epoch_checkpoints_and_options_file(tiny_dataroot, tmp_path):
     assert "dcd_variant: paper" in text.replace("  ", " ") or "dcd_variant" in text
     assert not list(run_dir.glob("*.tmp")), "no temporary checkpoint files left behind"
     assert (run_dir / "web" / "index.html").is_file()
+
+
+def test_resumed_run_redraws_the_whole_loss_curve_from_the_log(tiny_dataroot, tmp_path):
+    """After --continue_train the curves hold the whole run, as an uninterrupted run's do.
+
+    The line logged after the checkpoint (as by a run killed before its next save) is
+    dropped: that iteration is done again after resuming.
+    """
+    full = make_trainer(flags(tiny_dataroot, tmp_path, "full"))
+    full.run()
+    first = make_trainer(flags(tiny_dataroot, tmp_path, "split", "--max_iters", "3"))
+    first.run()
+    log = tmp_path / "ck" / "split" / "loss_log.txt"
+    with open(log, "a") as fh:
+        fh.write("(epoch: 1, iters: 4, time: 0.1, data: 0.0) " + " ".join(f"{k}: 99" for k in full.recorded[0]) + "\n")
+
+    resumed = make_trainer(flags(tiny_dataroot, tmp_path, "split", "--continue_train"))
+    assert {name: len(points) for name, points in resumed.visualizer.loss_history.items()} == \
+        {name: 3 for name in full.recorded[0]}
+    resumed.run()
+    expected, got = full.visualizer.loss_history, resumed.visualizer.loss_history
+    assert set(got) == set(expected)
+    for name in expected:
+        assert [x for x, _ in got[name]] == [x for x, _ in expected[name]], name
+        assert [y for _, y in got[name]] == pytest.approx([y for _, y in expected[name]], rel=1e-5), name
+    assert "Training resumed at epoch 1, iteration 3 (" in log.read_text()

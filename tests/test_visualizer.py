@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.visdom_server import free_port, start_visdom_server, visdom_server  # noqa: F401 (fixture)
 from util.html import draw_loss_curve, save_test_page
-from util.visualizer import REQUEST_TIMEOUT_S, Visualizer
+from util.visualizer import REQUEST_TIMEOUT_S, Visualizer, read_loss_history
 
 
 def make_opt(tmp_path: Path, name: str, port: int = 0, **overrides) -> SimpleNamespace:
@@ -240,3 +240,38 @@ def test_test_page_without_ground_truth_has_no_metric_columns(tmp_path):
     text = page.read_text()
     assert "ground truth" not in text and "PSNR" not in text and "mean of" not in text
     assert ">a.png<" in text
+
+
+def test_loss_history_is_read_back_from_the_log_up_to_the_resume_position(tmp_path):
+    log = tmp_path / "loss_log.txt"
+    log.write_text("\n".join([
+        "================ Training Loss (old run) ================",
+        "(epoch: 1, iters: 2, time: 0.1, data: 0.0) G: 7",
+        "================ Training Loss (this run) ================",
+        "(epoch: 1, iters: 2, time: 0.1, data: 0.0) G: 1 D: 0.5",
+        "(epoch: 1, iters: 4, time: 0.1, data: 0.0) G: 2 D: nan",
+        "(epoch: 2, iters: 2, time: 0.1, data: 0.0) G: 3",  # after the checkpoint at (2, 0): redone
+        "================ Training resumed at epoch 2, iteration 0 (then) ================",
+        "(epoch: 2, iters: 2, time: 0.1, data: 0.0) G: 4",
+        "a line some tool appended",
+        "(epoch: 2, iters: 4, time: 0.1, data: 0.0) G: 5",
+    ]) + "\n")
+    assert read_loss_history(log, (2, 4), iters_per_epoch=4) == {
+        "G": [(1.5, 1.0), (2.0, 2.0), (2.5, 4.0), (3.0, 5.0)], "D": [(1.5, 0.5)]}
+    assert read_loss_history(log, (2, 2), iters_per_epoch=4)["G"][-1] == (2.5, 4.0)
+    assert read_loss_history(tmp_path / "missing.txt", (1, 0), 4) == {}
+
+
+def test_resume_replaces_a_stale_dashboard_plot_with_the_logged_history(visdom_server, tmp_path):
+    first = Visualizer(make_opt(tmp_path, "run_stale", visdom_server.port))
+    first.log_losses(1, 2, {"D": 1.0}, 0.1, 0.0)
+    first.plot_current_losses(1, 0.5, {"D": 1.0})
+    first.log_losses(1, 4, {"D": 9.0}, 0.1, 0.0)  # logged and plotted, but never checkpointed
+    first.plot_current_losses(1, 1.0, {"D": 9.0})
+    first.close()
+
+    resumed = Visualizer(make_opt(tmp_path, "run_stale", visdom_server.port, continue_train=True))
+    resumed.resume({"epoch": 1, "epoch_iter": 2, "total_iters": 2}, iters_per_epoch=4)
+    resumed.plot_current_losses(1, 0.75, {"D": 0.5})
+    resumed.close()
+    assert traces(visdom_server, "run_stale", "run_stale_losses") == {"D": ([1.5, 1.75], [1.0, 0.5])}

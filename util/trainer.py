@@ -197,11 +197,13 @@ class Trainer:
         self.model = create_model(opt)
         self.position = self.model.setup()
         self.model.wrap_networks(distributed=world_size > 1)
+        self.iters_per_epoch = math.ceil(len(self.dataset) / (opt.batch_size * world_size))
         self.visualizer = Visualizer(opt) if self.is_main else None
+        if self.visualizer and opt.continue_train:
+            self.visualizer.resume(self.position, self.iters_per_epoch)
         self.last_losses: dict[str, float] = {}
         self.stop_request = StopRequest()
         self.nan_guard = NonFiniteGuard(self.model, opt.nan_policy, self.position)
-        self.iters_per_epoch = math.ceil(len(self.dataset) / (opt.batch_size * world_size))
         logger.info("dataset: %d A / %d B images, %d iterations per epoch",
                     len(getattr(self.dataset, "A_paths", [])), len(getattr(self.dataset, "B_paths", [])),
                     self.iters_per_epoch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 import socket
 import time
 from collections.abc import Mapping
@@ -43,6 +44,47 @@ _OPTION_DEFAULTS = {
     "update_html_freq": 1000,
     "continue_train": False,
 }
+
+
+# loss_log.txt: "(epoch: 3, iters: 40, time: 0.123, data: 0.001) G_GAN: 0.5 NCE: 1.25"
+_LOG_LINE = re.compile(r"\(epoch: (\d+), iters: (\d+),[^)]*\)(.*)")
+_RESUMED_AT = re.compile(r"=+ Training resumed at epoch (\d+), iteration (\d+) ")
+
+
+def read_loss_history(log_path: Path, until: tuple[int, int], iters_per_epoch: int
+                      ) -> dict[str, list[tuple[float, float]]]:
+    """The loss curves of the run recorded in `log_path`, up to (epoch, iteration in epoch) `until`.
+
+    The newest "Training Loss" header starts the run; a "Training resumed at epoch E, iteration
+    K" header drops the points logged after that position (they were computed after the
+    checkpoint that run resumed from, and were redone). Malformed lines are ignored.
+    """
+    points: list[tuple[int, int, dict[str, float]]] = []
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        if line.startswith("=") and "Training Loss" in line:
+            points = []
+        elif (resumed := _RESUMED_AT.match(line)) is not None:
+            cut = (int(resumed[1]), int(resumed[2]))
+            points = [p for p in points if p[:2] <= cut]
+        elif (logged := _LOG_LINE.match(line)) is not None:
+            tokens = logged[3].split()
+            try:
+                losses = {name.rstrip(":"): float(value) for name, value in zip(tokens[::2], tokens[1::2])}
+            except ValueError:
+                continue
+            points.append((int(logged[1]), int(logged[2]), losses))
+    history: dict[str, list[tuple[float, float]]] = {}
+    for epoch, iters, losses in points:
+        if (epoch, iters) > until:
+            continue
+        for name, value in losses.items():
+            if math.isfinite(value):
+                history.setdefault(name, []).append((epoch + iters / iters_per_epoch, value))
+    return history
 
 
 class _QuietVisdomClient(logging.Filter):
@@ -190,6 +232,17 @@ class _Dashboard:
         except OSError as err:
             self._fail(err)
 
+    def replace_plot(self) -> None:
+        """Start the loss window afresh with the next `plot` (the whole history is resent)."""
+        self._sent = {}
+        if self._client is None:
+            self._replace_plot = True
+            return
+        try:
+            self._client.close(self.loss_win)
+        except OSError as err:
+            self._fail(err)
+
     def show_images(self, images: Mapping[str, np.ndarray], title: str) -> None:
         if not self._connected():
             return
@@ -228,8 +281,10 @@ class Visualizer:
         # Everything plotted so far, per loss: (fractional epoch, value); the HTML curve uses it.
         self.loss_history: dict[str, list[tuple[float, float]]] = {}
         self._log_started = False
+        self._resumed_at: tuple[int, int] | None = None
         self._nonfinite_warned: set[str] = set()
         continue_train = bool(get("continue_train"))
+        self._continue_train = continue_train
 
         self.dashboard: _Dashboard | None = None
         if int(get("display_id")) > 0:
@@ -245,6 +300,19 @@ class Visualizer:
                 self.run_dir / "web", title=f"Training: {self.name}", image_width=winsize,
                 ncols=ncols, keep_existing=continue_train,
                 subtitle=f"Visuals saved every {get('update_html_freq')} iterations; newest epoch first.")
+
+    def resume(self, position: Mapping[str, int], iters_per_epoch: int) -> None:
+        """--continue_train: the curves restart from the loss log, up to the checkpoint's position.
+
+        So the dashboard and the HTML page show the whole run, also after a visdom restart or
+        a crash that logged iterations past the last checkpoint (those are dropped: they are
+        being redone). Without a loss log the dashboard keeps its window and appends.
+        """
+        self._resumed_at = (int(position["epoch"]), int(position["epoch_iter"]))
+        self.loss_history = read_loss_history(self.log_path, self._resumed_at, iters_per_epoch)
+        if self.loss_history and self.dashboard is not None:
+            self.dashboard.replace_plot()
+            self.dashboard.plot(self.loss_history)
 
     def display_current_results(self, visuals: Mapping[str, torch.Tensor], epoch: int, save_result: bool) -> None:
         """Show the visuals (tensors in [-1, 1], 1xCxHxW) on the dashboard; with `save_result`
@@ -283,7 +351,11 @@ class Visualizer:
         with open(self.log_path, "a", encoding="utf-8") as log_file:
             if not self._log_started:
                 fresh = log_file.tell() == 0
-                what = "Training Loss" if fresh else "Training resumed"
+                # Without --continue_train this is a new run, even if an old log is there.
+                if self._resumed_at is not None:
+                    what = "Training resumed at epoch {}, iteration {}".format(*self._resumed_at)
+                else:
+                    what = "Training resumed" if self._continue_train and not fresh else "Training Loss"
                 log_file.write(f"================ {what} ({time.strftime('%c')}) ================\n")
                 self._log_started = True
             log_file.write(message + "\n")
