@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import shutil
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable
@@ -220,11 +221,17 @@ class BaseModel(ABC):
         return {name: self.visuals[name].detach() for name in self.visual_names}
 
     def update_learning_rate(self, metric: float | None = None) -> float:
-        for scheduler in self.schedulers.values():
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(metric if metric is not None else 0.0)
-            else:
-                scheduler.step()
+        with warnings.catch_warnings():
+            # A run resumed from a checkpoint saved on an epoch's last iteration ends that epoch
+            # before its first optimizer step; torch then warns that the schedule is stepped
+            # "before optimizer.step()". The epoch's steps were taken (by the run that saved it),
+            # so the schedule is right: silence that one warning.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            for scheduler in self.schedulers.values():
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step(metric if metric is not None else 0.0)
+                else:
+                    scheduler.step()
         first = next(iter(self.optimizers.values()), None)
         return first.param_groups[0]["lr"] if first else 0.0
 
