@@ -16,6 +16,10 @@ own scores as the floor row) and results.json (settings, per-run and per-image s
 PSNR/SSIM use util/metrics.py: the Y channel for deraining, `--channel rgb` for dehazing.
 "Seconds per iteration" is the training loop's wall time (data loading, logging and the
 final checkpoint included; model construction excluded) over the iterations it ran.
+`--seeds 0,1,2` trains every model once per seed; the table then shows mean ± standard
+deviation and each seed's PSNR (at small budgets the seed moves PSNR by up to a dB: rank
+methods on several seeds). `--merge A/results.json B/results.json --out DIR` writes one
+such table from earlier runs of the same data and budget (e.g. one run per seed).
 Exit status: 0 when every run finished, 1 when some failed (listed in the table), 2 on bad
 usage.
 """
@@ -25,6 +29,7 @@ import argparse
 import json
 import logging
 import platform
+import statistics
 import sys
 import time
 import traceback
@@ -49,7 +54,7 @@ DEFAULT_MODELS = "cycle_gan,cut,dcl,negcut,dcdgan:official,dcdgan:paper"
 # The flag that selects a model's variant in a `model:variant` spec.
 VARIANT_FLAGS = {"dcdgan": "--dcd_variant"}
 # Budget flags given to every model that has them (option name -> benchmark argument).
-SHARED_BUDGET = ("ngf", "ndf", "load_size", "crop_size", "num_patches", "netF_nc", "seed")
+SHARED_BUDGET = ("ngf", "ndf", "load_size", "crop_size", "num_patches", "netF_nc")
 
 
 class BenchmarkError(RuntimeError):
@@ -59,9 +64,9 @@ class BenchmarkError(RuntimeError):
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataroot", required=True, help="dataset root with trainA, trainB, testA and testB")
+    parser.add_argument("--dataroot", help="dataset root with trainA, trainB, testA and testB")
     parser.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated model[:variant] specs")
-    parser.add_argument("--iters", type=int, required=True, help="training iterations per model")
+    parser.add_argument("--iters", type=int, help="training iterations per model")
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--ndf", type=int, default=64)
     parser.add_argument("--load_size", type=int, default=286)
@@ -69,6 +74,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--num_patches", type=int, default=256)
     parser.add_argument("--netF_nc", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds: every model is trained once per seed and the table shows "
+                             "mean +- standard deviation (overrides --seed)")
+    parser.add_argument("--merge", nargs="+", metavar="RESULTS_JSON", default=None,
+                        help="train nothing: one table from earlier runs' results.json files (same data and "
+                             "budget, e.g. one file per seed), written to --out")
     parser.add_argument("--channel", choices=CHANNELS, default="y", help="y for deraining, rgb for dehazing")
     parser.add_argument("--crop_border", type=int, default=0, help="pixels ignored at each border when scoring")
     parser.add_argument("--gpu_ids", default=default_gpu_ids(), help="as for train.py; -1 for the CPU")
@@ -95,11 +106,11 @@ def model_parser(model: str) -> argparse.ArgumentParser:
 
 
 def train_argv(args: argparse.Namespace, model: str, variant: str | None, name: str, out: Path,
-               extra: list[str]) -> list[str]:
+               extra: list[str], seed: int | None = None) -> list[str]:
     parser = model_parser(model)
     argv = ["--dataroot", args.dataroot, "--model", model, "--name", name,
             "--checkpoints_dir", str(out / "checkpoints"), "--gpu_ids", args.gpu_ids,
-            "--display_id", "0", "--max_iters", str(args.iters)]
+            "--display_id", "0", "--max_iters", str(args.iters), "--seed", str(args.seed if seed is None else seed)]
     for option in SHARED_BUDGET:
         if parser.get_default(option) is not None:  # every budget flag has a non-None default where it exists
             argv += [f"--{option}", str(getattr(args, option))]
@@ -108,12 +119,11 @@ def train_argv(args: argparse.Namespace, model: str, variant: str | None, name: 
     return argv + extra
 
 
-def run_one(spec: str, args: argparse.Namespace, out: Path, extra: list[str]) -> dict:
-    """Train, test and score one `model[:variant]`; artefacts go to out/checkpoints|results/<run>."""
+def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path, extra: list[str]) -> dict:
+    """Train, test and score one `model[:variant]`; artefacts go to out/checkpoints|results/<name>."""
     model, variant = parse_spec(spec)
-    name = spec.replace(":", "_")
     options = TrainOptions()
-    opt = options.parse(train_argv(args, model, variant, name, out, extra))
+    opt = options.parse(train_argv(args, model, variant, name, out, extra, seed))
     options.save_options(opt, "train_opt.txt")
     trainer = Trainer(opt)
     started = time.perf_counter()
@@ -133,35 +143,113 @@ def run_one(spec: str, args: argparse.Namespace, out: Path, extra: list[str]) ->
         raise BenchmarkError(f"test.py exited with status {status} for run '{name}'; see its log above")
     rows, mean = evaluate_folders(results_dir / name / "test_latest" / "images", Path(args.dataroot) / "testB",
                                   args.channel, args.crop_border)
-    return {"spec": spec, "model": model, "variant": variant, "name": name,
+    return {"spec": spec, "model": model, "variant": variant, "name": name, "seed": seed,
             "psnr": mean["psnr"], "ssim": mean["ssim"], "images": mean["count"],
             "iterations": iterations, "seconds_per_iter": seconds / max(iterations, 1),
             "params": params, "restoring_net": restoring_net, "restoring_params": params[restoring_net],
             "trained_params": sum(params.values()), "per_image": rows}
 
 
+def _spread(values: list[float], digits: int) -> str:
+    """'17.49' for one value, '17.49 ± 0.52' (sample standard deviation) for several."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
 def markdown_table(runs: list[dict], floor: dict, settings: dict) -> str:
+    """Ranked by mean PSNR over the runs of each spec (one run per seed)."""
     lines = ["# Quality benchmark", ""]
     lines += [f"- {key}: {value}" for key, value in settings.items()]
-    lines += ["", "| rank | model | PSNR (dB) | SSIM | s / iter | restoring G (M params) | trained (M params) |",
-              "|---:|---|---:|---:|---:|---:|---:|"]
-    scored = sorted((r for r in runs if "error" not in r), key=lambda r: r["psnr"], reverse=True)
-    for rank, r in enumerate(scored, 1):
-        lines.append(f"| {rank} | {r['spec']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['seconds_per_iter']:.3f} | "
-                     f"{r['restoring_params'] / 1e6:.3f} | {r['trained_params'] / 1e6:.3f} |")
-    lines.append(f"| floor | input (degraded testA) | {floor['psnr']:.2f} | {floor['ssim']:.4f} | - | - | - |")
+    by_spec: dict[str, list[dict]] = {}
     for r in runs:
-        if "error" in r:
-            lines.append(f"| failed | {r['spec']} | - | - | - | - | - |")
+        if "error" not in r:
+            by_spec.setdefault(r["spec"], []).append(r)
+    seeded = any(len(group) > 1 for group in by_spec.values())
+    seed_column = " PSNR per seed |" if seeded else ""
+    lines += ["", f"| rank | model | PSNR (dB) | SSIM |{seed_column} s / iter | restoring G (M params) | "
+                  "trained (M params) |",
+              "|---:|---|---:|---:|" + ("---|" if seeded else "") + "---:|---:|---:|"]
+    ranked = sorted(by_spec.items(), key=lambda item: statistics.mean(r["psnr"] for r in item[1]), reverse=True)
+    for rank, (spec, group) in enumerate(ranked, 1):
+        group = sorted(group, key=lambda r: r.get("seed", 0))
+        per_seed = (" " + ", ".join(f"{r['psnr']:.2f} (seed {r.get('seed', '?')})" for r in group) + " |"
+                    if seeded else "")
+        first = group[0]
+        lines.append(f"| {rank} | {spec} | {_spread([r['psnr'] for r in group], 2)} | "
+                     f"{_spread([r['ssim'] for r in group], 4)} |{per_seed} "
+                     f"{statistics.mean(r['seconds_per_iter'] for r in group):.3f} | "
+                     f"{first['restoring_params'] / 1e6:.3f} | {first['trained_params'] / 1e6:.3f} |")
+    dashes = " - |" if seeded else ""
+    lines.append(f"| floor | input (degraded testA) | {floor['psnr']:.2f} | {floor['ssim']:.4f} |{dashes} - | - | - |")
     failed = [r for r in runs if "error" in r]
+    for r in failed:
+        lines.append(f"| failed | {r['spec']} | - | - |{dashes} - | - | - |")
+    if seeded:
+        lines += ["", "± is the standard deviation over the seeds (training randomness: initial weights, "
+                      "crops, patch positions); the same test images every time."]
     if failed:
         lines += ["", "Failed runs:", ""] + [f"- {r['spec']}: {r['error']}" for r in failed]
     return "\n".join(lines) + "\n"
 
 
+# Settings that may differ between results merged into one table.
+MERGE_MAY_DIFFER = ("command", "seed", "date", "cpu threads")
+
+
+def merge_results(paths: list[Path]) -> tuple[list[dict], dict, dict]:
+    """Runs, floor and settings of several results.json files of one data set and budget."""
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as err:
+            raise BenchmarkError(f"cannot read benchmark results '{path}': {err}") from err
+    first = loaded[0]["settings"]
+    for path, result in zip(paths[1:], loaded[1:]):
+        differ = sorted(key for key in set(first) | set(result["settings"]) if key not in MERGE_MAY_DIFFER
+                        and first.get(key) != result["settings"].get(key))
+        if differ:
+            raise BenchmarkError(f"'{path}' was run with other settings than '{paths[0]}' ({', '.join(differ)}); "
+                                 f"only runs of the same data and budget go in one table")
+    runs = []
+    for result in loaded:
+        for run in result["runs"]:
+            runs.append({"seed": result["settings"].get("seed"), **run})  # older files: the seed of the file
+    settings = {key: value for key, value in first.items() if key not in ("command", "seed", "date")}
+    settings = {"merged": ", ".join(str(p) for p in paths),
+                "seeds": ", ".join(sorted({str(r.get("seed", "?")) for r in runs})), **settings}
+    return runs, loaded[0]["input"], settings
+
+
+def write_outputs(out: Path, runs: list[dict], floor: dict, settings: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(markdown_table(runs, floor, settings))
+    with open(out / "results.json", "w") as fh:
+        json.dump({"settings": settings, "input": floor, "runs": runs}, fh, indent=1)
+    logger.info("table: %s\n%s", out / "table.md", (out / "table.md").read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     args, extra = parse_args(argv)
     setup_logging()
+    default_out = Path("benchmarks") / "quality" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.merge:
+        try:
+            runs, floor, settings = merge_results([Path(p) for p in args.merge])
+        except BenchmarkError as err:
+            logger.error("%s", err)
+            return 2
+        write_outputs(Path(args.out or default_out), runs, floor, settings)
+        return 0
+    if args.dataroot is None or args.iters is None:
+        logger.error("--dataroot and --iters are required (unless --merge builds a table from earlier results)")
+        return 2
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    except ValueError:
+        logger.error("--seeds must be comma-separated integers, got '%s'", args.seeds)
+        return 2
     root = Path(args.dataroot)
     for sub in ("trainA", "trainB", "testA", "testB"):
         if not (root / sub).is_dir():
@@ -178,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if not specs:
         logger.error("--models is empty")
         return 2
-    out = Path(args.out or Path("benchmarks") / "quality" / datetime.now().strftime("%Y%m%d-%H%M%S"))
+    out = Path(args.out or default_out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         _, floor = evaluate_folders(root / "testA", root / "testB", args.channel, args.crop_border)
@@ -187,27 +275,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     runs = []
-    for spec in specs:
-        logger.info("=== %s: %d iterations ===", spec, args.iters)
-        try:
-            runs.append(run_one(spec, args, out, extra))
-        except Exception as err:  # one broken model must not cost the other runs
-            logger.error("run %s failed:\n%s", spec, traceback.format_exc())
-            runs.append({"spec": spec, "error": f"{type(err).__name__}: {err}"})
-        setup_logging()  # test.py re-configures logging; keep this script's format
+    for seed in seeds:
+        for spec in specs:
+            name = spec.replace(":", "_") + (f"_seed{seed}" if len(seeds) > 1 else "")
+            logger.info("=== %s, seed %d: %d iterations ===", spec, seed, args.iters)
+            try:
+                runs.append(run_one(spec, seed, name, args, out, extra))
+            except Exception as err:  # one broken model must not cost the other runs
+                logger.error("run %s failed:\n%s", name, traceback.format_exc())
+                runs.append({"spec": spec, "seed": seed, "error": f"{type(err).__name__}: {err}"})
+            setup_logging()  # test.py re-configures logging; keep this script's format
 
     device = f"cuda:{args.gpu_ids}" if args.gpu_ids not in ("-1", "") else "cpu"
     settings = {"command": " ".join(["python", "scripts/benchmark_quality.py", *(argv or sys.argv[1:])]),
                 "dataroot": str(root), "iterations": args.iters, "load_size": args.load_size,
                 "crop_size": args.crop_size, "ngf": args.ngf, "ndf": args.ndf, "num_patches": args.num_patches,
-                "netF_nc": args.netF_nc, "seed": args.seed, "channel": args.channel, "crop_border": args.crop_border,
+                "netF_nc": args.netF_nc, "seed": ", ".join(map(str, seeds)), "channel": args.channel,
+                "crop_border": args.crop_border,
                 "extra train flags": " ".join(extra) or "none", "device": device,
                 "cpu threads": torch.get_num_threads(), "torch": torch.__version__,
                 "machine": platform.machine(), "date": datetime.now().isoformat(timespec="seconds")}
-    (out / "table.md").write_text(markdown_table(runs, floor, settings))
-    with open(out / "results.json", "w") as fh:
-        json.dump({"settings": settings, "input": floor, "runs": runs}, fh, indent=1)
-    logger.info("table: %s\n%s", out / "table.md", (out / "table.md").read_text())
+    write_outputs(out, runs, floor, settings)
     return 1 if any("error" in r for r in runs) else 0
 
 

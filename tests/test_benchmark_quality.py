@@ -69,3 +69,48 @@ def test_bad_model_specs_are_refused_before_training(tiny_dataroot, tmp_path, mo
     bench = load_script()
     assert bench.main(["--dataroot", str(tiny_dataroot), "--models", models, "--out", str(tmp_path / "o"),
                        *TINY]) == 2
+
+
+def fake_results(path: Path, seed, runs, **settings) -> Path:
+    base = {"dataroot": "d", "iterations": 600, "crop_size": 64, "extra train flags": "none", "seed": seed,
+            "command": f"python scripts/benchmark_quality.py --seed {seed}", "date": "today"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"settings": {**base, **settings}, "input": {"psnr": 16.0, "ssim": 0.5},
+                                "runs": [{"spec": spec, "psnr": psnr, "ssim": 0.5, "seconds_per_iter": 0.5,
+                                          "restoring_params": 7e5, "trained_params": 3e6} for spec, psnr in runs]}))
+    return path
+
+
+def test_merge_ranks_by_the_mean_over_seeds_and_shows_the_spread(tmp_path):
+    bench = load_script()
+    a = fake_results(tmp_path / "s0" / "results.json", 0, [("negcut", 17.0), ("dcl", 17.5)])
+    b = fake_results(tmp_path / "s1" / "results.json", 1, [("negcut", 19.0), ("dcl", 17.7)])
+    assert bench.main(["--merge", str(a), str(b), "--out", str(tmp_path / "merged")]) == 0
+    rows = [line for line in (tmp_path / "merged" / "table.md").read_text().splitlines() if line.startswith("| ")]
+    # negcut: mean 18.0, sample std 1.41; dcl: mean 17.6, std 0.14.
+    assert rows[1].startswith("| 1 | negcut | 18.00 ± 1.41 | 0.5000 ± 0.0000 | 17.00 (seed 0), 19.00 (seed 1) |")
+    assert rows[2].startswith("| 2 | dcl | 17.60 ± 0.14 |")
+    assert rows[3].startswith("| floor | input (degraded testA) | 16.00 |")
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert sorted(r["seed"] for r in merged["runs"]) == [0, 0, 1, 1]
+
+
+def test_merge_refuses_results_of_another_budget(tmp_path):
+    bench = load_script()
+    a = fake_results(tmp_path / "a.json", 0, [("cut", 17.0)])
+    b = fake_results(tmp_path / "b.json", 1, [("cut", 17.0)], **{"extra train flags": "--lr 0.0002"})
+    assert bench.main(["--merge", str(a), str(b), "--out", str(tmp_path / "m")]) == 2
+    assert not (tmp_path / "m" / "table.md").exists()
+
+
+def test_seeds_train_every_model_once_per_seed(tiny_dataroot, tmp_path):
+    bench = load_script()
+    out = tmp_path / "bench"
+    status = bench.main(["--dataroot", str(tiny_dataroot), "--models", "cut", "--seeds", "0,1", "--out", str(out),
+                         *TINY, "--num_threads", "0", "--netG", "resnet_6blocks"])
+    assert status == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["name"], r["seed"]) for r in runs] == [("cut_seed0", 0), ("cut_seed1", 1)]
+    seeds = {r["seed"]: (out / "checkpoints" / r["name"] / "train_opt.txt").read_text() for r in runs}
+    assert all(f"seed: {seed}" in " ".join(text.split()) for seed, text in seeds.items())
+    assert "± " in (out / "table.md").read_text()
