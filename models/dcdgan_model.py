@@ -24,8 +24,12 @@ class DCDGANModel(DCLModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         DCLModel.modify_commandline_options(parser, is_train)
-        parser.add_argument("--dcd_variant", default="paper", choices=("paper", "official"),
-                            help="paper: BTB cycles + four CGB NCE terms; official: the released (DCLGAN) objective")
+        # Default 'official' by measurement (README "Results"): over 3 seeds on heavy synthetic
+        # rain the paper variant was no better (16.85 +- 0.31 dB vs 17.11 +- 0.49) at 1.4x the cost
+        # per iteration, and 'official' is the objective behind the published numbers.
+        parser.add_argument("--dcd_variant", default="official", choices=("paper", "official"),
+                            help="official: the released (DCLGAN) objective; paper: + BTB cycles and the two "
+                                 "cycle-pair CGB NCE terms")
         parser.add_argument("--lambda_cyc", type=float, default=1.0, help="weight of the cycle L1 (paper variant)")
         parser.set_defaults(lr=0.0001, n_epochs=300, n_epochs_decay=300, load_size=512, crop_size=256,
                             save_epoch_freq=10)

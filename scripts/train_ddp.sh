@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DCD-GAN with DistributedDataParallel: one process per GPU, launched by torchrun.
-#   NPROC=4 bash scripts/train_ddp.sh [extra train.py flags, e.g. --dcd_variant official]
+#   NPROC=4 bash scripts/train_ddp.sh [extra train.py flags, e.g. --dcd_variant paper]
 # torchrun gives each process RANK / WORLD_SIZE / LOCAL_RANK; process i trains on cuda:i
 # (NCCL) with its own shard of the data, gradients are averaged every step, and rank 0
 # alone logs, writes the HTML page and saves checkpoints (plain state dicts: test.py and

@@ -61,7 +61,7 @@ def test_total_generator_loss_is_the_spec_combination(tiny_dataroot, tmp_path, v
 
 
 def test_lambda_flags_scale_their_terms(tiny_dataroot, tmp_path):
-    _, model, batch = build(tiny_dataroot, tmp_path, "--lambda_cyc", "0")
+    _, model, batch = build(tiny_dataroot, tmp_path, "--dcd_variant", "paper", "--lambda_cyc", "0")
     model.set_input(batch)
     model.optimize_parameters()
     L = model.get_current_losses()
@@ -97,7 +97,7 @@ def test_dcdgan_defaults_follow_the_spec(tiny_dataroot):
     assert (opt.lr, opt.gan_mode, opt.lambda_NCE, opt.lambda_IDT, opt.lambda_cyc) == (1e-4, "hinge", 2.0, 1.0, 1.0)
     assert (opt.nce_layers, opt.pool_size, opt.init_type, opt.num_patches, opt.nce_T) == ("4,8,12,16", 0, "xavier", 256, 0.07)
     assert (opt.n_epochs, opt.n_epochs_decay, opt.load_size, opt.crop_size) == (300, 300, 512, 256)
-    assert opt.dcd_variant == "paper" and opt.nce_includes_all_negatives_from_minibatch is True
+    assert opt.dcd_variant == "official" and opt.nce_includes_all_negatives_from_minibatch is True
 
 
 def test_unknown_model_is_a_clear_error(tiny_dataroot):

@@ -166,7 +166,7 @@ def poison_generator_loss(monkeypatch):
         loss = compute(self)
         calls[0] += 1
         if calls[0] in iterations:
-            self.losses["NCE3"] = self.losses["NCE3"] * float("nan")
+            self.losses["NCE1"] = self.losses["NCE1"] * float("nan")
             loss = self.losses["G"] = loss * float("nan")
         return loss
 
@@ -178,7 +178,7 @@ def test_nan_stop_exits_4_naming_the_loss_and_saves_nothing(dataroot, tmp_path, 
     poison_generator_loss.add(2)
     assert train.main(flags(dataroot, tmp_path, "--max_iters", "3")) == EXIT_NONFINITE
     assert "non-finite loss at iteration 2" in caplog.text
-    assert "NCE3 = nan" in caplog.text and "G = nan" in caplog.text
+    assert "NCE1 = nan" in caplog.text and "G = nan" in caplog.text
     assert saved_position(tmp_path / "ck" / "run" / "latest.pt")["total_iters"] == 1
 
 
