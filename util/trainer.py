@@ -268,7 +268,6 @@ class Trainer:
                 bar.update(1)
                 self.after_iteration(epoch, bar, t_data, time.perf_counter() - t_start)
                 if self.done() and p["epoch_iter"] < self.iters_per_epoch:
-                    bar.close()
                     self.save("latest")
                     return
                 self.stop_if_requested()
