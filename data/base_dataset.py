@@ -29,16 +29,28 @@ class BaseDataset(torch_data.Dataset):
     def modify_commandline_options(parser, is_train: bool):
         return parser
 
-    def sample_rng(self, key) -> tuple[int, np.random.Generator]:
-        """`key` is an index or an (index, epoch) pair from the sampler."""
+    def sample_rng(self, key) -> tuple[int, int, np.random.Generator]:
+        """(index, epoch, rng); `key` is an index or an (index, epoch) pair from the sampler."""
         index, epoch = key if isinstance(key, (tuple, list)) else (key, 0)
         index, epoch = int(index), int(epoch)
-        return index, np.random.default_rng([self.opt.seed, epoch, index])
+        return index, epoch, np.random.default_rng([self.opt.seed, epoch, index])
 
-    def load(self, path: str, rng: np.random.Generator) -> torch.Tensor:
-        return transform_image(load_rgb(path), self.opt, rng, path)
+    def load_size_at(self, epoch: int) -> int:
+        """--load_size, or --crop_size in the decay epochs with --decay_full_images.
 
-    def load_any(self, paths: list[str], index: int, rng: np.random.Generator, folder: str) -> tuple[torch.Tensor, str]:
+        The CUT-family reference code stops its resize-and-crop augmentation once the
+        learning rate decays by resizing to the crop size: whole images, no crop.
+        """
+        o = self.opt
+        if o.is_train and o.decay_full_images and epoch > o.n_epochs:
+            return o.crop_size
+        return o.load_size
+
+    def load(self, path: str, rng: np.random.Generator, epoch: int = 0) -> torch.Tensor:
+        return transform_image(load_rgb(path), self.opt, rng, path, self.load_size_at(epoch))
+
+    def load_any(self, paths: list[str], index: int, rng: np.random.Generator, folder: str,
+                 epoch: int = 0) -> tuple[torch.Tensor, str]:
         """Load paths[index]; an unreadable file is logged and the next one is used instead.
 
         Training must not die at hour 20 because one file of thousands is corrupt.
@@ -46,7 +58,7 @@ class BaseDataset(torch_data.Dataset):
         for step in range(len(paths)):
             path = paths[(index + step) % len(paths)]
             try:
-                return self.load(path, rng), path
+                return self.load(path, rng, epoch), path
             except ImageReadError as err:
                 logger.warning("skipping unreadable training image: %s", err)
         raise ImageReadError(folder, "no readable image in this folder")
@@ -85,16 +97,19 @@ def _make_multiple(img: Image.Image, base: int = 4) -> Image.Image:
     return _resize(img, (nw, nh))
 
 
-def transform_image(img: Image.Image, opt, rng: np.random.Generator, source: str = "an image") -> torch.Tensor:
+def transform_image(img: Image.Image, opt, rng: np.random.Generator, source: str = "an image",
+                    load_size: int | None = None) -> torch.Tensor:
     """Resize / crop / flip per `--preprocess`, then map to a CHW tensor in [-1, 1].
 
-    `source` (the file path) names the image in warnings.
+    `source` (the file path) names the image in warnings; `load_size` overrides
+    `opt.load_size` (see `BaseDataset.load_size_at`).
     """
     mode = opt.preprocess
+    load_size = opt.load_size if load_size is None else load_size
     if "resize" in mode:
-        img = _resize(img, (opt.load_size, opt.load_size))
+        img = _resize(img, (load_size, load_size))
     elif "scale_width" in mode:
-        img = _scale_width(img, opt.load_size, opt.crop_size)
+        img = _scale_width(img, load_size, opt.crop_size)
     if "crop" in mode:
         img = _ensure_min_size(img, opt.crop_size, source)
         w, h = img.size

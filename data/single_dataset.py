@@ -33,6 +33,6 @@ class SingleDataset(BaseDataset):
         return len(self.A_paths)
 
     def __getitem__(self, key) -> dict:
-        index, rng = self.sample_rng(key)
+        index, _, rng = self.sample_rng(key)
         path = self.A_paths[index]
         return {"A": transform_image(load_rgb(path), self.opt, rng, path), "A_paths": path}

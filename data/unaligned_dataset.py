@@ -26,12 +26,12 @@ class UnalignedDataset(BaseDataset):
         return max(len(self.A_paths), len(self.B_paths))
 
     def __getitem__(self, key) -> dict:
-        index, rng = self.sample_rng(key)
+        index, epoch, rng = self.sample_rng(key)
         index_A = index % len(self.A_paths)
         if self.opt.serial_batches:
             index_B = index % len(self.B_paths)
         else:
             index_B = int(rng.integers(0, len(self.B_paths)))
-        A, A_path = self.load_any(self.A_paths, index_A, rng, self.dir_A)
-        B, B_path = self.load_any(self.B_paths, index_B, rng, self.dir_B)
+        A, A_path = self.load_any(self.A_paths, index_A, rng, self.dir_A, epoch)
+        B, B_path = self.load_any(self.B_paths, index_B, rng, self.dir_B, epoch)
         return {"A": A, "B": B, "A_paths": A_path, "B_paths": B_path}

@@ -28,6 +28,7 @@ from util.distributed import wrap_ddp
 from util.image_pool import ImagePool
 
 from .networks import define_discriminator, generator_from_options, get_scheduler, init_weights
+from .networks.generators import upsample_taps_of
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +282,10 @@ class BaseModel(ABC):
         state = load_checkpoint(path, map_location=self.device)
         if state.get("model") != self.opt.model:
             raise CheckpointError(f"'{path}' was trained with --model {state.get('model')}, not {self.opt.model}")
+        taps = upsample_taps_of(state.get("opt", {}))
+        if not self.opt.no_antialias_up and taps != self.opt.upsample_taps:
+            raise CheckpointError(f"'{path}' was trained with the {taps}-tap upsampling filter; "
+                                  f"resume it with --upsample_taps {taps}")
         for name, net in self.networks().items():
             if name not in state["nets"]:
                 raise CheckpointError(f"'{path}' has no network '{name}'")

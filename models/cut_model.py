@@ -37,7 +37,7 @@ class CUTModel(BaseModel):
         g.add_argument("--flip_equivariance", type=str2bool, nargs="?", const=True, default=False,
                        help="mirror G's input at random and its query features back (FastCUT)")
         parser.set_defaults(gan_mode="lsgan", lambda_NCE=1.0, nce_layers="0,4,8,12,16", pool_size=0,
-                            lr=0.0002, init_type="xavier")
+                            lr=0.0002, init_type="xavier", decay_full_images=True)
         return parser
 
     def __init__(self, opt):

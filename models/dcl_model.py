@@ -22,7 +22,7 @@ class DCLModel(BaseModel):
         add_contrastive_options(parser, all_negatives_default=True)
         parser.add_argument("--lambda_IDT", type=float, default=1.0, help="weight of the identity L1 loss")
         parser.set_defaults(gan_mode="hinge", lambda_NCE=2.0, nce_layers="4,8,12,16", pool_size=0,
-                            lr=0.0002, init_type="xavier")
+                            lr=0.0002, init_type="xavier", decay_full_images=True)
         return parser
 
     def __init__(self, opt):

@@ -36,6 +36,11 @@ class TrainOptions(BaseOptions):
         g.add_argument("--gan_mode", default="lsgan", help="lsgan | vanilla | hinge")
         g.add_argument("--pool_size", type=int, default=50, help="image history shown to D; 0 disables")
         g.add_argument("--lr_policy", default="linear", help="linear | step | plateau | cosine")
+        g.add_argument("--decay_full_images", type=str2bool, nargs="?", const=True, default=False,
+                       help="once the learning rate decays (epoch > n_epochs) resize images to --crop_size "
+                            "instead of load-and-crop: the fine-tuning phase of the CUT family's reference code "
+                            "(on by default for cut, fastcut, dcl, dcdgan, negcut); like there, it changes "
+                            "only --preprocess modes that resize")
         g.add_argument("--lr_decay_iters", type=int, default=50, help="epochs per step for lr_policy step")
         g.add_argument("--max_iters", type=int, default=None,
                        help="stop after this many iterations in total (for quick runs and benchmarks)")

@@ -44,7 +44,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from models import create_model  # noqa: E402
 from models.base_model import _unwrap, compile_network  # noqa: E402
-from models.networks import define_generator  # noqa: E402
+from models.networks import generator_from_options  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.inference import restore  # noqa: E402
 from util.log import setup_logging  # noqa: E402
@@ -339,8 +339,7 @@ def tiled_memory(argv: list[str], args) -> dict:
     opt = parse_config(argv)
     width, height = (int(v) for v in args.tiled_memory.lower().split("x"))
     torch.manual_seed(opt.seed)
-    net = define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.normG,
-                           opt.no_antialias, opt.no_antialias_up).eval()
+    net = generator_from_options(opt).eval()
     x = torch.rand(1, opt.input_nc, height, width) * 2 - 1
     line = {"kind": "tiled_memory", "size": [width, height], "ngf": opt.ngf, "netG": opt.netG,
             "tile": args.tile, "tile_overlap": args.tile_overlap, "load_avg_1min": {"before": os.getloadavg()[0]}}

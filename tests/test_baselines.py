@@ -157,7 +157,7 @@ def test_negcut_negative_generator_raises_the_nce_loss_and_g_f_lower_it(tiny_dat
 
 # Each launcher's schedule and architecture: the papers' settings, not the model defaults.
 LAUNCHERS = {"cycle_gan": (100, 100, True), "cut": (200, 200, False), "fastcut": (150, 50, False),
-             "dcl": (100, 100, False), "negcut": (200, 200, False)}
+             "dcl": (200, 200, False), "negcut": (200, 200, False)}
 
 
 @pytest.mark.parametrize("model_name", sorted(LAUNCHERS))

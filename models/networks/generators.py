@@ -10,7 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
+import logging
+
+from .layers import LEGACY_UPSAMPLE_TAPS, BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
+
+logger = logging.getLogger(__name__)
 
 
 class ResnetBlock(nn.Module):
@@ -36,7 +40,7 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                  n_blocks: int = 9, no_antialias: bool = False, no_antialias_up: bool = False,
-                 global_residual: bool = False):
+                 global_residual: bool = False, upsample_taps: int = 4):
         super().__init__()
         if global_residual and input_nc != output_nc:
             raise ValueError("--global_residual needs --input_nc == --output_nc")
@@ -60,7 +64,7 @@ class ResnetGenerator(nn.Module):
                 layers += [nn.ConvTranspose2d(channels, out, 3, stride=2, padding=1, output_padding=1, bias=bias),
                            norm_layer(out), nn.ReLU(True)]
             else:
-                layers += [BlurUpsample(channels), nn.Conv2d(channels, out, 3, stride=1, padding=1, bias=bias),
+                layers += [BlurUpsample(channels, upsample_taps), nn.Conv2d(channels, out, 3, stride=1, padding=1, bias=bias),
                            norm_layer(out), nn.ReLU(True)]
             channels = out
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), nn.Tanh()]
@@ -99,12 +103,26 @@ class ResnetGenerator(nn.Module):
 
 def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                      no_antialias: bool = False, no_antialias_up: bool = False,
-                     global_residual: bool = False) -> ResnetGenerator:
+                     global_residual: bool = False, upsample_taps: int = 4) -> ResnetGenerator:
     blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
     if netG not in blocks:
         raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(blocks)}")
     return ResnetGenerator(input_nc, output_nc, ngf, norm, blocks[netG], no_antialias, no_antialias_up,
-                           global_residual)
+                           global_residual, upsample_taps)
+
+
+def upsample_taps_of(opt) -> int:
+    """The upsampling filter an options namespace or a checkpoint's options dict asks for.
+
+    Checkpoints written before `--upsample_taps` existed used the 3-tap filter; they are
+    rebuilt with it (and say so), so their weights keep producing the images they did.
+    """
+    if isinstance(opt, dict):
+        if "upsample_taps" not in opt:
+            logger.info("checkpoint predates --upsample_taps: using its 3-tap upsampling filter")
+            return LEGACY_UPSAMPLE_TAPS
+        return int(opt["upsample_taps"])
+    return opt.upsample_taps
 
 
 def generator_from_options(opt) -> ResnetGenerator:
@@ -112,4 +130,5 @@ def generator_from_options(opt) -> ResnetGenerator:
     get = opt.get if isinstance(opt, dict) else lambda key, default: getattr(opt, key, default)
     return define_generator(get("netG", "resnet_9blocks"), get("input_nc", 3), get("output_nc", 3),
                             get("ngf", 64), get("normG", "instance"), get("no_antialias", False),
-                            get("no_antialias_up", False), get("global_residual", False))
+                            get("no_antialias_up", False), get("global_residual", False),
+                            upsample_taps_of(opt))

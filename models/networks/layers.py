@@ -28,8 +28,18 @@ def uses_bias(norm_type: str) -> bool:
     return norm_type != "batch"
 
 
-def _binomial_kernel() -> torch.Tensor:
-    row = torch.tensor([1.0, 2.0, 1.0])
+# Binomial taps of the anti-aliasing filters (Zhang, "Making convolutional networks
+# shift-invariant again", 2019), as the CUT family uses them: 3 taps to blur before
+# downsampling, 4 taps to interpolate when upsampling.
+BINOMIAL_TAPS = {3: (1.0, 2.0, 1.0), 4: (1.0, 3.0, 3.0, 1.0)}
+# Upsampling filter of checkpoints written before --upsample_taps existed (they used 3 taps).
+LEGACY_UPSAMPLE_TAPS = 3
+
+
+def _binomial_kernel(taps: int = 3) -> torch.Tensor:
+    if taps not in BINOMIAL_TAPS:
+        raise ValueError(f"no binomial filter with {taps} taps; choose one of {sorted(BINOMIAL_TAPS)}")
+    row = torch.tensor(BINOMIAL_TAPS[taps])
     kernel = row[:, None] * row[None, :]
     return kernel / kernel.sum()
 
@@ -40,7 +50,7 @@ class BlurDownsample(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.channels = channels
-        self.register_buffer("kernel", _binomial_kernel()[None, None].repeat(channels, 1, 1, 1))
+        self.register_buffer("kernel", _binomial_kernel(3)[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (1, 1, 1, 1), mode="reflect")
@@ -48,20 +58,25 @@ class BlurDownsample(nn.Module):
 
 
 class BlurUpsample(nn.Module):
-    """Double the resolution by zero insertion and the same binomial filter (x4).
+    """Double the resolution: zero insertion, then a binomial filter (x4), edges replicated.
 
-    This is bilinear-like interpolation; edges are replicated so borders keep their
-    intensity. Output size is exactly 2H x 2W.
+    With the reference's 4 taps [1, 3, 3, 1] every output pixel sits half-way between input
+    samples: out[2j] = (x[j-1] + 3 x[j]) / 4 and out[2j+1] = (3 x[j] + x[j+1]) / 4, the
+    bilinear interpolation of a 2x resize. `taps=3` ([1, 2, 1]) is the filter this
+    repository used before it matched the reference (out[2j] = x[j], a quarter-pixel shift);
+    it is kept so those checkpoints still load. Output size is exactly 2H x 2W.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, taps: int = 4):
         super().__init__()
         self.channels = channels
-        self.register_buffer("kernel", (_binomial_kernel() * 4)[None, None].repeat(channels, 1, 1, 1))
+        self.taps = taps
+        self.register_buffer("kernel", (_binomial_kernel(taps) * 4)[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         x = F.pad(x, (1, 1, 1, 1), mode="replicate")
         y = F.conv_transpose2d(x, self.kernel.to(x.dtype), stride=2, groups=self.channels)
-        # Input pixel j lands at output 2j + 3 after padding; keep [3, 3 + 2H).
+        # For both filters the output sample belonging to input pixel j (padded index j + 1)
+        # is y[2j + 3]; keep [3, 3 + 2H).
         return y[..., 3:3 + 2 * h, 3:3 + 2 * w]
