@@ -1,16 +1,28 @@
-"""Synthetic rain / haze datasets built from the photographs scikit-image bundles (SPEC.md 6).
+"""Synthetic rain / haze datasets from clean photographs (SPEC.md 6).
 
-    python -m datasets.make_synthetic --kind rain --preset light --out datasets/rain_light
+    python -m datasets.make_synthetic --kind rain --preset varied_heavy --out datasets/rain_heavy
     python -m datasets.make_synthetic --kind haze --out datasets/haze --source my_photos/
 
-Split (the same for every photograph, see ``_plan_photo``): each photo is cut into three
-vertical stripes. The middle stripe, ``test_size`` pixels wide, gives the paired test crops
-(testB = clean crop, testA = the same crop degraded, same file stem; non-overlapping
-squares). Of the two outer stripes a seeded coin flip per photo picks the one that gives
-the degraded training crops (trainA); the other gives the clean training crops (trainB).
-The three stripes share no pixel, so no trainA crop overlaps a trainB crop or a test crop,
-yet both domains see the same photographs: the same colours, lighting and subjects.
-Every box is recorded in ``meta.json`` as ``[top, left, height, width]``.
+Photographs (``--source``): 'embedded' (default) is the 35-photo catalogue of
+``datasets/photos.py`` (scikit-image's photographs plus four Debian packages, fetched once
+into datasets/photos/), 'skimage' the 5 photographs scikit-image bundles, or any folder.
+
+Split (``--split``):
+- 'photos' (default except for 'skimage'): whole photographs are held out for testing (the
+  catalogue's 8, or a seeded ``test_fraction`` of a folder), so test scores measure unseen
+  scenes. Every other photo is cut in two halves: a seeded coin flip per photo picks the
+  half that gives the degraded training crops (trainA); the other gives the clean ones
+  (trainB). Test crops are non-overlapping grid cells of the test photos.
+- 'stripes' (the first round's layout): each photo gives a middle test stripe and two outer
+  training stripes.
+Either way no trainA crop overlaps a trainB crop or a test crop, yet both domains see the
+same photographs (colours, lighting, subjects), so an unpaired model cannot pass a colour or
+content shift off as deraining. Every box is recorded in ``meta.json`` as
+``[top, left, height, width]``.
+
+Rain models (``--preset``): ``varied_light``, ``varied_heavy`` and ``varied_mixed`` draw rain
+of several depths from wide ranges (``LayeredRain``); ``light`` and ``heavy`` are the first
+round's presets, kept bit-for-bit.
 
 Everything is drawn from ``numpy.random.default_rng([seed, photo_index, stream])`` with one
 stream per purpose (layout, trainA degradations, test degradations), so a seed fixes the
@@ -28,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 from skimage import data as skimage_data
@@ -38,6 +49,7 @@ if __package__ in (None, ""):
     # Run as a script (python datasets/make_synthetic.py): make the repository importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from datasets.photos import PhotoFetchError, fetch_photos, shrink_photo, test_photo_names
 from util.image_io import ImageReadError, is_image_file, load_rgb, save_image
 
 log = logging.getLogger(__name__)
@@ -50,7 +62,10 @@ _LAYOUT, _TRAIN_DEGRADE, _TEST_DEGRADE = 0, 1, 2
 
 @dataclass(frozen=True)
 class RainPreset:
-    """Ranges the per-image rain parameters are drawn from, uniformly."""
+    """First-round presets: ranges the per-image rain parameters are drawn from, uniformly.
+
+    Kept bit-for-bit under their names (`light`, `heavy`) so earlier datasets can be rebuilt.
+    """
 
     layers: tuple[int, int]  # number of streak directions, inclusive range
     density: tuple[float, float]  # fraction of pixels that seed a streak, per layer
@@ -89,6 +104,47 @@ RAIN_PRESETS = {
         veil=(0.08, 0.2),
     ),
 }
+
+
+
+@dataclass(frozen=True)
+class LayeredRain:
+    """Rain of several depths, each layer's look drawn from wide ranges (the `varied_*` presets).
+
+    Every layer gets a depth d in [0, 1] (0 = near the camera) that couples its parameters the
+    way real rain looks: near streaks are longer, wider, brighter and out of focus (blurred);
+    far ones are short, thin, dim and dense. Directions share a wind angle and differ a
+    little per layer. Blending is screen (light mixing) or additive, drawn per image, and a
+    bright veil of fine mist may be laid over everything.
+    """
+
+    layers: tuple[int, int]  # number of depth layers, inclusive range
+    density: tuple[float, float]  # fraction of pixels seeding a streak, at middle depth
+    length: tuple[float, float]  # streak length in pixels, at middle depth
+    angle: float  # |wind angle from vertical|, degrees
+    angle_spread: float  # +- degrees of each layer around the wind angle
+    width: tuple[float, float]  # Gaussian sigma across a near streak
+    blur: tuple[float, float]  # defocus sigma of the nearest layer
+    intensity: tuple[float, float]  # peak brightness of a near streak
+    screen_probability: float  # chance of screen blending (else additive)
+    veil: tuple[float, float]  # opacity of the bright mist
+
+
+LAYERED_PRESETS = {
+    # Rain100L-like and beyond: one or two depths, sparse, thin to medium streaks.
+    "varied_light": LayeredRain(
+        layers=(1, 2), density=(0.001, 0.003), length=(8.0, 30.0), angle=25.0, angle_spread=6.0,
+        width=(0.0, 0.6), blur=(0.0, 1.0), intensity=(0.3, 0.75), screen_probability=0.7, veil=(0.0, 0.04),
+    ),
+    # Rain100H-like and beyond: two to four depths, dense, long and wide streaks, a veil.
+    "varied_heavy": LayeredRain(
+        layers=(2, 4), density=(0.0015, 0.004), length=(15.0, 45.0), angle=30.0, angle_spread=10.0,
+        width=(0.3, 1.1), blur=(0.0, 1.5), intensity=(0.4, 0.8), screen_probability=0.3, veil=(0.05, 0.22),
+    ),
+}
+# `varied_mixed` draws varied_light or varied_heavy for each image, with equal chance.
+MIXED_PRESET = "varied_mixed"
+PRESET_NAMES = (*RAIN_PRESETS, *LAYERED_PRESETS, MIXED_PRESET)
 
 # Colour photographs bundled with scikit-image (no download needed). Left out: grayscale
 # images, textures, microscopy / medical / astronomy images, and motorcycle_right: it is
@@ -155,9 +211,13 @@ def add_rain(
 
     Returns the rainy image (float32, [0, 1]) and the parameters drawn for it.
     """
-    if preset not in RAIN_PRESETS:
-        raise ValueError(f"unknown rain preset {preset!r}; choose one of {sorted(RAIN_PRESETS)}")
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"unknown rain preset {preset!r}; choose one of {sorted(PRESET_NAMES)}")
     _check_float_image(img)
+    if preset == MIXED_PRESET:
+        preset = "varied_light" if rng.random() < 0.5 else "varied_heavy"
+    if preset in LAYERED_PRESETS:
+        return _add_layered_rain(img, rng, preset)
     p = RAIN_PRESETS[preset]
     n_layers = int(rng.integers(p.layers[0], p.layers[1] + 1))
     base_angle = float(rng.uniform(-p.base_angle, p.base_angle))
@@ -189,6 +249,42 @@ def add_rain(
         "veil": veil,
         "veil_level": veil_level,
     }
+    return np.clip(out, 0.0, 1.0).astype(np.float32), params
+
+
+def _add_layered_rain(img: np.ndarray, rng: np.random.Generator, preset: str) -> tuple[np.ndarray, dict]:
+    """`LayeredRain`: layers of several depths, blended like light (see the class)."""
+    p = LAYERED_PRESETS[preset]
+    n_layers = int(rng.integers(p.layers[0], p.layers[1] + 1))
+    wind = float(rng.uniform(-p.angle, p.angle))
+    rain = np.zeros(img.shape[:2], np.float64)
+    layers = []
+    for _ in range(n_layers):
+        depth = float(rng.uniform(0.0, 1.0))
+        layer = {
+            "depth": depth,
+            "angle": wind + float(rng.uniform(-p.angle_spread, p.angle_spread)),
+            "density": float(rng.uniform(*p.density)) * (0.6 + 0.8 * depth),
+            "length": float(rng.uniform(*p.length)) * (1.3 - 0.6 * depth),
+            "width": float(rng.uniform(*p.width)) * (1.2 - 0.8 * depth),
+            "intensity": float(rng.uniform(*p.intensity)) * (1.0 - 0.45 * depth),
+            "blur": float(rng.uniform(*p.blur)) * (1.0 - depth),
+        }
+        streaks = _rain_layer(img.shape[:2], rng, layer["density"], layer["length"], layer["angle"],
+                              layer["width"], layer["intensity"])
+        if layer["blur"] > 0.05:
+            # Out-of-focus rain: softer and dimmer, its energy spread over a wider streak.
+            streaks = gaussian_filter(streaks, layer["blur"]) * (1.0 + 0.5 * layer["blur"])
+        rain = 1.0 - (1.0 - rain) * (1.0 - np.clip(streaks, 0.0, 1.0))
+        layers.append(layer)
+    screen = bool(rng.random() < p.screen_probability)
+    rain3 = rain[..., None]
+    out = 1.0 - (1.0 - img) * (1.0 - rain3) if screen else img + rain3
+    veil = float(rng.uniform(*p.veil))
+    veil_level = float(rng.uniform(0.75, 0.95)) if veil > 0 else 0.0
+    out = out * (1.0 - veil) + veil * veil_level
+    params = {"preset": preset, "blend": "screen" if screen else "additive", "layers": layers,
+              "veil": veil, "veil_level": veil_level}
     return np.clip(out, 0.0, 1.0).astype(np.float32), params
 
 
@@ -237,12 +333,19 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+SPLITS = ("photos", "stripes")
+# --source values that name a collection rather than a folder.
+EMBEDDED, SKIMAGE = "embedded", "skimage"
+EMBEDDED_FOLDER = Path(__file__).resolve().parent / "photos"
+
+
 def load_photos(source: str | Path | None, max_side: int | None) -> list[tuple[str, np.ndarray]]:
-    """(name, HxWx3 uint8) for the bundled photographs or every image in ``source``."""
-    if source is None:
+    """(name, HxWx3 uint8) for scikit-image's photographs (None or 'skimage'), the embedded
+    catalogue ('embedded', fetched once into datasets/photos) or every image in a folder."""
+    if source in (None, SKIMAGE):
         photos = [(name, loader()) for name, loader in SKIMAGE_PHOTOS.items()]
     else:
-        folder = Path(source)
+        folder = fetch_photos(EMBEDDED_FOLDER) if source == EMBEDDED else Path(source)
         if not folder.is_dir():
             raise FileNotFoundError(f"--source '{folder}' is not a folder of photographs")
         photos = []
@@ -254,24 +357,57 @@ def load_photos(source: str | Path | None, max_side: int | None) -> list[tuple[s
         if not photos:
             raise FileNotFoundError(f"no readable images in --source '{folder}'")
     if max_side:
-        photos = [(name, _limit_size(image, max_side)) for name, image in photos]
+        photos = [(name, shrink_photo(image, max_side)) for name, image in photos]
     return photos
 
 
-def _limit_size(image: np.ndarray, max_side: int) -> np.ndarray:
-    height, width = image.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+def held_out_photos(source: str | Path | None, names: list[str], seed: int, fraction: float) -> set[str]:
+    """Photos kept for testing: the catalogue's own choice, else a seeded `fraction` of them."""
+    folder = EMBEDDED_FOLDER if source == EMBEDDED else source
+    listed = test_photo_names(folder) if folder not in (None, SKIMAGE) else None
+    if listed is not None:
+        return listed & set(names)
+    if len(names) < 2:
+        raise ValueError("--split photos holds whole photographs out for testing and needs at least 2; "
+                         "pass more photos or --split stripes")
+    count = min(len(names) - 1, max(1, math.ceil(fraction * len(names))))
+    rng = np.random.default_rng([seed, _LAYOUT])
+    return set(rng.choice(sorted(names), size=count, replace=False).tolist())
 
 
-def _plan_photo(
+def _random_boxes(region: list[int], size: int, count: int, rng: np.random.Generator) -> list[list[int]]:
+    top, left, height, width = region
+    tops = top + rng.integers(0, height - size + 1, count)
+    lefts = left + rng.integers(0, width - size + 1, count)
+    return [[int(t), int(x), size, size] for t, x in zip(tops, lefts)]
+
+
+def _train_halves(height: int, width: int, rng: np.random.Generator) -> dict:
+    """The two halves of a photo (left/right, or top/bottom for a portrait photo), one per domain."""
+    if width >= height:
+        half = width // 2
+        parts = ([0, 0, height, half], [0, half, height, width - half])
+    else:
+        half = height // 2
+        parts = ([0, 0, half, width], [half, 0, height - half, width])
+    a_first = rng.random() < 0.5
+    return {"trainA": parts[0] if a_first else parts[1], "trainB": parts[1] if a_first else parts[0]}
+
+
+def _test_grid_boxes(height: int, width: int, test_size: int, count: int, rng: np.random.Generator) -> list:
+    """`count` non-overlapping test_size squares from a grid laid over the photo at random."""
+    rows, cols = height // test_size, width // test_size
+    off_y = int(rng.integers(0, height - rows * test_size + 1))
+    off_x = int(rng.integers(0, width - cols * test_size + 1))
+    cells = sorted(rng.choice(rows * cols, size=min(count, rows * cols), replace=False).tolist())
+    return [[off_y + (c // cols) * test_size, off_x + (c % cols) * test_size, test_size, test_size] for c in cells]
+
+
+def _plan_stripes(
     height: int, width: int, rng: np.random.Generator, size: int, test_size: int,
     crops_per_image: int, test_per_image: int,
 ) -> dict:
-    """Regions and crop boxes ``[top, left, height, width]`` of one photograph."""
+    """`--split stripes`: regions and crop boxes ``[top, left, height, width]`` of one photograph."""
     side = (width - test_size) // 2
     right = side + test_size
     stripes = {"left": [0, 0, height, side], "right": [0, right, height, width - right]}
@@ -285,13 +421,35 @@ def _plan_photo(
     chosen = sorted(rng.choice(slots, size=min(test_per_image, slots), replace=False).tolist())
     offset = int(rng.integers(0, height - slots * test_size + 1))
     test_boxes = [[offset + s * test_size, side, test_size, test_size] for s in chosen]
-    train_boxes = {}
-    for domain in ("trainA", "trainB"):
-        _, left, _, region_width = regions[domain]
-        tops = rng.integers(0, height - size + 1, crops_per_image)
-        lefts = left + rng.integers(0, region_width - size + 1, crops_per_image)
-        train_boxes[domain] = [[int(t), int(x), size, size] for t, x in zip(tops, lefts)]
+    train_boxes = {domain: _random_boxes(regions[domain], size, crops_per_image, rng) for domain in ("trainA", "trainB")}
     return {"regions": regions, "test": test_boxes, **train_boxes}
+
+
+def _plan_held_out(
+    height: int, width: int, rng: np.random.Generator, size: int, test_size: int,
+    crops_per_image: int, test_per_image: int, is_test: bool,
+) -> dict:
+    """`--split photos`: a test photo gives only test crops, a training photo only training crops."""
+    if is_test:
+        return {"regions": {"test": [0, 0, height, width]}, "trainA": [], "trainB": [],
+                "test": _test_grid_boxes(height, width, test_size, test_per_image, rng)}
+    regions = _train_halves(height, width, rng)
+    boxes = {domain: _random_boxes(regions[domain], size, crops_per_image, rng) for domain in ("trainA", "trainB")}
+    return {"regions": regions, "test": [], **boxes}
+
+
+def _fits(split: str, height: int, width: int, size: int, test_size: int, is_test: bool) -> str | None:
+    """Why a photo is too small for its role, or None."""
+    if split == "stripes":
+        if width < 2 * size + test_size or height < max(size, test_size):
+            return f"needs at least {2 * size + test_size} px wide and {max(size, test_size)} px high " \
+                   "for two training stripes and a test stripe"
+        return None
+    if is_test:
+        return None if min(height, width) >= test_size else f"needs at least {test_size} px on each side"
+    if max(height, width) < 2 * size or min(height, width) < size:
+        return f"needs {2 * size} x {size} px for its two training halves"
+    return None
 
 
 def _crop(image: np.ndarray, box: list[int]) -> np.ndarray:
@@ -311,6 +469,15 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
         (out / d).mkdir(parents=True)
 
 
+SPLIT_DESCRIPTIONS = {
+    "stripes": "per photo: middle stripe (test_size wide) -> paired test crops; one outer stripe (seeded coin "
+               "flip) -> degraded trainA crops, the other -> clean trainB crops; boxes are [top, left, height, width]",
+    "photos": "test photos (listed in 'test_photos') give only paired test crops (non-overlapping grid cells); "
+              "every other photo gives degraded trainA crops from one half (seeded coin flip) and clean trainB "
+              "crops from the other half; boxes are [top, left, height, width]",
+}
+
+
 def build_dataset(
     out_dir: str | Path,
     kind: str = "rain",
@@ -323,34 +490,37 @@ def build_dataset(
     test_size: int = 128,
     max_side: int | None = 1024,
     overwrite: bool = False,
+    split: str = "stripes",
+    test_fraction: float = 0.2,
 ) -> dict:
     """Write trainA/trainB/testA/testB PNGs and ``meta.json`` under ``out_dir``.
 
-    ``kind`` 'rain' uses ``preset`` ('light' / 'heavy'); 'haze' ignores it. ``source`` is a
-    folder of photographs (default: the scikit-image photographs), each shrunk to at most
-    ``max_side`` pixels. Photos narrower than ``2 * size + test_size`` or lower than
-    ``max(size, test_size)`` are skipped with a warning. Returns the metadata written.
+    ``kind`` 'rain' uses ``preset`` (see PRESET_NAMES); 'haze' ignores it. ``source``: None or
+    'skimage' (scikit-image's 5 photographs), 'embedded' (the 35-photo catalogue of
+    datasets/photos.py) or a folder of photographs; each is shrunk to at most ``max_side``.
+    ``split`` 'stripes' cuts every photo into train / test stripes; 'photos' holds whole
+    photographs out for testing (the catalogue's choice, else a seeded ``test_fraction``).
+    Photos too small for their role are skipped with a warning. Returns the metadata written.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
-    if kind == "rain" and preset not in RAIN_PRESETS:
-        raise ValueError(f"unknown rain preset {preset!r}; choose one of {sorted(RAIN_PRESETS)}")
+    if kind == "rain" and preset not in PRESET_NAMES:
+        raise ValueError(f"unknown rain preset {preset!r}; choose one of {sorted(PRESET_NAMES)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     if min(size, test_size, crops_per_image, test_per_image) < 1:
         raise ValueError("size, test_size, crops_per_image and test_per_image must be >= 1")
     out = Path(out_dir)
     photos = load_photos(source, max_side)
+    test_names = held_out_photos(source, [n for n, _ in photos], seed, test_fraction) if split == "photos" else set()
     usable = []
     for name, image in photos:
-        height, width = image.shape[:2]
-        if width < 2 * size + test_size or height < max(size, test_size):
-            log.warning(
-                "skipping photo '%s' (%dx%d): needs at least %d px wide and %d px high for "
-                "two training stripes and a test stripe", name, width, height,
-                2 * size + test_size, max(size, test_size),
-            )
+        problem = _fits(split, *image.shape[:2], size, test_size, name in test_names)
+        if problem:
+            log.warning("skipping photo '%s' (%dx%d): %s", name, image.shape[1], image.shape[0], problem)
             continue
         usable.append((name, image))
-    if not usable:
+    if not any(name not in test_names for name, _ in usable):
         raise ValueError(f"no photograph is large enough for size={size}, test_size={test_size}")
     _prepare_out_dir(out, overwrite)
 
@@ -370,21 +540,20 @@ def build_dataset(
         "test_per_image": test_per_image,
         "source": str(source) if source is not None else "skimage.data",
         "max_side": max_side,
-        "split": (
-            "per photo: middle stripe (test_size wide) -> paired test crops; one outer "
-            "stripe (seeded coin flip) -> degraded trainA crops, the other -> clean trainB "
-            "crops; boxes are [top, left, height, width]"
-        ),
+        "split": SPLIT_DESCRIPTIONS[split],
+        "test_photos": sorted(n for n, _ in usable if n in test_names),
         "photos": [],
         "trainA": [],
         "trainB": [],
         "test": [],
     }
     for index, (name, image) in enumerate(usable):
-        plan = _plan_photo(
-            image.shape[0], image.shape[1], np.random.default_rng([seed, index, _LAYOUT]),
-            size, test_size, crops_per_image, test_per_image,
-        )
+        layout_rng = np.random.default_rng([seed, index, _LAYOUT])
+        if split == "stripes":
+            plan = _plan_stripes(*image.shape[:2], layout_rng, size, test_size, crops_per_image, test_per_image)
+        else:
+            plan = _plan_held_out(*image.shape[:2], layout_rng, size, test_size, crops_per_image, test_per_image,
+                                  name in test_names)
         meta["photos"].append(
             {"name": name, "height": image.shape[0], "width": image.shape[1], "regions": plan["regions"]}
         )
@@ -418,13 +587,22 @@ def build_dataset(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build a synthetic unpaired rain / haze dataset.")
     parser.add_argument("--kind", choices=KINDS, default="rain")
-    parser.add_argument("--preset", choices=sorted(RAIN_PRESETS), default="light", help="rain strength (rain only)")
-    parser.add_argument("--source", help="folder of clean photographs (default: scikit-image's photographs)")
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="varied_light",
+                        help="rain model (rain only): varied_light / varied_heavy / varied_mixed (rain of several "
+                             "depths, wide parameter ranges), or the first round's light / heavy")
+    parser.add_argument("--source", default=EMBEDDED,
+                        help="'embedded': the 35 photographs of datasets/photos.py (fetched once from Debian "
+                             "packages into datasets/photos/); 'skimage': scikit-image's 5; or a folder of photos")
+    parser.add_argument("--split", choices=SPLITS, default=None,
+                        help="photos: hold whole photographs out for testing; stripes: cut every photo into "
+                             "train / test stripes. Default: stripes for --source skimage, photos otherwise")
+    parser.add_argument("--test_fraction", type=float, default=0.2,
+                        help="with --split photos and a folder without photos.json: fraction of photos held out")
     parser.add_argument("--out", required=True, help="dataset root to create (trainA, trainB, testA, testB)")
     parser.add_argument("--size", type=int, default=128, help="side of the square training crops")
     parser.add_argument("--test_size", type=int, default=128, help="side of the square test crops")
     parser.add_argument("--crops_per_image", type=int, default=40, help="training crops per photo and domain")
-    parser.add_argument("--test_per_image", type=int, default=3, help="test pairs per photo (at most)")
+    parser.add_argument("--test_per_image", type=int, default=3, help="test pairs per test photo (at most)")
     parser.add_argument(
         "--max_side", type=int, default=1024, help="shrink larger photos to this longest side (0: never)"
     )
@@ -432,14 +610,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
+    split = args.split or ("stripes" if args.source == SKIMAGE else "photos")
     try:
         build_dataset(
             args.out, kind=args.kind, preset=args.preset, source=args.source, size=args.size,
             crops_per_image=args.crops_per_image, test_per_image=args.test_per_image,
             seed=args.seed, test_size=args.test_size, max_side=args.max_side,
-            overwrite=args.overwrite,
+            overwrite=args.overwrite, split=split, test_fraction=args.test_fraction,
         )
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
+    except (FileExistsError, FileNotFoundError, ValueError, PhotoFetchError) as err:
         log.error("%s", err)
         return 2
     return 0

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from datasets import make_synthetic
-from datasets.make_synthetic import add_haze, add_rain, build_dataset, load_photos
+from datasets.make_synthetic import LAYERED_PRESETS, add_haze, add_rain, build_dataset, load_photos
 from util.metrics import psnr
 
 SMALL = dict(crops_per_image=3, test_per_image=2, size=64, test_size=96)
@@ -141,7 +141,7 @@ def test_source_folder_skips_small_photos_and_cli(tmp_path):
     Image.fromarray(rng.integers(0, 255, (60, 60, 3), dtype=np.uint8)).save(source / "tiny.png")
     out = tmp_path / "out"
     status = make_synthetic.main(
-        ["--kind", "rain", "--preset", "heavy", "--source", str(source), "--out", str(out),
+        ["--kind", "rain", "--preset", "heavy", "--source", str(source), "--out", str(out), "--split", "stripes",
          "--size", "48", "--test_size", "48", "--crops_per_image", "2", "--test_per_image", "5"]
     )
     assert status == 0
@@ -149,3 +149,94 @@ def test_source_folder_skips_small_photos_and_cli(tmp_path):
     assert [p["name"] for p in meta["photos"]] == ["wide"]
     assert len(meta["test"]) == 2  # 120 px high holds two 48 px test crops
     assert make_synthetic.main(["--source", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+
+
+# ----- the first round's presets stay reproducible; the layered rain model -------------------
+# Values written by the first round's code (before the layered presets existed).
+FIRST_ROUND = {"light": (0.5070098042488098, 0.2720273435115814, [0.152941, 0.505882, 0.498039]),
+               "heavy": (0.6287198066711426, 0.26820239424705505, [0.262694, 0.798147, 0.532747])}
+
+
+@pytest.mark.parametrize("preset", sorted(FIRST_ROUND))
+def test_first_round_presets_are_unchanged(preset):
+    rainy, _ = add_rain(_clean_crops(1)[0], np.random.default_rng(7), preset)
+    mean, std, pixels = FIRST_ROUND[preset]
+    assert float(rainy.mean()) == pytest.approx(mean, abs=1e-6)
+    assert float(rainy.std()) == pytest.approx(std, abs=1e-6)
+    assert rainy[[5, 60, 100], [7, 64, 120], [0, 1, 2]] == pytest.approx(pixels, abs=1e-5)
+
+
+def test_layered_rain_has_depths_and_covers_light_and_heavy():
+    crops = _clean_crops()
+    scores = {}
+    for preset in ("varied_light", "varied_heavy"):
+        scores[preset] = []
+        for i, clean in enumerate(crops * 3):
+            rainy, params = add_rain(clean, np.random.default_rng(i), preset)
+            again, _ = add_rain(clean, np.random.default_rng(i), preset)
+            assert np.array_equal(rainy, again)
+            assert params["preset"] == preset and params["blend"] in ("screen", "additive")
+            depths = [layer["depth"] for layer in params["layers"]]
+            assert all(0 <= d <= 1 for d in depths)
+            model = LAYERED_PRESETS[preset]
+            for layer in params["layers"]:  # far layers: never as blurred, long or wide as near ones can be
+                d = layer["depth"]
+                assert layer["blur"] <= model.blur[1] * (1 - d) + 1e-9
+                assert layer["length"] <= model.length[1] * (1.3 - 0.6 * d) + 1e-9
+                assert layer["width"] <= model.width[1] * (1.2 - 0.8 * d) + 1e-9
+            scores[preset].append(psnr(_u8(rainy), _u8(clean)))
+        assert len({len(add_rain(crops[0], np.random.default_rng(i), preset)[1]["layers"]) for i in range(12)}) > 1
+    assert 20 < np.mean(scores["varied_light"]) < 32
+    assert 11 < np.mean(scores["varied_heavy"]) < 20
+    mixed = {add_rain(crops[0], np.random.default_rng(i), "varied_mixed")[1]["preset"] for i in range(12)}
+    assert mixed == {"varied_light", "varied_heavy"}
+
+
+def test_photo_split_holds_whole_photographs_out(tmp_path):
+    source = tmp_path / "photos"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (120 + 10 * i, 200, 3), dtype=np.uint8)).save(source / f"p{i}.png")
+    meta = build_dataset(tmp_path / "out", kind="rain", preset="varied_heavy", source=source, split="photos",
+                         size=48, test_size=48, crops_per_image=3, test_per_image=4, seed=3)
+    held_out = set(meta["test_photos"])
+    assert len(held_out) == 1  # 20% of 5
+    assert {e["photo"] for e in meta["test"]} == held_out
+    assert not held_out & {e["photo"] for e in meta["trainA"] + meta["trainB"]}
+    assert len(meta["test"]) == 4 and len(meta["trainA"]) == len(meta["trainB"]) == 3 * 4
+    for info in meta["photos"]:
+        if info["name"] in held_out:
+            boxes = [e["box"] for e in meta["test"]]
+            cells = {(b[0], b[1]) for b in boxes}
+            assert len(cells) == len(boxes)
+            assert all(abs(a[0] - b[0]) >= 48 or abs(a[1] - b[1]) >= 48 for a in boxes for b in boxes if a != b)
+            continue
+        a_region, b_region = info["regions"]["trainA"], info["regions"]["trainB"]
+        a_cols = set(range(a_region[1], a_region[1] + a_region[3]))
+        b_cols = set(range(b_region[1], b_region[1] + b_region[3]))
+        assert not a_cols & b_cols
+        for domain, region in (("trainA", a_region), ("trainB", b_region)):
+            for entry in (e for e in meta[domain] if e["photo"] == info["name"]):
+                top, left, h, w = entry["box"]
+                assert region[1] <= left and left + w <= region[1] + region[3]
+    with pytest.raises(ValueError, match="at least 2"):
+        build_dataset(tmp_path / "one", source=_single(tmp_path), split="photos",
+                      size=48, test_size=48, crops_per_image=1, test_per_image=1)
+
+
+def _single(tmp_path):
+    folder = tmp_path / "single"
+    folder.mkdir()
+    Image.fromarray(np.zeros((100, 200, 3), np.uint8)).save(folder / "only.png")
+    return folder
+
+
+def test_embedded_catalogue_names_sources_licences_and_test_photos():
+    from datasets.photos import PHOTOS
+    names = [p.name for p in PHOTOS]
+    assert len(names) == len(set(names)) >= 30
+    assert all(p.author and p.licence for p in PHOTOS)
+    reserved = {"mate-backgrounds", "plasma-workspace-wallpapers", "gnome-backgrounds"}
+    assert not reserved & {p.source for p in PHOTOS}, "reserved for the project's independent evaluation"
+    assert 6 <= sum(p.test for p in PHOTOS) <= 10
