@@ -42,7 +42,8 @@ class BaseDataset(torch_data.Dataset):
         learning rate decays by resizing to the crop size: whole images, no crop.
         """
         o = self.opt
-        if o.is_train and o.decay_full_images and epoch > o.n_epochs:
+        epoch_budget = o.n_iters + o.n_iters_decay == 0 if o.is_train else False
+        if o.is_train and o.decay_full_images and epoch_budget and epoch > o.n_epochs:
             return o.crop_size
         return o.load_size
 

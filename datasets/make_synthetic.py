@@ -492,6 +492,7 @@ def build_dataset(
     overwrite: bool = False,
     split: str = "stripes",
     test_fraction: float = 0.2,
+    paired: bool = False,
 ) -> dict:
     """Write trainA/trainB/testA/testB PNGs and ``meta.json`` under ``out_dir``.
 
@@ -500,7 +501,10 @@ def build_dataset(
     datasets/photos.py) or a folder of photographs; each is shrunk to at most ``max_side``.
     ``split`` 'stripes' cuts every photo into train / test stripes; 'photos' holds whole
     photographs out for testing (the catalogue's choice, else a seeded ``test_fraction``).
-    Photos too small for their role are skipped with a warning. Returns the metadata written.
+    Photos too small for their role are skipped with a warning. ``paired`` writes the clean
+    version of every trainA crop to trainB under the same name (a supervised set for
+    `--model paired`, the upper bound of the unpaired models) instead of independent crops.
+    Returns the metadata written.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
@@ -542,6 +546,7 @@ def build_dataset(
         "max_side": max_side,
         "split": SPLIT_DESCRIPTIONS[split],
         "test_photos": sorted(n for n, _ in usable if n in test_names),
+        "paired": paired,
         "photos": [],
         "trainA": [],
         "trainB": [],
@@ -563,7 +568,10 @@ def build_dataset(
             file = f"{name}_a{k:03d}.png"
             save_image(_to_uint8(degraded), out / "trainA" / file)
             meta["trainA"].append({"file": file, "photo": name, "box": box, "params": params})
-        for k, box in enumerate(plan["trainB"]):
+            if paired:
+                save_image(np.ascontiguousarray(_crop(image, box)), out / "trainB" / file)
+                meta["trainB"].append({"file": file, "photo": name, "box": box})
+        for k, box in enumerate([] if paired else plan["trainB"]):
             file = f"{name}_b{k:03d}.png"
             save_image(np.ascontiguousarray(_crop(image, box)), out / "trainB" / file)
             meta["trainB"].append({"file": file, "photo": name, "box": box})
@@ -608,6 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    parser.add_argument("--paired", action="store_true",
+                        help="trainB holds the clean version of each trainA crop (same name): supervised data "
+                             "for --model paired, the upper bound of the unpaired models")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
     split = args.split or ("stripes" if args.source == SKIMAGE else "photos")
@@ -616,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out, kind=args.kind, preset=args.preset, source=args.source, size=args.size,
             crops_per_image=args.crops_per_image, test_per_image=args.test_per_image,
             seed=args.seed, test_size=args.test_size, max_side=args.max_side,
-            overwrite=args.overwrite, split=split, test_fraction=args.test_fraction,
+            overwrite=args.overwrite, split=split, test_fraction=args.test_fraction, paired=args.paired,
         )
     except (FileExistsError, FileNotFoundError, ValueError, PhotoFetchError) as err:
         log.error("%s", err)

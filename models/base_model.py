@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from util.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from util.distributed import wrap_ddp
+from util.ema import ema_update, frozen_copy, warmed_up_decay
 from util.image_pool import ImagePool
 
 from .networks import define_discriminator, generator_from_options, get_scheduler, init_weights
@@ -51,6 +52,9 @@ class BaseModel(ABC):
         self.visuals: dict[str, torch.Tensor] = {}
         self.image_paths: list[str] = []
         self.image_pools: dict[str, ImagePool] = {}
+        # --ema_decay: averaged copies net<name>_ema of the restoring generators, used at test time.
+        self.ema_names: list[str] = []
+        self.ema_steps = 0
         self.amp_dtype = self._pick_amp_dtype()
         # A gradient scaler only matters for fp16; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -126,15 +130,36 @@ class BaseModel(ABC):
     def net(self, name: str) -> nn.Module:
         return getattr(self, "net" + name)
 
-    def build_generator(self) -> nn.Module:
-        """A generator from --netG/--ngf/--normG/anti-aliasing, initialised per --init_type."""
-        return init_weights(generator_from_options(self.opt), self.opt.init_type, self.opt.init_gain)
+    def build_generator(self, net_name: str = "G_A") -> nn.Module:
+        """Generator `net_name` from --netG/--ngf/--normG/anti-aliasing/--rain_layer, initialised per
+        --init_type."""
+        return init_weights(generator_from_options(self.opt, net_name), self.opt.init_type, self.opt.init_gain)
 
     def build_discriminator(self) -> nn.Module:
         """A discriminator from --netD/--ndf/--normD/anti-aliasing, initialised per --init_type."""
         o = self.opt
         net = define_discriminator(o.netD, o.output_nc, o.ndf, o.n_layers_D, o.normD, o.no_antialias)
         return init_weights(net, o.init_type, o.init_gain)
+
+    def add_generator_ema(self) -> None:
+        """With --ema_decay > 0, keep an exponential moving average of each restoring generator
+        (BasicSR's `ema_decay`): saved in checkpoints as net<name>_ema and used by test.py.
+        Call after the generators exist and before `place_networks`."""
+        if not (self.is_train and self.opt.ema_decay > 0):
+            return
+        for name in dict.fromkeys(self.restoring_nets().values()):
+            setattr(self, f"net{name}_ema", frozen_copy(self.net(name)))
+            self.model_names.append(f"{name}_ema")
+            self.ema_names.append(name)
+
+    def update_ema(self) -> None:
+        """One EMA step after an optimisation step (decay warmed up over the first steps)."""
+        if not self.ema_names:
+            return
+        self.ema_steps += 1
+        decay = warmed_up_decay(self.opt.ema_decay, self.ema_steps)
+        for name in self.ema_names:
+            ema_update(self.net(f"{name}_ema"), _unwrap(self.net(name)), decay)
 
     def networks(self) -> dict[str, nn.Module]:
         return {name: self.net(name) for name in self.model_names}
@@ -238,18 +263,24 @@ class BaseModel(ABC):
 
     # ----- test time -----------------------------------------------------------------
     @staticmethod
-    def test_net_names() -> dict[str, str]:
-        """Which network test.py loads for each --direction."""
+    def restoring_nets() -> dict[str, str]:
+        """The generator that translates in each --direction."""
         return {"AtoB": "G_A", "BtoA": "G_B"}
+
+    def test_net_names(self) -> dict[str, str]:
+        """Which network test.py loads for each --direction: the EMA copy when there is one."""
+        return {d: f"{n}_ema" if n in self.ema_names else n for d, n in self.restoring_nets().items()}
 
     # ----- checkpoints ---------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
         """State beyond networks and optimizers: the image pools; models add EMA copies, queues."""
-        return {"image_pools": {name: pool.state_dict() for name, pool in self.image_pools.items()}}
+        return {"image_pools": {name: pool.state_dict() for name, pool in self.image_pools.items()},
+                "ema_steps": self.ema_steps}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         for name, pool in self.image_pools.items():
             pool.load_state_dict(state["image_pools"][name], self.device)
+        self.ema_steps = state.get("ema_steps", 0)
 
     def plain_state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
         """Each network's weights without DDP / torch.compile prefixes."""
@@ -287,6 +318,11 @@ class BaseModel(ABC):
             raise CheckpointError(f"'{path}' was trained with the {taps}-tap upsampling filter; "
                                   f"resume it with --upsample_taps {taps}")
         for name, net in self.networks().items():
+            if name not in state["nets"] and name.endswith("_ema") and name[:-4] in state["nets"]:
+                # --ema_decay switched on when resuming: the average starts from the current weights.
+                logger.info("'%s' has no net%s: starting the average from net%s", path, name, name[:-4])
+                _unwrap(net).load_state_dict(state["nets"][name[:-4]])
+                continue
             if name not in state["nets"]:
                 raise CheckpointError(f"'{path}' has no network '{name}'")
             _unwrap(net).load_state_dict(state["nets"][name])

@@ -111,7 +111,7 @@ class CDDGANModel(BaseModel):
         super().__init__(opt)
         self.nce_layers = parse_layers(opt.nce_layers)
         self.netG_A = self.build_generator()
-        self.netG_B = self.build_generator()
+        self.netG_B = self.build_generator("G_B")
         self.model_names = ["G_A", "G_B"]
         self.loss_names = ["D_A", "D_B", "N", "G_A", "G_B", "cycle_A", "cycle_B", "NCE_A", "NCE_B", "G"]
         self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
@@ -129,6 +129,7 @@ class CDDGANModel(BaseModel):
         self.netN_A = build_negative_generator(opt, self.netG_A, self.nce_layers)
         self.netN_B = build_negative_generator(opt, self.netG_B, self.nce_layers)
         self.model_names += ["D_A", "D_B", "F_A", "F_B", "N_A", "N_B"]
+        self.add_generator_ema()
         self.place_networks()
         self.momentum_heads = {d: MomentumHead(self.net("F_" + d), opt.neg_ema_decay) for d in DIRECTIONS}
         self.queues = {d: NegativeQueue(opt.neg_queue, len(self.nce_layers)) for d in DIRECTIONS}

@@ -43,12 +43,13 @@ class CUTModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.nce_layers = parse_layers(opt.nce_layers)
-        self.netG = self.build_generator()
+        self.netG = self.build_generator("G")
         self.model_names = ["G"]
         if self.is_train:
             self.netD = self.build_discriminator()
             self.netF = build_head(opt, self.netG, self.nce_layers)
             self.model_names += ["D", "F"]
+        self.add_generator_ema()
         self.place_networks()
         self.use_nce_idt = self.is_train and opt.nce_idt
         self.flipped = False
@@ -61,7 +62,7 @@ class CUTModel(BaseModel):
             self.optimizers = {"G": self.adam(self.netG), "D": self.adam(self.netD), "F": self.adam(self.netF)}
 
     @staticmethod
-    def test_net_names() -> dict[str, str]:
+    def restoring_nets() -> dict[str, str]:
         """CUT learns A -> B only."""
         return {"AtoB": "G"}
 

@@ -39,12 +39,13 @@ class CycleGANModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.netG_A = self.build_generator()
-        self.netG_B = self.build_generator()
+        self.netG_B = self.build_generator("G_B")
         self.model_names = ["G_A", "G_B"]
         if self.is_train:
             self.netD_A = self.build_discriminator()
             self.netD_B = self.build_discriminator()
             self.model_names += ["D_A", "D_B"]
+        self.add_generator_ema()
         self.place_networks()
         self.use_identity = self.is_train and opt.lambda_identity > 0
         self.loss_names = ["D_A", "G_A", "cycle_A", "D_B", "G_B", "cycle_B"]

@@ -29,7 +29,7 @@ class DCLModel(BaseModel):
         super().__init__(opt)
         self.nce_layers = parse_layers(opt.nce_layers)
         self.netG_A = self.build_generator()
-        self.netG_B = self.build_generator()
+        self.netG_B = self.build_generator("G_B")
         self.model_names = ["G_A", "G_B"]
         if self.is_train:
             self.netD_A = self.build_discriminator()
@@ -37,6 +37,7 @@ class DCLModel(BaseModel):
             self.netF1 = build_head(opt, self.netG_A, self.nce_layers)
             self.netF2 = build_head(opt, self.netG_B, self.nce_layers)
             self.model_names += ["D_A", "D_B", "F1", "F2"]
+        self.add_generator_ema()
         self.place_networks()
         self.loss_names = self.declared_losses()
         self.visual_names = self.declared_visuals()

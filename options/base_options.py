@@ -56,6 +56,10 @@ class BaseOptions:
         g.add_argument("--init_gain", type=float, default=0.02)
         g.add_argument("--no_antialias", action="store_true", help="strided convs instead of blur-pool downsampling")
         g.add_argument("--no_antialias_up", action="store_true", help="transposed convs instead of blur upsampling")
+        g.add_argument("--rain_layer", default="none", choices=("none", "leaky"),
+                       help="leaky: generators output their input minus (G_A, restoring) or plus (G_B) a rain "
+                            "layer that is non-negative up to a small leak (rain only brightens; domain A is the "
+                            "rainy one). none: as --global_residual says")
         g.add_argument("--upsample_taps", type=int, default=4, choices=(4, 3),
                        help="binomial filter of the anti-aliased upsampling: 4 taps [1,3,3,1] as in the CUT "
                             "family; 3 taps [1,2,1] only to resume checkpoints made before this flag existed")

@@ -30,6 +30,12 @@ class TrainOptions(BaseOptions):
         g = parser.add_argument_group("optimisation")
         g.add_argument("--n_epochs", type=int, default=200, help="epochs at the initial learning rate")
         g.add_argument("--n_epochs_decay", type=int, default=200, help="epochs of linear decay to zero")
+        g.add_argument("--n_iters", type=int, default=0,
+                       help="iteration budget: iterations at the initial learning rate; with --n_iters_decay it "
+                            "replaces the epoch counts (training stops after n_iters + n_iters_decay iterations, "
+                            "the lr is updated every iteration), whatever the dataset's size. 0: use epochs")
+        g.add_argument("--n_iters_decay", type=int, default=0,
+                       help="iteration budget: iterations of linear decay to zero after --n_iters")
         g.add_argument("--lr", type=float, default=0.0002)
         g.add_argument("--beta1", type=float, default=0.5)
         g.add_argument("--beta2", type=float, default=0.999)
@@ -40,8 +46,11 @@ class TrainOptions(BaseOptions):
                        help="once the learning rate decays (epoch > n_epochs) resize images to --crop_size "
                             "instead of load-and-crop: the fine-tuning phase of the CUT family's reference code "
                             "(on by default for cut, fastcut, dcl, dcdgan, negcut); like there, it changes "
-                            "only --preprocess modes that resize")
+                            "only --preprocess modes that resize, and only under an epoch budget")
         g.add_argument("--lr_decay_iters", type=int, default=50, help="epochs per step for lr_policy step")
+        g.add_argument("--ema_decay", type=float, default=0.0,
+                       help="keep an exponential moving average of the restoring generator's weights with this "
+                            "decay (e.g. 0.999; warmed up over the first steps) and test with it; 0 disables")
         g.add_argument("--max_iters", type=int, default=None,
                        help="stop after this many iterations in total (for quick runs and benchmarks)")
         g.add_argument("--deterministic", type=str2bool, nargs="?", const=True, default=False,

@@ -20,6 +20,12 @@ final checkpoint included; model construction excluded) over the iterations it r
 deviation and each seed's PSNR (at small budgets the seed moves PSNR by up to a dB: rank
 methods on several seeds). `--merge A/results.json B/results.json --out DIR` writes one
 such table from earlier runs of the same data and budget (e.g. one run per seed).
+`--lever NAME="FLAGS"` (repeatable) also trains every model with FLAGS added, as the row
+`model+NAME`, beside the plain model (`--no_baseline` drops the plain rows): one table of
+levers at one budget. `--eval_every N` scores the test set every N iterations (training
+resumes exactly from each checkpoint, so the curve is that of one uninterrupted run) and
+stores the learning curve in results.json. The colour-shift column is the mean over images
+of util.metrics.color_shift (per-channel mean difference to the ground truth, 0-255).
 Exit status: 0 when every run finished, 1 when some failed (listed in the table), 2 on bad
 usage.
 """
@@ -29,6 +35,7 @@ import argparse
 import json
 import logging
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -38,6 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import models  # noqa: E402
@@ -45,7 +53,10 @@ import test as test_entry  # noqa: E402
 from options.base_options import default_gpu_ids  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from util.log import setup_logging  # noqa: E402
-from util.metrics import CHANNELS, MetricsError, evaluate_folders  # noqa: E402
+from data.image_folder import make_dataset  # noqa: E402
+from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor  # noqa: E402
+from util.inference import load_generator, restore  # noqa: E402
+from util.metrics import CHANNELS, MetricsError, evaluate_folders, psnr, ssim  # noqa: E402
 from util.trainer import Trainer  # noqa: E402
 
 logger = logging.getLogger("benchmark_quality")
@@ -80,6 +91,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--merge", nargs="+", metavar="RESULTS_JSON", default=None,
                         help="train nothing: one table from earlier runs' results.json files (same data and "
                              "budget, e.g. one file per seed), written to --out")
+    parser.add_argument("--lever", action="append", default=[], metavar='NAME="FLAGS"',
+                        help="also train every model with these extra train.py flags, as row model+NAME "
+                             "(repeatable)")
+    parser.add_argument("--no_baseline", action="store_true", help="with --lever: skip the runs without a lever")
+    parser.add_argument("--eval_every", type=int, default=0,
+                        help="score the test set every N iterations (a learning curve in results.json); 0: only at the end")
     parser.add_argument("--channel", choices=CHANNELS, default="y", help="y for deraining, rgb for dehazing")
     parser.add_argument("--crop_border", type=int, default=0, help="pixels ignored at each border when scoring")
     parser.add_argument("--gpu_ids", default=default_gpu_ids(), help="as for train.py; -1 for the CPU")
@@ -111,6 +128,7 @@ def train_argv(args: argparse.Namespace, model: str, variant: str | None, name: 
     argv = ["--dataroot", args.dataroot, "--model", model, "--name", name,
             "--checkpoints_dir", str(out / "checkpoints"), "--gpu_ids", args.gpu_ids,
             "--display_id", "0", "--max_iters", str(args.iters), "--seed", str(args.seed if seed is None else seed)]
+    # (train() appends a later --max_iters per chunk; argparse keeps the last one.)
     for option in SHARED_BUDGET:
         if parser.get_default(option) is not None:  # every budget flag has a non-None default where it exists
             argv += [f"--{option}", str(getattr(args, option))]
@@ -119,16 +137,57 @@ def train_argv(args: argparse.Namespace, model: str, variant: str | None, name: 
     return argv + extra
 
 
-def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path, extra: list[str]) -> dict:
+def parse_levers(texts: list[str]) -> list[tuple[str, list[str]]]:
+    """'ema=--ema_decay 0.999' -> ('ema', ['--ema_decay', '0.999'])."""
+    levers = []
+    for text in texts:
+        name, sep, flags = text.partition("=")
+        if not sep or not name.strip() or any(c in name for c in " :+/"):
+            raise BenchmarkError(f"--lever '{text}' must be NAME=\"FLAGS\" with a NAME free of spaces, ':', '+', '/'")
+        levers.append((name.strip(), shlex.split(flags)))
+    return levers
+
+
+def score_checkpoint(checkpoint: Path, dataroot: Path, channel: str, crop_border: int) -> dict:
+    """Mean PSNR / SSIM of the checkpoint's restoring generator on testA against testB (no files written)."""
+    net, _ = load_generator(checkpoint, "AtoB", torch.device("cpu"))
+    scores = []
+    for path in make_dataset(dataroot / "testA"):
+        image = load_rgb(path)
+        restored = tensor_to_uint8(restore(net, uint8_to_tensor(np.asarray(image))[None]))
+        gt = np.asarray(load_rgb(next((dataroot / "testB").glob(Path(path).stem + ".*"))))
+        scores.append((psnr(restored, gt, channel, crop_border), ssim(restored, gt, channel, crop_border)))
+    return {"psnr": float(np.mean([s[0] for s in scores])), "ssim": float(np.mean([s[1] for s in scores]))}
+
+
+def train(argv: list[str], eval_every: int, iters: int, args: argparse.Namespace) -> tuple[Trainer, float, list]:
+    """Train to --iters; with `eval_every`, in chunks resumed from 'latest', scoring each chunk's end."""
+    stops = list(range(eval_every, iters, eval_every)) + [iters] if eval_every > 0 else [iters]
+    curve, seconds = [], 0.0
+    for k, stop in enumerate(stops):
+        options = TrainOptions()
+        chunk = argv + ["--max_iters", str(stop)] + (["--continue_train"] if k else [])
+        opt = options.parse(chunk)
+        options.save_options(opt, "train_opt.txt")
+        trainer = Trainer(opt)
+        started = time.perf_counter()
+        trainer.run()
+        seconds += time.perf_counter() - started
+        if eval_every > 0:
+            latest = Path(opt.checkpoints_dir) / opt.name / "latest.pt"
+            point = score_checkpoint(latest, Path(args.dataroot), args.channel, args.crop_border)
+            curve.append({"iterations": trainer.position["total_iters"], "seconds": seconds, **point})
+            logger.info("%s at %d iterations: PSNR %.2f dB SSIM %.4f", opt.name, curve[-1]["iterations"],
+                        point["psnr"], point["ssim"])
+    return trainer, seconds, curve
+
+
+def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path, extra: list[str],
+            lever: str | None = None) -> dict:
     """Train, test and score one `model[:variant]`; artefacts go to out/checkpoints|results/<name>."""
     model, variant = parse_spec(spec)
-    options = TrainOptions()
-    opt = options.parse(train_argv(args, model, variant, name, out, extra, seed))
-    options.save_options(opt, "train_opt.txt")
-    trainer = Trainer(opt)
-    started = time.perf_counter()
-    trainer.run()
-    seconds = time.perf_counter() - started
+    argv = train_argv(args, model, variant, name, out, extra, seed)
+    trainer, seconds, curve = train(argv, args.eval_every, args.iters, args)
     iterations = trainer.position["total_iters"]
     params = trainer.model.parameter_count()
     restoring_net = trainer.model.test_net_names()["AtoB"]
@@ -143,11 +202,12 @@ def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path
         raise BenchmarkError(f"test.py exited with status {status} for run '{name}'; see its log above")
     rows, mean = evaluate_folders(results_dir / name / "test_latest" / "images", Path(args.dataroot) / "testB",
                                   args.channel, args.crop_border)
-    return {"spec": spec, "model": model, "variant": variant, "name": name, "seed": seed,
-            "psnr": mean["psnr"], "ssim": mean["ssim"], "images": mean["count"],
+    return {"spec": spec, "label": spec + (f"+{lever}" if lever else ""), "lever": lever,
+            "lever_flags": " ".join(extra), "model": model, "variant": variant, "name": name, "seed": seed,
+            "psnr": mean["psnr"], "ssim": mean["ssim"], "color_shift": mean["color_shift"], "images": mean["count"],
             "iterations": iterations, "seconds_per_iter": seconds / max(iterations, 1),
             "params": params, "restoring_net": restoring_net, "restoring_params": params[restoring_net],
-            "trained_params": sum(params.values()), "per_image": rows}
+            "trained_params": sum(params.values()), "curve": curve, "per_image": rows}
 
 
 def _spread(values: list[float], digits: int) -> str:
@@ -157,6 +217,12 @@ def _spread(values: list[float], digits: int) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def _shift(group: list[dict]) -> str:
+    """Mean colour shift of the runs that recorded one ('-' for results from before it existed)."""
+    values = [r["color_shift"] for r in group if "color_shift" in r]
+    return f"{statistics.mean(values):.2f}" if values else "-"
+
+
 def markdown_table(runs: list[dict], floor: dict, settings: dict) -> str:
     """Ranked by mean PSNR over the runs of each spec (one run per seed)."""
     lines = ["# Quality benchmark", ""]
@@ -164,12 +230,12 @@ def markdown_table(runs: list[dict], floor: dict, settings: dict) -> str:
     by_spec: dict[str, list[dict]] = {}
     for r in runs:
         if "error" not in r:
-            by_spec.setdefault(r["spec"], []).append(r)
+            by_spec.setdefault(r.get("label", r["spec"]), []).append(r)
     seeded = any(len(group) > 1 for group in by_spec.values())
     seed_column = " PSNR per seed |" if seeded else ""
     lines += ["", f"| rank | model | PSNR (dB) | SSIM |{seed_column} s / iter | restoring G (M params) | "
-                  "trained (M params) |",
-              "|---:|---|---:|---:|" + ("---|" if seeded else "") + "---:|---:|---:|"]
+                  "trained (M params) | colour shift |",
+              "|---:|---|---:|---:|" + ("---|" if seeded else "") + "---:|---:|---:|---:|"]
     ranked = sorted(by_spec.items(), key=lambda item: statistics.mean(r["psnr"] for r in item[1]), reverse=True)
     for rank, (spec, group) in enumerate(ranked, 1):
         group = sorted(group, key=lambda r: r.get("seed", 0))
@@ -179,12 +245,14 @@ def markdown_table(runs: list[dict], floor: dict, settings: dict) -> str:
         lines.append(f"| {rank} | {spec} | {_spread([r['psnr'] for r in group], 2)} | "
                      f"{_spread([r['ssim'] for r in group], 4)} |{per_seed} "
                      f"{statistics.mean(r['seconds_per_iter'] for r in group):.3f} | "
-                     f"{first['restoring_params'] / 1e6:.3f} | {first['trained_params'] / 1e6:.3f} |")
+                     f"{first['restoring_params'] / 1e6:.3f} | {first['trained_params'] / 1e6:.3f} | "
+                     f"{_shift(group)} |")
     dashes = " - |" if seeded else ""
-    lines.append(f"| floor | input (degraded testA) | {floor['psnr']:.2f} | {floor['ssim']:.4f} |{dashes} - | - | - |")
+    lines.append(f"| floor | input (degraded testA) | {floor['psnr']:.2f} | {floor['ssim']:.4f} |{dashes} - | - | - | "
+                 f"{_shift([floor])} |")
     failed = [r for r in runs if "error" in r]
     for r in failed:
-        lines.append(f"| failed | {r['spec']} | - | - |{dashes} - | - | - |")
+        lines.append(f"| failed | {r.get('label', r['spec'])} | - | - |{dashes} - | - | - | - |")
     if seeded:
         lines += ["", "± is the standard deviation over the seeds (training randomness: initial weights, "
                       "crops, patch positions); the same test images every time."]
@@ -194,7 +262,7 @@ def markdown_table(runs: list[dict], floor: dict, settings: dict) -> str:
 
 
 # Settings that may differ between results merged into one table.
-MERGE_MAY_DIFFER = ("command", "seed", "date", "cpu threads")
+MERGE_MAY_DIFFER = ("command", "seed", "date", "cpu threads", "levers", "eval_every")
 
 
 def merge_results(paths: list[Path]) -> tuple[list[dict], dict, dict]:
@@ -260,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for spec in specs:
             parse_spec(spec)  # every spec is checked before hours of training start
+        levers = parse_levers(args.lever)
+        if args.no_baseline and not levers:
+            raise BenchmarkError("--no_baseline needs at least one --lever")
     except (BenchmarkError, ValueError) as err:
         logger.error("%s", err)
         return 2
@@ -274,24 +345,29 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("cannot score the degraded inputs: %s", err)
         return 2
 
+    variants = ([] if args.no_baseline else [(None, [])]) + levers
     runs = []
     for seed in seeds:
         for spec in specs:
-            name = spec.replace(":", "_") + (f"_seed{seed}" if len(seeds) > 1 else "")
-            logger.info("=== %s, seed %d: %d iterations ===", spec, seed, args.iters)
-            try:
-                runs.append(run_one(spec, seed, name, args, out, extra))
-            except Exception as err:  # one broken model must not cost the other runs
-                logger.error("run %s failed:\n%s", name, traceback.format_exc())
-                runs.append({"spec": spec, "seed": seed, "error": f"{type(err).__name__}: {err}"})
-            setup_logging()  # test.py re-configures logging; keep this script's format
+            for lever, lever_flags in variants:
+                label = spec + (f"+{lever}" if lever else "")
+                name = label.replace(":", "_").replace("+", "__") + (f"_seed{seed}" if len(seeds) > 1 else "")
+                logger.info("=== %s, seed %d: %d iterations ===", label, seed, args.iters)
+                try:
+                    runs.append(run_one(spec, seed, name, args, out, extra + lever_flags, lever))
+                except Exception as err:  # one broken model must not cost the other runs
+                    logger.error("run %s failed:\n%s", name, traceback.format_exc())
+                    runs.append({"spec": spec, "label": label, "seed": seed,
+                                 "error": f"{type(err).__name__}: {err}"})
+                setup_logging()  # test.py re-configures logging; keep this script's format
 
     device = f"cuda:{args.gpu_ids}" if args.gpu_ids not in ("-1", "") else "cpu"
     settings = {"command": " ".join(["python", "scripts/benchmark_quality.py", *(argv or sys.argv[1:])]),
                 "dataroot": str(root), "iterations": args.iters, "load_size": args.load_size,
                 "crop_size": args.crop_size, "ngf": args.ngf, "ndf": args.ndf, "num_patches": args.num_patches,
                 "netF_nc": args.netF_nc, "seed": ", ".join(map(str, seeds)), "channel": args.channel,
-                "crop_border": args.crop_border,
+                "crop_border": args.crop_border, "eval_every": args.eval_every,
+                "levers": {name: " ".join(flags) for name, flags in levers},
                 "extra train flags": " ".join(extra) or "none", "device": device,
                 "cpu threads": torch.get_num_threads(), "torch": torch.__version__,
                 "machine": platform.machine(), "date": datetime.now().isoformat(timespec="seconds")}

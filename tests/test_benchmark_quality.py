@@ -114,3 +114,30 @@ def test_seeds_train_every_model_once_per_seed(tiny_dataroot, tmp_path):
     seeds = {r["seed"]: (out / "checkpoints" / r["name"] / "train_opt.txt").read_text() for r in runs}
     assert all(f"seed: {seed}" in " ".join(text.split()) for seed, text in seeds.items())
     assert "± " in (out / "table.md").read_text()
+
+
+def test_levers_share_one_table_and_the_curve_matches_the_final_checkpoint(tiny_dataroot, tmp_path):
+    bench = load_script()
+    out = tmp_path / "bench"
+    status = bench.main(["--dataroot", str(tiny_dataroot), "--models", "dcdgan:official", "--out", str(out),
+                         *TINY[:1], "3", *TINY[2:], "--num_threads", "0", "--netG", "resnet_6blocks",
+                         "--lever", "ema=--ema_decay 0.9", "--eval_every", "2"])
+    assert status == 0
+    result = json.loads((out / "results.json").read_text())
+    runs = {r["label"]: r for r in result["runs"]}
+    assert set(runs) == {"dcdgan:official", "dcdgan:official+ema"}
+    ema = runs["dcdgan:official+ema"]
+    assert ema["restoring_net"] == "G_A_ema" and runs["dcdgan:official"]["restoring_net"] == "G_A"
+    assert "ema_decay: 0.9" in " ".join((out / "checkpoints" / ema["name"] / "train_opt.txt").read_text().split())
+    for run in runs.values():
+        assert [point["iterations"] for point in run["curve"]] == [2, 3]
+        assert run["curve"][-1]["psnr"] == pytest.approx(run["psnr"], abs=1e-6)
+        assert run["color_shift"] >= 0
+    table = (out / "table.md").read_text()
+    assert "| dcdgan:official+ema |" in table and "colour shift" in table
+
+
+def test_bad_lever_is_refused_before_training(tiny_dataroot, tmp_path):
+    bench = load_script()
+    assert bench.main(["--dataroot", str(tiny_dataroot), "--models", "cut", "--out", str(tmp_path / "o"),
+                       *TINY, "--lever", "no flags here"]) == 2

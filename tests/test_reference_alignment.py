@@ -114,3 +114,21 @@ def test_decay_epochs_resize_whole_images_to_the_crop_size(tmp_path, enabled):
         assert all(torch.allclose(d, whole, atol=1e-5) for d in decayed)
     else:
         assert not any(torch.allclose(d, whole, atol=1e-5) for d in decayed)
+
+
+# ----- iteration budgets ------------------------------------------------------------------------
+def test_iteration_budget_sets_length_and_a_per_iteration_linear_schedule(tiny_dataroot, tmp_path):
+    flags = tiny_flags(tiny_dataroot, tmp_path / "ck", "budget") + ["--n_iters", "3", "--n_iters_decay", "4"]
+    trainer = Trainer(TrainOptions().parse(flags))
+    lrs = []
+    step = trainer.model.optimize_parameters
+
+    def record():
+        lrs.append(trainer.model.optimizers["G"].param_groups[0]["lr"])
+        step()
+    trainer.model.optimize_parameters = record
+    trainer.run()
+    # 4 images per epoch: the budget of 7 iterations spans two epochs and stops mid-epoch.
+    assert trainer.position["total_iters"] == 7
+    base = trainer.opt.lr
+    assert lrs == pytest.approx([base, base, base, base * 4 / 5, base * 3 / 5, base * 2 / 5, base * 1 / 5])

@@ -27,7 +27,7 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB",
     if net_name is None:
         raise CheckpointError(f"'{checkpoint}' has no generator for direction {direction} "
                               f"(available: {sorted(names) or 'none'})")
-    net = generator_from_options(train_opt)
+    net = generator_from_options(train_opt, net_name)
     net.load_state_dict(state["nets"][net_name])
     net.to(device).eval()
     logger.info("loaded net%s from %s (epoch %s)", net_name, checkpoint, state.get("position", {}).get("epoch"))

@@ -124,6 +124,16 @@ def _load(path: Path) -> np.ndarray:
         raise MetricsError(str(err)) from err
 
 
+def color_shift(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean over R, G, B of |mean of the channel in pred - mean in gt|, in 0-255 units.
+
+    A restoration that removes rain but tints the image scores high here; the deraining
+    targets require the output's shift to be no larger than the degraded input's.
+    """
+    means = pred.reshape(-1, 3).astype(np.float64).mean(axis=0) - gt.reshape(-1, 3).astype(np.float64).mean(axis=0)
+    return float(np.abs(means).mean())
+
+
 def evaluate_folders(
     pred_dir: str | os.PathLike,
     gt_dir: str | os.PathLike,
@@ -132,8 +142,8 @@ def evaluate_folders(
 ) -> tuple[list[dict], dict]:
     """Score every image of ``pred_dir`` against the ground truth with the same file stem.
 
-    Returns ``(rows, mean)``: rows ``{name, psnr, ssim}`` (name = the file stem) in sorted
-    order, and ``{psnr, ssim, count}`` averaged over them. The mean PSNR is ``inf`` when
+    Returns ``(rows, mean)``: rows ``{name, psnr, ssim, color_shift}`` (name = the file stem)
+    in sorted order, and ``{psnr, ssim, color_shift, count}`` averaged over them. The mean PSNR is ``inf`` when
     one restoration is exact. Extra ground-truth files are ignored.
     """
     if channel not in CHANNELS:
@@ -160,6 +170,7 @@ def evaluate_folders(
                 "name": stem,
                 "psnr": psnr(pred, gt, channel, crop_border),
                 "ssim": ssim(pred, gt, channel, crop_border),
+                "color_shift": color_shift(pred, gt),
             }
         except ValueError as err:
             raise MetricsError(f"cannot score '{pred_path}': {err}") from err
@@ -168,6 +179,7 @@ def evaluate_folders(
     mean = {
         "psnr": float(np.mean([r["psnr"] for r in rows])),
         "ssim": float(np.mean([r["ssim"] for r in rows])),
+        "color_shift": float(np.mean([r["color_shift"] for r in rows])),
         "count": len(rows),
     }
     return rows, mean

@@ -19,6 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data import create_dataset
 from data.sampler import ResumableSampler
 from models import create_model
+from models.networks import iteration_budget
 from util.distributed import max_over_ranks
 from util.visualizer import Visualizer
 
@@ -198,6 +199,7 @@ class Trainer:
         self.position = self.model.setup()
         self.model.wrap_networks(distributed=world_size > 1)
         self.iters_per_epoch = math.ceil(len(self.dataset) / (opt.batch_size * world_size))
+        self.iteration_budget = iteration_budget(opt)
         self.visualizer = Visualizer(opt) if self.is_main else None
         if self.visualizer and opt.continue_train:
             self.visualizer.resume(self.position, self.iters_per_epoch)
@@ -210,6 +212,8 @@ class Trainer:
 
     @property
     def last_epoch(self) -> int:
+        if self.iteration_budget is not None:
+            return math.ceil(self.iteration_budget / self.iters_per_epoch)
         return self.opt.n_epochs + self.opt.n_epochs_decay
 
     def save(self, label: str) -> None:
@@ -219,6 +223,8 @@ class Trainer:
 
     def done(self) -> bool:
         o, p = self.opt, self.position
+        if self.iteration_budget is not None and p["total_iters"] >= self.iteration_budget:
+            return True
         return p["epoch"] > self.last_epoch or (o.max_iters is not None and p["total_iters"] >= o.max_iters)
 
     def run(self) -> dict:
@@ -263,6 +269,9 @@ class Trainer:
                 t_start = time.perf_counter()
                 self.model.set_input(batch)
                 self.model.optimize_parameters()
+                self.model.update_ema()
+                if self.iteration_budget is not None:
+                    self.model.update_learning_rate()
                 p["epoch_iter"] += 1
                 p["total_iters"] += 1
                 bar.update(1)
@@ -277,7 +286,10 @@ class Trainer:
     def end_epoch(self, epoch: int) -> None:
         """Decay the learning rate, show the epoch's last visuals, save 'latest' and '<epoch>'."""
         o, p = self.opt, self.position
-        lr = self.model.update_learning_rate()
+        if self.iteration_budget is None:
+            lr = self.model.update_learning_rate()
+        else:
+            lr = next(iter(self.model.optimizers.values())).param_groups[0]["lr"]
         if self.visualizer and self.model.visuals:
             self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save_result=True)
         p["epoch"], p["epoch_iter"] = epoch + 1, 0

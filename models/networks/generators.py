@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import logging
 
 from .layers import LEGACY_UPSAMPLE_TAPS, BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
 
 logger = logging.getLogger(__name__)
+
+
+RAIN_LAYERS = ("none", "leaky")
 
 
 class ResnetBlock(nn.Module):
@@ -40,11 +44,15 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                  n_blocks: int = 9, no_antialias: bool = False, no_antialias_up: bool = False,
-                 global_residual: bool = False, upsample_taps: int = 4):
+                 global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
+                 rain_layer_sign: int = -1):
         super().__init__()
-        if global_residual and input_nc != output_nc:
-            raise ValueError("--global_residual needs --input_nc == --output_nc")
+        if (global_residual or rain_layer != "none") and input_nc != output_nc:
+            raise ValueError("--global_residual and --rain_layer need --input_nc == --output_nc")
+        if rain_layer not in RAIN_LAYERS:
+            raise ValueError(f"unknown --rain_layer '{rain_layer}'; choose one of {RAIN_LAYERS}")
         self.global_residual = global_residual
+        self.rain_layer, self.rain_layer_sign = rain_layer, rain_layer_sign
         norm_layer, bias = get_norm_layer(norm), uses_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias),
                                    norm_layer(ngf), nn.ReLU(True)]
@@ -97,18 +105,28 @@ class ResnetGenerator(nn.Module):
         return self._output(x, feat), feats
 
     def _output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """With --global_residual the network predicts a correction added to its input."""
+        """With --global_residual the network predicts a correction added to its input.
+
+        With --rain_layer leaky it predicts a rain layer r that is added (rain_layer_sign +1,
+        the degrading generator) or removed (-1, the restoring one): rain only brightens, so
+        r = leaky_relu(y, 0.1) is non-negative up to a small leak. The leak keeps a gradient
+        where y < 0; with a plain ReLU the identity loss drives y below zero everywhere and
+        the generator freezes at the identity.
+        """
+        if self.rain_layer == "leaky":
+            return (x + self.rain_layer_sign * F.leaky_relu(y, 0.1)).clamp(-1.0, 1.0)
         return (x + y).clamp(-1.0, 1.0) if self.global_residual else y
 
 
 def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                      no_antialias: bool = False, no_antialias_up: bool = False,
-                     global_residual: bool = False, upsample_taps: int = 4) -> ResnetGenerator:
+                     global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
+                     rain_layer_sign: int = -1) -> ResnetGenerator:
     blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
     if netG not in blocks:
         raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(blocks)}")
     return ResnetGenerator(input_nc, output_nc, ngf, norm, blocks[netG], no_antialias, no_antialias_up,
-                           global_residual, upsample_taps)
+                           global_residual, upsample_taps, rain_layer, rain_layer_sign)
 
 
 def upsample_taps_of(opt) -> int:
@@ -125,10 +143,16 @@ def upsample_taps_of(opt) -> int:
     return opt.upsample_taps
 
 
-def generator_from_options(opt) -> ResnetGenerator:
-    """The generator an options namespace (or a checkpoint's options dict) describes."""
+def rain_layer_sign(net_name: str) -> int:
+    """+1 for the generator that degrades (G_B: clean -> rainy), -1 for the restoring ones."""
+    return 1 if net_name.startswith("G_B") else -1
+
+
+def generator_from_options(opt, net_name: str = "G_A") -> ResnetGenerator:
+    """The generator `net_name` of the model an options namespace (or a checkpoint's options
+    dict) describes."""
     get = opt.get if isinstance(opt, dict) else lambda key, default: getattr(opt, key, default)
     return define_generator(get("netG", "resnet_9blocks"), get("input_nc", 3), get("output_nc", 3),
                             get("ngf", 64), get("normG", "instance"), get("no_antialias", False),
                             get("no_antialias_up", False), get("global_residual", False),
-                            upsample_taps_of(opt))
+                            upsample_taps_of(opt), get("rain_layer", "none"), rain_layer_sign(net_name))

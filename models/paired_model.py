@@ -1,0 +1,44 @@
+"""Paired upper bound: the restoring generator trained with L1 on aligned pairs (no GAN).
+
+Objective: lambda_L1 * L1(G_A(a), b), where b is the clean ground truth of a. Unpaired
+models never see such pairs; this model shows how far the same generator gets when it does,
+at the same budget (README "Results"). Needs `--dataset_mode aligned` data, e.g.
+`python -m datasets.make_synthetic --paired ...`.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from .base_model import BaseModel
+
+
+class PairedModel(BaseModel):
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        parser.add_argument("--lambda_L1", type=float, default=1.0, help="weight of the L1 loss to the ground truth")
+        parser.set_defaults(dataset_mode="aligned", pool_size=0, init_type="xavier")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.netG_A = self.build_generator()
+        self.model_names = ["G_A"]
+        self.add_generator_ema()
+        self.place_networks()
+        self.loss_names = ["L1"]
+        self.visual_names = ["real_A", "fake_B", "real_B"]
+        if self.is_train:
+            self.optimizers = {"G": self.adam(self.netG_A)}
+
+    @staticmethod
+    def restoring_nets() -> dict[str, str]:
+        return {"AtoB": "G_A"}
+
+    def compute_loss(self):
+        self.fake_B = self.netG_A(self.real_A)
+        self.losses["L1"] = F.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
+        return self.losses["L1"]
+
+    def optimize_parameters(self) -> None:
+        self.minimise(self.compute_loss, ["G"])
+        self.collect_visuals()
