@@ -368,7 +368,7 @@ class _Reader:
             elif _is_archive_name(path.name):
                 files += self._nested(path, prefix / inside.parent / _archive_stem(path.name), shown, depth + 1)
             elif path.suffix.lower() == ".t7":
-                log.warning("ignoring %s", _t7_message(shown))
+                log.warning("ignoring '%s': a Torch7 file, not images (see datasets/README.md, rain800)", shown)
         return files
 
     def _nested(self, archive: Path, rel: PurePosixPath, shown: str, depth: int) -> list[ReleaseFile]:
@@ -569,12 +569,11 @@ def compare_counts(key: str, complete: dict[tuple[str, str], Scene]) -> dict[str
             "expected": expected._asdict() if expected else None,
             "release": release.label if release else None,
         }
-        if release is None:
-            known = "; ".join(f"{_describe(r.counts[part])} in {r.label}" for r in releases if part in r.counts)
-            log.warning(
-                "%s %s: %s found; no known release matches (%s)", key, part, _describe(found),
-                known or "none published",
-            )
+        known = "; ".join(f"{_describe(r.counts[part])} in {r.label}" for r in releases if part in r.counts)
+        if release is None and not known:
+            log.info("%s %s: %s found; no published count to compare with", key, part, _describe(found))
+        elif release is None:
+            log.warning("%s %s: %s found; no known release has that many (%s)", key, part, _describe(found), known)
         elif found != expected:
             log.warning(
                 "%s %s: %s found where %s has %s: check that the download is complete and is the "

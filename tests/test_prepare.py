@@ -299,13 +299,16 @@ def test_spa_test_set_holdout(tmp_path):
     assert _same_file(out / "testA" / f"{stem}.png", src / "real_test_1000" / "rain" / f"{int(stem):03d}.png")
 
 
-def test_spa_flat_naming(tmp_path):
+def test_spa_flat_naming(tmp_path, caplog):
     src = tmp_path / "spa_flat"
     for i in range(5):
         _img(src / f"{i}.png", i)
         _img(src / f"{i}_gt.png", 50 + i)
     record = prepare("spa", [src], tmp_path / "out", test_fraction=0.2)
     assert record["counts"] == {"trainA": 2, "trainB": 2, "testA": 1, "testB": 1}
+    # No folder names the release and its size matches none: counts recorded, no expectation.
+    assert record["parts"]["test"] == {"found": {"scenes": 5, "pairs": 5}, "expected": None, "release": None}
+    assert any("no known release has that many (1000 pairs in" in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------- RESIDE SOTS
