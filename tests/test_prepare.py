@@ -3,6 +3,7 @@ archives have them (datasets/README.md gives each layout's source), tiny images.
 import json
 import logging
 import shutil
+import subprocess
 import sys
 import tarfile
 import zipfile
@@ -418,7 +419,7 @@ def test_reside_ground_truth_stored_per_hazy_image(tmp_path):
 
 
 # ---------------------------------------------------------------- failures
-def test_errors_are_one_line_and_name_the_fix(tmp_path, caplog, capsys):
+def test_errors_are_one_line_and_name_the_fix(tmp_path, caplog):
     src = tmp_path / "src"
     _img(src / "holiday.png", 0)
 
@@ -442,7 +443,15 @@ def test_errors_are_one_line_and_name_the_fix(tmp_path, caplog, capsys):
     renamed = [_zip(train, tmp_path / "light.zip"), _tar(test, tmp_path / "rain_data_test_Light.gz")]
     fails(["rain100l", *[f"--archive={a}" for a in renamed], *out], "light.zip:", "'train' or 'test'")
     assert not (tmp_path / "out").exists()
-    assert "Traceback" not in capsys.readouterr().err
+
+    # What a user sees: one line on stderr, exit status 2, no traceback.
+    script = Path(__file__).resolve().parent.parent / "datasets" / "prepare.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "rain100l", "--archive", str(broken), *out], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [f"ERROR: cannot unpack '{broken}' (File is not a zip file): "
+                                       "the download may be incomplete; download it again"]
 
 
 def test_failed_run_leaves_the_old_dataset(tmp_path):
