@@ -63,14 +63,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from util.flags import str2bool
-from util.image_pool import ImagePool
 
-from .base_model import BaseModel
-from .builders import build_discriminator, build_generator, build_head, build_negative_generator
+from .builders import build_head, build_negative_generator
 from .contrastive import EncoderNCE, add_contrastive_options, add_negative_options, parse_layers
-from .losses import GANLoss, discriminator_loss, negative_diversity
+from .losses import negative_diversity
 from .negative_queue import NegativeQueue
 from .networks.negative import MomentumHead
+from .two_domain import TwoDomainModel
 
 DIRECTIONS = ("A", "B")  # A: the pair (a, G_A(a)), B: the pair (b, G_B(b))
 
@@ -86,7 +85,7 @@ class PairProjection:
     batch_size: int
 
 
-class CDDGANModel(BaseModel):
+class CDDGANModel(TwoDomainModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         add_contrastive_options(parser, all_negatives_default=True)
@@ -110,9 +109,6 @@ class CDDGANModel(BaseModel):
     def __init__(self, opt, device: torch.device | None = None):
         super().__init__(opt, device)
         self.nce_layers = parse_layers(opt.nce_layers)
-        self.netG_A = build_generator(opt)
-        self.netG_B = build_generator(opt)
-        self.model_names = ["G_A", "G_B"]
         self.projections: dict[str, PairProjection] = {}
         self.fresh_negatives: dict[str, list[torch.Tensor]] = {}
         if not self.is_train:
@@ -120,31 +116,22 @@ class CDDGANModel(BaseModel):
             return
         if opt.neg_queue < 0:
             raise ValueError(f"--neg_queue must be >= 0 (0 disables the queue), got {opt.neg_queue}")
-        self.netD_A = build_discriminator(opt)
-        self.netD_B = build_discriminator(opt)
         self.netF_A = build_head(opt, self.netG_A, self.nce_layers)
         self.netF_B = build_head(opt, self.netG_B, self.nce_layers)
         self.netN_A = build_negative_generator(opt, self.netG_A, self.nce_layers)
         self.netN_B = build_negative_generator(opt, self.netG_B, self.nce_layers)
-        self.model_names += ["D_A", "D_B", "F_A", "F_B", "N_A", "N_B"]
+        self.model_names += ["F_A", "F_B", "N_A", "N_B"]
         self.place_networks()
         self.momentum_heads = {d: MomentumHead(self.net("F_" + d), opt.neg_ema_decay) for d in DIRECTIONS}
         self.queues = {d: NegativeQueue(opt.neg_queue, len(self.nce_layers)) for d in DIRECTIONS}
-        self.gan_loss = GANLoss(opt.gan_mode)
         self.nce = EncoderNCE(opt.num_patches, opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
-        self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
         self.optimizers = {"G": self.adam(self.netG_A, self.netG_B), "D": self.adam(self.netD_A, self.netD_B),
                            "F": self.adam(self.netF_A, self.netF_B),
                            "N": self.adam(self.netN_A, self.netN_B, lr=opt.lr_N)}
 
     # ----- one iteration -------------------------------------------------------------
     def forward(self) -> None:
-        self.fake_B = self.netG_A(self.real_A)
-        self.rec_A = self.netG_B(self.fake_B)
-        self.fake_A = self.netG_B(self.real_B)
-        self.rec_B = self.netG_A(self.fake_A)
-        self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "rec_A": self.rec_A,
-                        "real_B": self.real_B, "fake_A": self.fake_A, "rec_B": self.rec_B}
+        self.run_cycles()
 
     def nce_pairs(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Direction -> (source, its translation)."""
@@ -194,13 +181,6 @@ class CDDGANModel(BaseModel):
             fresh[direction] = negatives
         return losses, fresh
 
-    def compute_D_loss(self) -> dict[str, torch.Tensor]:
-        """D_A judges G_A's outputs against real clear images, D_B G_B's against real hazy ones."""
-        fake_B = self.image_pools["fake_B"].query(self.fake_B)
-        fake_A = self.image_pools["fake_A"].query(self.fake_A)
-        return {"D_A": discriminator_loss(self.gan_loss, self.netD_A, self.real_B, fake_B),
-                "D_B": discriminator_loss(self.gan_loss, self.netD_B, self.real_A, fake_A)}
-
     def compute_N_loss(self) -> dict[str, torch.Tensor]:
         """Both directions' -NCE - lambda_MS_neg * diversity, on detached queries (one loss: the
         two negative generators' parameters are disjoint)."""
@@ -219,18 +199,14 @@ class CDDGANModel(BaseModel):
         L["G"] = L["G_A"] + L["G_B"] + L["cycle_A"] + L["cycle_B"] + L["NCE_A"] + L["NCE_B"]
         return L
 
-    def update_D(self) -> None:
-        self.set_requires_grad([self.netD_A, self.netD_B], True)
-        self.minimise(self.compute_D_loss, ["D"])
-
     def update_N(self) -> None:
         """One step of both negative generators towards harder, more diverse negatives."""
         self.minimise(self.compute_N_loss, ["N"])
 
     def update_G(self) -> None:
         """One step of the generators and heads; D and N are frozen adversaries here."""
-        self.set_requires_grad([self.netD_A, self.netD_B, self.netN_A, self.netN_B], False)
-        self.minimise(self.compute_G_loss, ["G", "F"], total="G")
+        self.set_requires_grad([self.netN_A, self.netN_B], False)
+        super().update_G()
         self.set_requires_grad([self.netN_A, self.netN_B], True)
 
     def optimize_parameters(self) -> None:

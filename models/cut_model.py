@@ -43,8 +43,8 @@ class CUTModel(BaseModel):
 
     def __init__(self, opt, device: torch.device | None = None):
         super().__init__(opt, device)
-        self.nce_layers = parse_layers(opt.nce_layers)
         self.netG = build_generator(opt)
+        self.nce_layers = parse_layers(opt.nce_layers)
         self.model_names = ["G"]
         if self.is_train:
             self.netD = build_discriminator(opt)

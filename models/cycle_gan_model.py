@@ -18,14 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from util.image_pool import ImagePool
-
-from .base_model import BaseModel
-from .builders import build_discriminator, build_generator
-from .losses import GANLoss, discriminator_loss
+from .two_domain import TwoDomainModel
 
 
-class CycleGANModel(BaseModel):
+class CycleGANModel(TwoDomainModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         g = parser.add_argument_group("cycle_gan")
@@ -39,27 +35,13 @@ class CycleGANModel(BaseModel):
 
     def __init__(self, opt, device: torch.device | None = None):
         super().__init__(opt, device)
-        self.netG_A = build_generator(opt)
-        self.netG_B = build_generator(opt)
-        self.model_names = ["G_A", "G_B"]
-        if self.is_train:
-            self.netD_A = build_discriminator(opt)
-            self.netD_B = build_discriminator(opt)
-            self.model_names += ["D_A", "D_B"]
         self.place_networks()
         self.use_identity = self.is_train and opt.lambda_identity > 0
         if self.is_train:
-            self.gan_loss = GANLoss(opt.gan_mode)
-            self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
             self.optimizers = {"G": self.adam(self.netG_A, self.netG_B), "D": self.adam(self.netD_A, self.netD_B)}
 
     def forward(self) -> None:
-        self.fake_B = self.netG_A(self.real_A)
-        self.rec_A = self.netG_B(self.fake_B)
-        self.fake_A = self.netG_B(self.real_B)
-        self.rec_B = self.netG_A(self.fake_A)
-        self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "rec_A": self.rec_A,
-                        "real_B": self.real_B, "fake_A": self.fake_A, "rec_B": self.rec_B}
+        self.run_cycles()
         if self.use_identity:
             self.idt_A = self.netG_A(self.real_B)
             self.idt_B = self.netG_B(self.real_A)
@@ -77,18 +59,8 @@ class CycleGANModel(BaseModel):
         L["G"] = sum(L.values())  # every weight is inside its term
         return L
 
-    def compute_D_loss(self) -> dict[str, torch.Tensor]:
-        """D_A judges G_A's outputs against real B images, D_B G_B's against real A images."""
-        fake_B = self.image_pools["fake_B"].query(self.fake_B)
-        fake_A = self.image_pools["fake_A"].query(self.fake_A)
-        return {"D_A": discriminator_loss(self.gan_loss, self.netD_A, self.real_B, fake_B),
-                "D_B": discriminator_loss(self.gan_loss, self.netD_B, self.real_A, fake_A)}
-
     def optimize_parameters(self) -> None:
         with self.autocast():
             self.forward()
-        discriminators = [self.netD_A, self.netD_B]
-        self.set_requires_grad(discriminators, False)
-        self.minimise(self.compute_G_loss, ["G"], total="G")
-        self.set_requires_grad(discriminators, True)
-        self.minimise(self.compute_D_loss, ["D"])
+        self.update_G()  # the reference's order: generators first
+        self.update_D()

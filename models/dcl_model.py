@@ -10,15 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from util.image_pool import ImagePool
-
-from .base_model import BaseModel
-from .builders import build_discriminator, build_generator, build_head
+from .builders import build_head
 from .contrastive import EncoderNCE, add_contrastive_options, parse_layers
-from .losses import GANLoss, discriminator_loss
+from .two_domain import TwoDomainModel
 
 
-class DCLModel(BaseModel):
+class DCLModel(TwoDomainModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         add_contrastive_options(parser, all_negatives_default=True)
@@ -30,20 +27,13 @@ class DCLModel(BaseModel):
     def __init__(self, opt, device: torch.device | None = None):
         super().__init__(opt, device)
         self.nce_layers = parse_layers(opt.nce_layers)
-        self.netG_A = build_generator(opt)
-        self.netG_B = build_generator(opt)
-        self.model_names = ["G_A", "G_B"]
         if self.is_train:
-            self.netD_A = build_discriminator(opt)
-            self.netD_B = build_discriminator(opt)
             self.netF1 = build_head(opt, self.netG_A, self.nce_layers)
             self.netF2 = build_head(opt, self.netG_B, self.nce_layers)
-            self.model_names += ["D_A", "D_B", "F1", "F2"]
+            self.model_names += ["F1", "F2"]
         self.place_networks()
         if self.is_train:
-            self.gan_loss = GANLoss(opt.gan_mode)
             self.nce = EncoderNCE(opt.num_patches, opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
-            self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
             self.optimizers = {
                 "G": self.adam(self.netG_A, self.netG_B),
                 "D": self.adam(self.netD_A, self.netD_B),
@@ -66,13 +56,6 @@ class DCLModel(BaseModel):
         """net<name>'s encoder features of `x` at the NCE layers (no decoder pass)."""
         return self.net(net_name)(x, self.nce_layers, encode_only=True)
 
-    def compute_D_loss(self) -> dict[str, torch.Tensor]:
-        """D_A judges G_A's outputs against real B images, D_B G_B's against real A images."""
-        fake_B = self.image_pools["fake_B"].query(self.fake_B)
-        fake_A = self.image_pools["fake_A"].query(self.fake_A)
-        return {"D_A": discriminator_loss(self.gan_loss, self.netD_A, self.real_B, fake_B),
-                "D_B": discriminator_loss(self.gan_loss, self.netD_B, self.real_A, fake_A)}
-
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
         o = self.opt
         L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
@@ -90,8 +73,5 @@ class DCLModel(BaseModel):
     def optimize_parameters(self) -> None:
         with self.autocast():
             self.forward()
-        discriminators = [self.netD_A, self.netD_B]
-        self.set_requires_grad(discriminators, True)
-        self.minimise(self.compute_D_loss, ["D"])
-        self.set_requires_grad(discriminators, False)
-        self.minimise(self.compute_G_loss, ["G", "F"], total="G")
+        self.update_D()
+        self.update_G()

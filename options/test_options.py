@@ -10,8 +10,6 @@ logger = logging.getLogger(__name__)
 
 
 class TestOptions(BaseOptions):
-    is_train = False
-
     def initialize(self, parser):
         parser = super().initialize(parser)
         g = parser.add_argument_group("restoring")

@@ -130,7 +130,7 @@ def test_a_signal_to_one_rank_stops_every_rank_and_rank0_saves_that_position(tmp
 
 def _nan_on_rank1_worker(rank: int, store: str, out: str) -> None:
     import torch.distributed as dist
-    from util.trainer import NonFiniteGuard
+    from training.guards import NonFiniteGuard
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
