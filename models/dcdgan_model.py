@@ -56,6 +56,7 @@ class DCDGANModel(DCLModel):
             self.visuals.update(rec_A=self.rec_A, rec_B=self.rec_B)
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
+        """The chosen variant's weighted terms and their total "G" (formulas in the module docstring)."""
         o = self.opt
         L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
              "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN}

@@ -57,6 +57,7 @@ class DCLModel(TwoDomainModel):
         return self.net(net_name)(x, self.nce_layers, encode_only=True)
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
+        """The weighted terms and their total "G" (formula in the module docstring)."""
         o = self.opt
         L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
              "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN}
