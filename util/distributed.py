@@ -151,12 +151,12 @@ def wrap_ddp(net: nn.Module, device: torch.device) -> DistributedDataParallel:
 
 
 def prepare_for_training(net: nn.Module, device: torch.device, name: str, distributed: bool,
-                         compile: bool) -> nn.Module:
+                         compile_net: bool) -> nn.Module:
     """One network as it trains: batch norm synchronised and DDP-wrapped under torchrun, and
     torch.compile'd with --compile. The wrappers share the plain module's parameters."""
     if distributed:
         net = _sync_batchnorm(net, device, name)
-    if compile:
+    if compile_net:
         net = compile_network(net, device)
     if distributed:
         net = wrap_ddp(net, device)
