@@ -21,8 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from util.checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, plain_options, restore_rng_state,
-                             save_checkpoint)
+from util.checkpoint import CheckpointError, load_checkpoint, restore_rng_state, save_checkpoint, training_state
 from util.distributed import device_of, prepare_for_training, unwrap
 from util.image_pool import ImagePool
 from util.schedulers import get_scheduler
@@ -30,8 +29,6 @@ from util.schedulers import get_scheduler
 from .loading import upsample_taps_of
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_VERSION = 1
 
 
 class BaseModel(ABC):
@@ -226,19 +223,8 @@ class BaseModel(ABC):
         return {name: unwrap(net).state_dict() for name, net in self.networks().items()}
 
     def state_dict(self, position: dict[str, int]) -> dict[str, Any]:
-        return {
-            "version": CHECKPOINT_VERSION,
-            "model": self.opt.model,
-            "test_nets": self.test_net_names(),
-            "nets": self.plain_state_dicts(),
-            "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
-            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
-            "scaler": self.scaler.state_dict(),
-            "extra": self.extra_state(),
-            "position": dict(position),
-            "rng": capture_rng_state(),
-            "opt": plain_options(self.opt),
-        }
+        return training_state(self.opt.model, self.test_net_names(), self.plain_state_dicts(), self.optimizers,
+                              self.schedulers, self.scaler, self.extra_state(), position, self.opt)
 
     def save(self, label: str, position: dict[str, int]) -> Path:
         """Write the whole training state to checkpoints/<name>/<label>.pt atomically."""

@@ -12,6 +12,9 @@ import numpy as np
 import torch
 
 
+CHECKPOINT_VERSION = 1
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, or holds something other than plain tensors."""
 
@@ -59,6 +62,30 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"checkpoint '{path}' is corrupt or truncated ({err}); use another epoch") from err
+
+
+def training_state(model: str, test_nets: dict[str, str], nets: dict[str, dict[str, torch.Tensor]],
+                   optimizers: dict[str, Any], schedulers: dict[str, Any], scaler: Any, extra: dict[str, Any],
+                   position: dict[str, int], opt) -> dict[str, Any]:
+    """A whole training state as plain data, the layout every checkpoint file has.
+
+    `model` is the --model name, `test_nets` which network test.py loads per direction,
+    `nets` plain state dicts; optimizers, schedulers and the gradient scaler are saved with
+    their `state_dict()`; `extra` holds the model's pools, queues and EMA copies.
+    """
+    return {
+        "version": CHECKPOINT_VERSION,
+        "model": model,
+        "test_nets": test_nets,
+        "nets": nets,
+        "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+        "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+        "scaler": scaler.state_dict(),
+        "extra": extra,
+        "position": dict(position),
+        "rng": capture_rng_state(),
+        "opt": plain_options(opt),
+    }
 
 
 def plain_options(opt) -> dict[str, Any]:
