@@ -34,12 +34,8 @@ class BaseOptions:
         g.add_argument("--verbose", action="store_true", help="debug logging and network summaries")
         return parser
 
-    def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        self.parser = self.initialize(parser)
-        return self.parser.parse_args(argv)
-
     def parse(self, argv: list[str] | None = None) -> argparse.Namespace:
+        """The options of `argv`; subclasses build their parser in `gather_options`."""
         opt = self.gather_options(argv)
         opt.is_train = self.is_train
         opt.gpu_ids = [int(x) for x in str(opt.gpu_ids).split(",") if x.strip() and int(x) >= 0]
