@@ -134,8 +134,9 @@ def steps_with_and_without_reuse(tiny_dataroot, tmp_path, *flags, model_name):
     """One step with the features of the translations reused, one with fresh encoder passes."""
     reused = make_model(tiny_dataroot, tmp_path, *flags, model=model_name)
     fresh = make_model(tiny_dataroot, tmp_path, *flags, model=model_name)
+    separate_encoder_passes = load_script("benchmark_speed").separate_encoder_passes
     for name in ("G_A", "G_B"):  # the features of every translation come from a fresh encoder pass
-        load_script("benchmark_speed").separate_encoder_passes(fresh.net(name))
+        separate_encoder_passes(fresh.net(name))
     calls = []
     reused.netG_A.register_forward_hook(lambda *args: calls.append(1))
     return reused, fresh, one_step(reused), one_step(fresh), len(calls)
