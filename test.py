@@ -22,11 +22,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.image_folder import DatasetError, make_dataset
 from data.single_dataset import test_image_folder
+from models.loading import load_generator
 from options.test_options import TestOptions
 from util.checkpoint import CheckpointError
+from util.distributed import device_of
 from util.html import save_test_page
 from util.image_io import ImageReadError, load_rgb, save_image, tensor_to_uint8, uint8_to_tensor
-from util.inference import load_generator, restore
+from util.inference import restore
 from util.log import setup_logging
 from util.metrics import psnr, ssim
 
@@ -67,7 +69,7 @@ def read_ground_truth(path: Path) -> np.ndarray | None:
 
 
 def run(opt) -> int:
-    device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
+    device = device_of(opt.gpu_ids)
     checkpoint = Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}.pt"
     net, _ = load_generator(checkpoint, opt.direction, device)
     folder = test_image_folder(opt.dataroot, opt.direction)

@@ -15,9 +15,10 @@ import sys
 from data.image_folder import DatasetError
 from options.train_options import TrainOptions
 from util.checkpoint import CheckpointError
+from training.guards import NonFiniteLossError, TrainingInterrupted
+from training.trainer import Trainer
 from util.distributed import distributed_run, quiet_other_ranks, write_rank_digests
 from util.log import setup_logging
-from util.trainer import NonFiniteLossError, Trainer, TrainingInterrupted
 
 logger = logging.getLogger("train")
 
@@ -31,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     # Under torchrun (RANK/WORLD_SIZE set) every process trains one shard; rank 0 alone
     # logs, writes the HTML page and saves checkpoints.
     try:
-        with distributed_run(opt) as ctx:
+        with distributed_run(opt.gpu_ids) as (ctx, device):
             quiet_other_ranks(ctx)
             if ctx.is_main:
                 options.save_options(opt, "train_opt.txt")
-            trainer = Trainer(opt, ctx.rank, ctx.world_size)
+            trainer = Trainer(opt, ctx.rank, ctx.world_size, device)
             trainer.run()
             write_rank_digests(trainer.model.plain_state_dicts(), ctx.rank)
     except (DatasetError, CheckpointError) as err:

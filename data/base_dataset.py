@@ -48,7 +48,9 @@ class BaseDataset(torch_data.Dataset):
         return o.load_size
 
     def load(self, path: str, rng: np.random.Generator, epoch: int = 0) -> torch.Tensor:
-        return transform_image(load_rgb(path), self.opt, rng, path, self.load_size_at(epoch))
+        o = self.opt
+        return transform_image(load_rgb(path), rng, o.preprocess, self.load_size_at(epoch), o.crop_size,
+                               flip=not o.no_flip, source=path)
 
     def load_any(self, paths: list[str], index: int, rng: np.random.Generator, folder: str,
                  epoch: int = 0) -> tuple[torch.Tensor, str]:
@@ -98,32 +100,30 @@ def _make_multiple(img: Image.Image, base: int = 4) -> Image.Image:
     return _resize(img, (nw, nh))
 
 
-def transform_image(img: Image.Image, opt, rng: np.random.Generator, source: str = "an image",
-                    load_size: int | None = None) -> torch.Tensor:
-    """Resize / crop / flip per `--preprocess`, then map to a CHW tensor in [-1, 1].
+def transform_image(img: Image.Image, rng: np.random.Generator, preprocess: str, load_size: int, crop_size: int,
+                    flip: bool = True, source: str = "an image") -> torch.Tensor:
+    """Resize / crop / flip per `preprocess` (--preprocess), then map to a CHW tensor in [-1, 1].
 
-    `source` (the file path) names the image in warnings; `load_size` overrides
-    `opt.load_size` (see `BaseDataset.load_size_at`).
+    `flip`: mirror at random (probability 0.5); `source` (the file path) names the image in
+    warnings.
     """
-    mode = opt.preprocess
-    load_size = opt.load_size if load_size is None else load_size
+    mode = preprocess
     if "resize" in mode:
         img = _resize(img, (load_size, load_size))
     elif "scale_width" in mode:
-        img = _scale_width(img, load_size, opt.crop_size)
+        img = _scale_width(img, load_size, crop_size)
     if "crop" in mode:
-        img = _ensure_min_size(img, opt.crop_size, source)
+        img = _ensure_min_size(img, crop_size, source)
         w, h = img.size
-        x = int(rng.integers(0, w - opt.crop_size + 1))
-        y = int(rng.integers(0, h - opt.crop_size + 1))
-        img = img.crop((x, y, x + opt.crop_size, y + opt.crop_size))
+        x = int(rng.integers(0, w - crop_size + 1))
+        y = int(rng.integers(0, h - crop_size + 1))
+        img = img.crop((x, y, x + crop_size, y + crop_size))
     if mode == "none":
         img = _make_multiple(img)
     elif mode not in ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop"):
         raise ValueError(f"unknown --preprocess '{mode}'; choose resize_and_crop, crop, scale_width, "
                          "scale_width_and_crop or none")
-    flip = not opt.no_flip and rng.random() < 0.5
-    if flip:
+    if flip and rng.random() < 0.5:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
     arr = np.asarray(img, dtype=np.float32)
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous() / 127.5 - 1.0

@@ -35,4 +35,6 @@ class SingleDataset(BaseDataset):
     def __getitem__(self, key) -> dict:
         index, _, rng = self.sample_rng(key)
         path = self.A_paths[index]
-        return {"A": transform_image(load_rgb(path), self.opt, rng, path), "A_paths": path}
+        o = self.opt
+        image = transform_image(load_rgb(path), rng, o.preprocess, o.load_size, o.crop_size, not o.no_flip, path)
+        return {"A": image, "A_paths": path}

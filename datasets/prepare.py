@@ -1,4 +1,4 @@
-"""Lay out a downloaded deraining / dehazing benchmark as an unpaired dataset (SPEC.md 1, 5).
+"""Lay out a downloaded deraining / dehazing benchmark as an unpaired dataset (docs/METHODS.md, section 1).
 
     python datasets/prepare.py rain100l --archive rain_data_train_Light.zip \\
         --archive rain_data_test_Light.gz --out datasets/rain100l

@@ -1,11 +1,11 @@
 """CDD-GAN (Chen et al., ECCV 2022): unpaired dehazing by contrastive disentanglement.
 
-No public code of CDD-GAN exists: this implements the paper's description (SPEC.md 3.4)
+No public code of CDD-GAN exists: this implements the paper's description (docs/METHODS.md)
 and makes each interpretation a flag. Domain A is hazy, domain B clear.
 
 Networks: a CycleGAN framework, G_A (hazy -> clear) and G_B (clear -> hazy), judged by D_A
 (on clear images) and D_B (on hazy images); a projection head per generator (F_A, F_B); a
-NEGCUT negative generator per direction (N_A, N_B; SPEC.md 3.3) conditioned through a
+NEGCUT negative generator per direction (N_A, N_B; models/negcut_model.py) conditioned through a
 momentum (EMA) copy of its direction's key head; a queue of generated negatives per
 direction and NCE layer. The restoring network at test time is G_A.
 
@@ -50,27 +50,26 @@ Interpretations, each a flag:
   G + F step (D and N frozen, fresh noise); queue push; EMA update of the momentum heads
   (decay --neg_ema_decay 0.9).
 - Heads: Adam at --lr and betas (--beta1, --beta2), as NEGCUT. Init xavier 0.02, NCE layers
-  0,4,8,12,16, 256 patches, nce_T 0.07 (NEGCUT); lsgan, lr 2e-4, 200 + 200 epochs (SPEC.md
-  3.4 starting defaults, not the paper's). No identity loss and no NCE on the cycle pairs:
+  0,4,8,12,16, 256 patches, nce_T 0.07 (NEGCUT); lsgan, lr 2e-4, 200 + 200 epochs (starting
+  defaults, not the paper's: docs/METHODS.md). No identity loss and no NCE on the cycle pairs:
   the description has neither.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from options.base_options import str2bool
-from util.image_pool import ImagePool
+from util.flags import str2bool
 
-from .base_model import BaseModel
-from .contrastive import (EncoderNCE, add_contrastive_options, add_negative_options, build_head,
-                          build_negative_generator, parse_layers)
-from .losses import GANLoss
-from .networks.negative import MomentumHead, NegativeQueue, negative_diversity
+from .builders import build_head, build_negative_generator
+from .contrastive import EncoderNCE, add_contrastive_options, add_negative_options, parse_layers
+from .losses import negative_diversity
+from .negative_queue import NegativeQueue
+from .networks.negative import MomentumHead
+from .two_domain import TwoDomainModel
 
 DIRECTIONS = ("A", "B")  # A: the pair (a, G_A(a)), B: the pair (b, G_B(b))
 
@@ -86,7 +85,7 @@ class PairProjection:
     batch_size: int
 
 
-class CDDGANModel(BaseModel):
+class CDDGANModel(TwoDomainModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         add_contrastive_options(parser, all_negatives_default=True)
@@ -107,14 +106,9 @@ class CDDGANModel(BaseModel):
                             n_epochs=200, n_epochs_decay=200)
         return parser
 
-    def __init__(self, opt):
-        super().__init__(opt)
+    def __init__(self, opt, device: torch.device | None = None):
+        super().__init__(opt, device)
         self.nce_layers = parse_layers(opt.nce_layers)
-        self.netG_A = self.build_generator()
-        self.netG_B = self.build_generator("G_B")
-        self.model_names = ["G_A", "G_B"]
-        self.loss_names = ["D_A", "D_B", "N", "G_A", "G_B", "cycle_A", "cycle_B", "NCE_A", "NCE_B", "G"]
-        self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
         self.projections: dict[str, PairProjection] = {}
         self.fresh_negatives: dict[str, list[torch.Tensor]] = {}
         if not self.is_train:
@@ -122,36 +116,23 @@ class CDDGANModel(BaseModel):
             return
         if opt.neg_queue < 0:
             raise ValueError(f"--neg_queue must be >= 0 (0 disables the queue), got {opt.neg_queue}")
-        self.netD_A = self.build_discriminator()
-        self.netD_B = self.build_discriminator()
         self.netF_A = build_head(opt, self.netG_A, self.nce_layers)
         self.netF_B = build_head(opt, self.netG_B, self.nce_layers)
         self.netN_A = build_negative_generator(opt, self.netG_A, self.nce_layers)
         self.netN_B = build_negative_generator(opt, self.netG_B, self.nce_layers)
-        self.model_names += ["D_A", "D_B", "F_A", "F_B", "N_A", "N_B"]
+        self.model_names += ["F_A", "F_B", "N_A", "N_B"]
         self.add_generator_ema()
         self.place_networks()
         self.momentum_heads = {d: MomentumHead(self.net("F_" + d), opt.neg_ema_decay) for d in DIRECTIONS}
         self.queues = {d: NegativeQueue(opt.neg_queue, len(self.nce_layers)) for d in DIRECTIONS}
-        self.gan_loss = GANLoss(opt.gan_mode)
-        self.nce = EncoderNCE(opt, self.nce_layers)
-        self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
-        betas = (opt.beta1, opt.beta2)
-        lr_N = opt.lr if opt.lr_N is None else opt.lr_N
-
-        def adam(names: list[str], lr: float) -> torch.optim.Optimizer:
-            params = itertools.chain.from_iterable(self.net(n).parameters() for n in names)
-            return torch.optim.Adam(params, lr=lr, betas=betas)
-
-        self.optimizers = {"G": adam(["G_A", "G_B"], opt.lr), "D": adam(["D_A", "D_B"], opt.lr),
-                           "F": adam(["F_A", "F_B"], opt.lr), "N": adam(["N_A", "N_B"], lr_N)}
+        self.nce = EncoderNCE(opt.num_patches, opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
+        self.optimizers = {"G": self.adam(self.netG_A, self.netG_B), "D": self.adam(self.netD_A, self.netD_B),
+                           "F": self.adam(self.netF_A, self.netF_B),
+                           "N": self.adam(self.netN_A, self.netN_B, lr=opt.lr_N)}
 
     # ----- one iteration -------------------------------------------------------------
     def forward(self) -> None:
-        self.fake_B = self.netG_A(self.real_A)
-        self.rec_A = self.netG_B(self.fake_B)
-        self.fake_A = self.netG_B(self.real_B)
-        self.rec_B = self.netG_A(self.fake_A)
+        self.run_cycles()
 
     def nce_pairs(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Direction -> (source, its translation)."""
@@ -164,10 +145,14 @@ class CDDGANModel(BaseModel):
         other_nets = (self.net("G_" + other), self.net("F_" + other))
         return (*own_nets, *(own_nets if self.opt.cdd_query_encoder == "own" else other_nets))
 
+    def encode(self, encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+        """`encoder`'s features of `x` at the NCE layers (no decoder pass)."""
+        return encoder(x, self.nce_layers, encode_only=True)
+
     @torch.no_grad()
     def exemplar_embeddings(self, clear: torch.Tensor, encoder: nn.Module, head: nn.Module) -> list[torch.Tensor]:
         """`num_patches` projected patches per clear image and layer, at random positions."""
-        samples, _ = head(encoder(clear, self.nce_layers, encode_only=True), self.opt.num_patches)
+        samples, _ = head(self.encode(encoder, clear), self.opt.num_patches)
         return samples
 
     def project_pairs(self, pairs: dict[str, tuple[torch.Tensor, torch.Tensor]],
@@ -176,11 +161,12 @@ class CDDGANModel(BaseModel):
         projections = {}
         for direction, (src, tgt) in pairs.items():
             enc_k, head_k, enc_q, head_q = self.encoders(direction)
-            queries, keys, key_feats = self.nce.project(src, tgt, enc_k, enc_q, head_k, head_q)
+            feat_k = self.encode(enc_k, src)
+            queries, keys = self.nce.project(feat_k, self.encode(enc_q, tgt), head_k, head_q)
             exemplars = None
             if direction == "A" and self.opt.cdd_clear_positives:
                 exemplars = self.exemplar_embeddings(clear_exemplars, enc_q, head_q)
-            conditions = self.momentum_heads[direction].conditions(key_feats)
+            conditions = self.momentum_heads[direction].conditions(feat_k)
             projections[direction] = PairProjection(queries, keys, conditions, exemplars, src.shape[0])
         return projections
 
@@ -196,49 +182,32 @@ class CDDGANModel(BaseModel):
             fresh[direction] = negatives
         return losses, fresh
 
-    def compute_D_loss(self) -> torch.Tensor:
-        return self.two_domain_D_loss()
-
-    def compute_N_loss(self) -> torch.Tensor:
+    def compute_N_loss(self) -> dict[str, torch.Tensor]:
+        """Both directions' -NCE - lambda_MS_neg * diversity, on detached queries (one loss: the
+        two negative generators' parameters are disjoint)."""
         nce, fresh = self.contrastive_losses(self.projections, detach_queries=True)
         diversity = sum(negative_diversity(n, self.opt.num_patches) for n in fresh.values())
-        self.losses["N"] = -sum(nce.values()) - self.opt.lambda_MS_neg * diversity
-        return self.losses["N"]
+        return {"N": -sum(nce.values()) - self.opt.lambda_MS_neg * diversity}
 
-    def compute_G_loss(self) -> torch.Tensor:
-        o, L = self.opt, self.losses
-        L["G_A"] = self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN
-        L["G_B"] = self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN
-        L["cycle_A"] = F.l1_loss(self.rec_A, self.real_A) * o.lambda_cyc
-        L["cycle_B"] = F.l1_loss(self.rec_B, self.real_B) * o.lambda_cyc
+    def compute_G_loss(self) -> dict[str, torch.Tensor]:
+        o = self.opt
+        L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
+             "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN,
+             "cycle_A": F.l1_loss(self.rec_A, self.real_A) * o.lambda_cyc,
+             "cycle_B": F.l1_loss(self.rec_B, self.real_B) * o.lambda_cyc}
         nce, self.fresh_negatives = self.contrastive_losses(self.projections, detach_queries=False)
         L.update(nce)
         L["G"] = L["G_A"] + L["G_B"] + L["cycle_A"] + L["cycle_B"] + L["NCE_A"] + L["NCE_B"]
-        return L["G"]
-
-    def update_D(self) -> None:
-        self.set_requires_grad([self.netD_A, self.netD_B], True)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_D = self.compute_D_loss()
-        self.backward_and_step(loss_D, ["D"])
+        return L
 
     def update_N(self) -> None:
         """One step of both negative generators towards harder, more diverse negatives."""
-        self.optimizers["N"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_N = self.compute_N_loss()
-        self.backward_and_step(loss_N, ["N"])
+        self.minimise(self.compute_N_loss, ["N"])
 
     def update_G(self) -> None:
         """One step of the generators and heads; D and N are frozen adversaries here."""
-        frozen = [self.netD_A, self.netD_B, self.netN_A, self.netN_B]
-        self.set_requires_grad(frozen, False)
-        self.optimizers["G"].zero_grad(set_to_none=True)
-        self.optimizers["F"].zero_grad(set_to_none=True)
-        with self.autocast():
-            loss_G = self.compute_G_loss()
-        self.backward_and_step(loss_G, ["G", "F"])
+        self.set_requires_grad([self.netN_A, self.netN_B], False)
+        super().update_G()
         self.set_requires_grad([self.netN_A, self.netN_B], True)
 
     def optimize_parameters(self) -> None:
@@ -251,9 +220,8 @@ class CDDGANModel(BaseModel):
         self.update_G()
         for direction in DIRECTIONS:
             self.queues[direction].push(self.fresh_negatives[direction])
-            self.momentum_heads[direction].update(self.net("F_" + direction))
+            self.momentum_heads[direction].update()
         self.projections, self.fresh_negatives = {}, {}  # release this iteration's graph
-        self.collect_visuals()
 
     # ----- checkpoints ---------------------------------------------------------------
     def extra_state(self) -> dict:

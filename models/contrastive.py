@@ -1,14 +1,13 @@
-"""Pieces shared by the contrastive models (CUT, DCLGAN, DCD-GAN, NEGCUT, CDD-GAN)."""
+"""Pieces shared by the contrastive models (CUT, DCLGAN, DCD-GAN, NEGCUT, CDD-GAN): their
+flags and PatchNCE between the encoder features of an image and of its translation."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from options.base_options import str2bool
+from util.flags import str2bool
 
 from .losses import PatchNCELoss, patch_nce_with_negatives
-from .networks import define_head, init_weights
-from .networks.negative import NegativeGenerator
 
 
 def add_contrastive_options(parser, all_negatives_default: bool):
@@ -28,7 +27,7 @@ def add_contrastive_options(parser, all_negatives_default: bool):
 
 
 def add_negative_options(parser):
-    """Flags of the generated hard negatives (NEGCUT, CDD-GAN; SPEC.md 3.3)."""
+    """Flags of the generated hard negatives (NEGCUT, CDD-GAN; docs/METHODS.md)."""
     g = parser.add_argument_group("generated negatives")
     g.add_argument("--lambda_MS_neg", type=float, default=1.0,
                    help="weight of the negatives' diversity (mode-seeking) term in the negative generator's objective")
@@ -49,64 +48,38 @@ def parse_layers(text: str) -> list[int]:
     return layers
 
 
-def encoder_channels(generator: nn.Module, layers: list[int], input_nc: int) -> list[int]:
-    """Channel count of each requested layer, from a dry run on a small blank image."""
-    with torch.no_grad():
-        device = next(generator.parameters()).device
-        feats = generator(torch.zeros(1, input_nc, 32, 32, device=device), layers, encode_only=True)
-    return [f.shape[1] for f in feats]
-
-
-def build_head(opt, generator: nn.Module, layers: list[int]) -> nn.Module:
-    head = define_head(opt.netF, opt.netF_nc, opt.init_type, opt.init_gain)
-    return head.build(encoder_channels(generator, layers, opt.input_nc))
-
-
-def build_negative_generator(opt, generator: nn.Module, layers: list[int]) -> NegativeGenerator:
-    """A negative generator whose outputs match the projection head's embedding sizes."""
-    if opt.netF == "mlp_sample":
-        channels = [opt.netF_nc] * len(layers)
-    else:  # a head without MLP passes the encoder's channels through
-        channels = encoder_channels(generator, layers, opt.input_nc)
-    return init_weights(NegativeGenerator(channels, opt.neg_nz), opt.init_type, opt.init_gain)
-
-
 class EncoderNCE:
     """PatchNCE between a source image and its translation, in encoder feature space.
 
-    For a pair (X, Y): keys come from `head_src(enc_src(X))`, queries from
-    `head_tgt(enc_tgt(Y))` at the same sampled locations; the loss is the mean over
-    patches, then over layers.
+    For a pair (X, Y) the caller passes X's features (the keys' source) and Y's (the
+    queries' source), one map per NCE layer; keys are `head_k(feat_k)`, queries
+    `head_q(feat_q)` at the same sampled locations; the loss is the mean over patches, then
+    over layers.
     """
 
-    def __init__(self, opt, layers: list[int]):
-        self.layers = layers
-        self.num_patches = opt.num_patches
-        self.nce_T = opt.nce_T
-        self.all_negatives_from_minibatch = opt.nce_includes_all_negatives_from_minibatch
-        self.criterion = PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
+    def __init__(self, num_patches: int, nce_T: float, all_negatives_from_minibatch: bool):
+        self.num_patches = num_patches
+        self.nce_T = nce_T
+        self.all_negatives_from_minibatch = all_negatives_from_minibatch
+        self.criterion = PatchNCELoss(nce_T, all_negatives_from_minibatch)
 
-    def __call__(self, src: torch.Tensor, tgt: torch.Tensor, enc_src: nn.Module, enc_tgt: nn.Module,
-                 head_src: nn.Module, head_tgt: nn.Module, flip_query: bool = False) -> torch.Tensor:
-        queries, keys, _ = self.project(src, tgt, enc_src, enc_tgt, head_src, head_tgt, flip_query)
-        return self.loss(queries, keys, src.shape[0])
+    def __call__(self, feat_k: list[torch.Tensor], feat_q: list[torch.Tensor], head_k: nn.Module,
+                 head_q: nn.Module, flip_query: bool = False) -> torch.Tensor:
+        queries, keys = self.project(feat_k, feat_q, head_k, head_q, flip_query)
+        return self.loss(queries, keys, feat_k[0].shape[0])
 
-    def project(self, src: torch.Tensor, tgt: torch.Tensor, enc_src: nn.Module, enc_tgt: nn.Module,
-                head_src: nn.Module, head_tgt: nn.Module, flip_query: bool = False
-                ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """(queries, keys, key feature maps), one entry per layer.
+    def project(self, feat_k: list[torch.Tensor], feat_q: list[torch.Tensor], head_k: nn.Module,
+                head_q: nn.Module, flip_query: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(queries, keys), one entry per layer.
 
-        `flip_query` mirrors the query features back when `tgt` was translated from a
-        mirrored `src` (flip-equivariance), so a patch index means the same place in both.
+        `flip_query` mirrors the query features back when Y was translated from a mirrored
+        X (flip-equivariance), so a patch index means the same place in both.
         """
-        feat_k = enc_src(src, self.layers, encode_only=True)
-        feat_q = enc_tgt(tgt, self.layers, encode_only=True)
         if flip_query:
             feat_q = [torch.flip(f, [3]) for f in feat_q]
-        k_pool, ids = head_src(feat_k, self.num_patches)
-        q_pool, _ = head_tgt(feat_q, self.num_patches, ids)
-        return q_pool, k_pool, feat_k
-
+        k_pool, ids = head_k(feat_k, self.num_patches)
+        q_pool, _ = head_q(feat_q, self.num_patches, ids)
+        return q_pool, k_pool
     def loss(self, queries: list[torch.Tensor], keys: list[torch.Tensor], batch_size: int,
              negatives: list[torch.Tensor] | None = None,
              shared_negatives: list[torch.Tensor | None] | None = None,

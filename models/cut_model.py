@@ -1,7 +1,7 @@
 """CUT (Park et al., ECCV 2020): one-sided translation with patchwise contrastive learning.
 
 Networks: generator G (A -> B only), discriminator D, projection head F.
-Objective (SPEC.md 3): lambda_GAN GAN(G(a)) + lambda_NCE NCE(a, G(a)); with `--nce_idt`
+Objective (docs/METHODS.md): lambda_GAN GAN(G(a)) + lambda_NCE NCE(a, G(a)); with `--nce_idt`
 also lambda_NCE NCE(b, G(b)), and the two NCE terms are averaged. NCE keys are F(enc_G(x)),
 queries F(enc_G(G(x))) at the same locations: G's own encoder and one head for both. The
 negatives are the other sampled patches of the same image (the CUT family's default).
@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import torch
 
-from options.base_options import str2bool
+from util.flags import str2bool
 from util.image_pool import ImagePool
 
 from .base_model import BaseModel
-from .contrastive import EncoderNCE, add_contrastive_options, build_head, parse_layers
-from .losses import GANLoss
+from .builders import build_discriminator, build_generator, build_head
+from .contrastive import EncoderNCE, add_contrastive_options, parse_layers
+from .losses import GANLoss, discriminator_loss
 
 
 class CUTModel(BaseModel):
@@ -40,24 +41,22 @@ class CUTModel(BaseModel):
                             lr=0.0002, init_type="xavier", decay_full_images=True)
         return parser
 
-    def __init__(self, opt):
-        super().__init__(opt)
+    def __init__(self, opt, device: torch.device | None = None):
+        super().__init__(opt, device)
+        self.netG = build_generator(opt, "G")
         self.nce_layers = parse_layers(opt.nce_layers)
-        self.netG = self.build_generator("G")
         self.model_names = ["G"]
         if self.is_train:
-            self.netD = self.build_discriminator()
+            self.netD = build_discriminator(opt)
             self.netF = build_head(opt, self.netG, self.nce_layers)
             self.model_names += ["D", "F"]
         self.add_generator_ema()
         self.place_networks()
         self.use_nce_idt = self.is_train and opt.nce_idt
         self.flipped = False
-        self.loss_names = ["D", "G_GAN", "NCE"] + (["NCE_Y"] if self.use_nce_idt else []) + ["G"]
-        self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.use_nce_idt else [])
         if self.is_train:
             self.gan_loss = GANLoss(opt.gan_mode)
-            self.nce = EncoderNCE(opt, self.nce_layers)
+            self.nce = EncoderNCE(opt.num_patches, opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
             self.image_pools = {"fake_B": ImagePool(opt.pool_size)}
             self.optimizers = {"G": self.adam(self.netG), "D": self.adam(self.netD), "F": self.adam(self.netF)}
 
@@ -75,8 +74,14 @@ class CUTModel(BaseModel):
         fake = self.netG(real)
         batch = self.real_A.shape[0]
         self.fake_B = fake[:batch]
+        self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "real_B": self.real_B}
         if self.use_nce_idt:
             self.idt_B = fake[batch:]
+            self.visuals["idt_B"] = self.idt_B
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """G's encoder features of `x` at the NCE layers (no decoder pass)."""
+        return self.netG(x, self.nce_layers, encode_only=True)
 
     def nce_pairs(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Loss name -> (source, its translation) for every PatchNCE term."""
@@ -85,22 +90,20 @@ class CUTModel(BaseModel):
             pairs["NCE_Y"] = (self.real_B, self.idt_B)
         return pairs
 
-    def nce_losses(self) -> dict[str, torch.Tensor]:
-        """The weighted PatchNCE terms, by loss name."""
-        return {name: self.opt.lambda_NCE * self.nce(src, tgt, self.netG, self.netG, self.netF, self.netF,
-                                                      flip_query=self.flipped)
-                for name, (src, tgt) in self.nce_pairs().items()}
+    def compute_D_loss(self) -> dict[str, torch.Tensor]:
+        fake_B = self.image_pools["fake_B"].query(self.fake_B)
+        return {"D": discriminator_loss(self.gan_loss, self.netD, self.real_B, fake_B)}
 
-    def compute_D_loss(self) -> torch.Tensor:
-        return self.pooled_D_loss("D", self.netD, self.real_B, "fake_B")
-
-    def compute_G_loss(self) -> torch.Tensor:
-        L = self.losses
-        L["G_GAN"] = self.gan_loss(self.netD(self.fake_B), True, for_discriminator=False) * self.opt.lambda_GAN
-        nce_terms = self.nce_losses()
-        L.update(nce_terms)
-        L["G"] = L["G_GAN"] + sum(nce_terms.values()) / len(nce_terms)
-        return L["G"]
+    def compute_G_loss(self) -> dict[str, torch.Tensor]:
+        """lambda_GAN GAN(G(a)) + the mean of the weighted NCE terms; G's encoder and F give
+        both the keys (from the source) and the queries (from its translation)."""
+        L = {"G_GAN": self.gan_loss(self.netD(self.fake_B), True, for_discriminator=False) * self.opt.lambda_GAN}
+        nce = {name: self.opt.lambda_NCE * self.nce(self.encode(src), self.encode(tgt), self.netF, self.netF,
+                                                    flip_query=self.flipped)
+               for name, (src, tgt) in self.nce_pairs().items()}
+        L.update(nce)
+        L["G"] = L["G_GAN"] + sum(nce.values()) / len(nce)
+        return L
 
     def update_D(self) -> None:
         self.set_requires_grad([self.netD], True)
@@ -109,11 +112,10 @@ class CUTModel(BaseModel):
     def update_G(self) -> None:
         """One step of G and F on the GAN + NCE objective, D frozen."""
         self.set_requires_grad([self.netD], False)
-        self.minimise(self.compute_G_loss, ["G", "F"])
+        self.minimise(self.compute_G_loss, ["G", "F"], total="G")
 
     def optimize_parameters(self) -> None:
         with self.autocast():
             self.forward()
         self.update_D()
         self.update_G()
-        self.collect_visuals()

@@ -1,6 +1,6 @@
 """CycleGAN (Zhu et al., ICCV 2017): two generators, two discriminators, cycle consistency.
 
-Objective (SPEC.md 3): GAN_A + GAN_B + lambda_A L1(G_B(G_A(a)), a) + lambda_B L1(G_A(G_B(b)), b)
+Objective (docs/METHODS.md): GAN_A + GAN_B + lambda_A L1(G_B(G_A(a)), a) + lambda_B L1(G_A(G_B(b)), b)
 + lambda_identity (lambda_B L1(G_A(b), b) + lambda_A L1(G_B(a), a)). D_A judges G_A's
 outputs against real B images, D_B judges G_B's against real A images; both see fakes through
 an image pool of 50.
@@ -18,13 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from util.image_pool import ImagePool
-
-from .base_model import BaseModel
-from .losses import GANLoss
+from .two_domain import TwoDomainModel
 
 
-class CycleGANModel(BaseModel):
+class CycleGANModel(TwoDomainModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         g = parser.add_argument_group("cycle_gan")
@@ -36,61 +33,35 @@ class CycleGANModel(BaseModel):
                             n_epochs=100, n_epochs_decay=100)
         return parser
 
-    def __init__(self, opt):
-        super().__init__(opt)
-        self.netG_A = self.build_generator()
-        self.netG_B = self.build_generator("G_B")
-        self.model_names = ["G_A", "G_B"]
-        if self.is_train:
-            self.netD_A = self.build_discriminator()
-            self.netD_B = self.build_discriminator()
-            self.model_names += ["D_A", "D_B"]
+    def __init__(self, opt, device: torch.device | None = None):
+        super().__init__(opt, device)
         self.add_generator_ema()
         self.place_networks()
         self.use_identity = self.is_train and opt.lambda_identity > 0
-        self.loss_names = ["D_A", "G_A", "cycle_A", "D_B", "G_B", "cycle_B"]
-        self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
-        if self.use_identity:
-            self.loss_names += ["idt_A", "idt_B"]
-            self.visual_names += ["idt_B", "idt_A"]
-        self.loss_names.append("G")
         if self.is_train:
-            self.gan_loss = GANLoss(opt.gan_mode)
-            self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
             self.optimizers = {"G": self.adam(self.netG_A, self.netG_B), "D": self.adam(self.netD_A, self.netD_B)}
 
     def forward(self) -> None:
-        self.fake_B = self.netG_A(self.real_A)
-        self.rec_A = self.netG_B(self.fake_B)
-        self.fake_A = self.netG_B(self.real_B)
-        self.rec_B = self.netG_A(self.fake_A)
+        self.run_cycles()
         if self.use_identity:
             self.idt_A = self.netG_A(self.real_B)
             self.idt_B = self.netG_B(self.real_A)
+            self.visuals.update(idt_B=self.idt_B, idt_A=self.idt_A)
 
-    def compute_G_loss(self) -> torch.Tensor:
-        o, L = self.opt, self.losses
-        L["G_A"] = self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False)
-        L["G_B"] = self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False)
-        L["cycle_A"] = F.l1_loss(self.rec_A, self.real_A) * o.lambda_A
-        L["cycle_B"] = F.l1_loss(self.rec_B, self.real_B) * o.lambda_B
-        total = L["G_A"] + L["G_B"] + L["cycle_A"] + L["cycle_B"]
+    def compute_G_loss(self) -> dict[str, torch.Tensor]:
+        o = self.opt
+        L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False),
+             "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False),
+             "cycle_A": F.l1_loss(self.rec_A, self.real_A) * o.lambda_A,
+             "cycle_B": F.l1_loss(self.rec_B, self.real_B) * o.lambda_B}
         if self.use_identity:
             L["idt_A"] = F.l1_loss(self.idt_A, self.real_B) * o.lambda_B * o.lambda_identity
             L["idt_B"] = F.l1_loss(self.idt_B, self.real_A) * o.lambda_A * o.lambda_identity
-            total = total + L["idt_A"] + L["idt_B"]
-        L["G"] = total
-        return total
-
-    def compute_D_loss(self) -> torch.Tensor:
-        return self.two_domain_D_loss()
+        L["G"] = sum(L.values())  # every weight is inside its term
+        return L
 
     def optimize_parameters(self) -> None:
         with self.autocast():
             self.forward()
-        discriminators = [self.netD_A, self.netD_B]
-        self.set_requires_grad(discriminators, False)
-        self.minimise(self.compute_G_loss, ["G"])
-        self.set_requires_grad(discriminators, True)
-        self.minimise(self.compute_D_loss, ["D"])
-        self.collect_visuals()
+        self.update_G()  # the reference's order: generators first
+        self.update_D()

@@ -1,20 +1,26 @@
 """DCD-GAN (Chen et al., CVPR 2022): unpaired deraining with dual contrastive learning.
 
-Two branches (SPEC.md 3.1):
-- Bidirectional Translation Branch: G_A = G_R2N (rainy -> clean), G_B = G_N2R, judged by
-  D_A (= D_N, on clean images) and D_B (= D_R, on rainy images); both cycles
+Two branches (docs/METHODS.md):
+- Bidirectional Translation Branch (BTB): G_A = G_R2N (rainy -> clean), G_B = G_N2R, judged
+  by D_A (= D_N, on clean images) and D_B (= D_R, on rainy images); both cycles
   R -> N_R -> R* and N -> R_N -> N*.
-- Contrastive Guidance Branch: PatchNCE in encoder feature space between (R, N_R),
+- Contrastive Guidance Branch (CGB): PatchNCE in encoder feature space between (R, N_R),
   (N, R_N), (N_R, R*) and (R_N, N*). For a pair (X, Y = G(X)) the keys come from G's
   encoder on X and the queries from the other generator's encoder on Y.
 
-`--dcd_variant official` is the objective of the released code, which is DCLGAN's
-(its cycle, pixel and FFT losses are computed there but never added). Here it runs only
-the four generator passes that objective needs. `--dcd_variant paper` adds the cycle L1
-and the two cycle-pair NCE terms, as the paper describes.
+Generator objective, every term weighted where it is computed (`compute_G_loss`):
+- `--dcd_variant official`, the released code's objective (DCLGAN's; its cycle, pixel and
+  FFT losses are computed there but never added), from four generator passes:
+      0.5 (G_A + G_B) + 0.5 (idt_A + idt_B) + 0.5 (NCE1 + NCE2)
+- `--dcd_variant paper`, BTB + CGB as the paper describes them:
+      0.5 (G_A + G_B) + 0.5 (idt_A + idt_B) + (cycle_A + cycle_B) + 0.25 (NCE1 + NCE2 + NCE3 + NCE4)
+  The cycle passes' features are the queries of NCE1 / NCE2 and the keys of NCE3 / NCE4.
+with G_X = lambda_GAN hinge(D_X(...)), idt = lambda_IDT L1, cycle = lambda_cyc L1,
+NCE = lambda_NCE PatchNCE. The discriminator step is DCLGAN's (models/dcl_model.py).
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from .dcl_model import DCLModel
@@ -40,36 +46,42 @@ class DCDGANModel(DCLModel):
     def paper(self) -> bool:
         return self.opt.dcd_variant == "paper"
 
-    def declared_losses(self) -> list[str]:
-        names = super().declared_losses()
-        if self.paper:
-            names[-1:-1] = ["cycle_A", "cycle_B", "NCE3", "NCE4"]
-        return names
-
-    def declared_visuals(self) -> list[str]:
-        names = super().declared_visuals()
-        if self.paper and self.is_train:
-            names += ["rec_A", "rec_B"]
-        return names
-
     def forward(self) -> None:
+        """DCLGAN's translations and identity passes; the paper variant adds both cycles,
+        keeping the encoder features of their inputs N_R and R_N."""
         super().forward()
         if self.paper:
-            self.rec_A = self.translate("G_B", self.fake_B)
-            self.rec_B = self.translate("G_A", self.fake_A)
+            self.rec_A, self.feat_fake_B = self.netG_B(self.fake_B, self.nce_layers)
+            self.rec_B, self.feat_fake_A = self.netG_A(self.fake_A, self.nce_layers)
+            self.visuals.update(rec_A=self.rec_A, rec_B=self.rec_B)
 
-    def compute_G_loss(self):
+    def compute_G_loss(self) -> dict[str, torch.Tensor]:
+        """The chosen variant's weighted terms and their total "G" (formulas in the module docstring)."""
+        o = self.opt
+        L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
+             "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN}
+        # CGB on the translations. (R, N_R): keys G_A's encoding of R, queries G_B's of N_R,
+        # which the paper variant's cycle pass R* = G_B(N_R) has computed already.
+        queries_N_R = self.feat_fake_B if self.paper else self.encode("G_B", self.fake_B)
+        L["NCE1"] = self.nce(self.feat_real_A, queries_N_R, self.netF1, self.netF2) * o.lambda_NCE
+        queries_R_N = self.feat_fake_A if self.paper else self.encode("G_A", self.fake_A)
+        L["NCE2"] = self.nce(self.feat_real_B, queries_R_N, self.netF2, self.netF1) * o.lambda_NCE
+        # BTB's identity terms: each generator leaves an image of its target domain alone.
+        identity = 0.0
+        if o.lambda_IDT > 0:
+            L["idt_A"] = F.l1_loss(self.idt_A, self.real_B) * o.lambda_IDT
+            L["idt_B"] = F.l1_loss(self.idt_B, self.real_A) * o.lambda_IDT
+            identity = 0.5 * (L["idt_A"] + L["idt_B"])
+        gan = 0.5 * (L["G_A"] + L["G_B"])
         if not self.paper:
-            return super().compute_G_loss()
-        o, L = self.opt, self.losses
-        terms = self.generator_terms()
+            L["G"] = gan + identity + 0.5 * (L["NCE1"] + L["NCE2"])
+            return L
+        # BTB's cycles, then CGB on them. (N_R, R*): R* = G_B(N_R), so the keys are G_B's
+        # encoding of N_R and the queries G_A's encoding of R*.
         L["cycle_A"] = F.l1_loss(self.rec_A, self.real_A) * o.lambda_cyc
         L["cycle_B"] = F.l1_loss(self.rec_B, self.real_B) * o.lambda_cyc
-        # (N_R, R*): R* = G_B(N_R), so the keys use G_B's encoder on N_R, queries G_A's on R*.
-        G_A, G_B = self.encoder("G_A"), self.encoder("G_B")
-        L["NCE3"] = self.nce(self.fake_B, self.rec_A, G_B, G_A, self.netF2, self.netF1) * o.lambda_NCE
-        L["NCE4"] = self.nce(self.fake_A, self.rec_B, G_A, G_B, self.netF1, self.netF2) * o.lambda_NCE
-        terms["cycle"] = L["cycle_A"] + L["cycle_B"]
-        terms["nce"] = 0.25 * (L["NCE1"] + L["NCE2"] + L["NCE3"] + L["NCE4"])
-        L["G"] = sum(terms.values())
-        return L["G"]
+        L["NCE3"] = self.nce(self.feat_fake_B, self.encode("G_A", self.rec_A), self.netF2, self.netF1) * o.lambda_NCE
+        L["NCE4"] = self.nce(self.feat_fake_A, self.encode("G_B", self.rec_B), self.netF1, self.netF2) * o.lambda_NCE
+        nce = 0.25 * (L["NCE1"] + L["NCE2"] + L["NCE3"] + L["NCE4"])
+        L["G"] = gan + identity + (L["cycle_A"] + L["cycle_B"]) + nce
+        return L

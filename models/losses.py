@@ -1,4 +1,8 @@
-"""Loss functions: GAN objectives and PatchNCE."""
+"""Loss functions: GAN objectives, PatchNCE, and the negative generator's diversity term.
+
+Each takes what it needs as arguments; the model files combine them into their objectives
+(docs/METHODS.md).
+"""
 from __future__ import annotations
 
 import math
@@ -38,9 +42,10 @@ class GANLoss(nn.Module):
             return F.mse_loss(prediction, target)
         return F.binary_cross_entropy_with_logits(prediction, target)
 
-    def discriminator_loss(self, net_D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """One discriminator update's objective: 0.5 * (real term + term on the detached fake)."""
-        return 0.5 * (self(net_D(real), True) + self(net_D(fake.detach()), False))
+
+def discriminator_loss(criterion: GANLoss, net_D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """One discriminator's objective: 0.5 * (its loss on `real` + its loss on the detached `fake`)."""
+    return 0.5 * (criterion(net_D(real), True) + criterion(net_D(fake.detach()), False))
 
 
 class PatchNCELoss(nn.Module):
@@ -109,3 +114,17 @@ def patch_nce_with_negatives(q: torch.Tensor, k: torch.Tensor, negatives: torch.
     positives = torch.cat([l_pos.float() / nce_T, extra], dim=1)
     everything = torch.cat([positives, l_neg.float() / nce_T], dim=1)
     return torch.logsumexp(everything, dim=1) - torch.logsumexp(positives, dim=1)
+
+
+def negative_diversity(negatives: list[torch.Tensor], count: int) -> torch.Tensor:
+    """Mean |first half - second half| of each image's negatives, averaged over layers.
+
+    The generator maximises it so that different noise gives different negatives (a
+    mode-seeking term; without it N tends to emit one vector per image).
+    """
+    half = count // 2
+    per_layer = []
+    for neg in negatives:
+        per_image = neg.reshape(-1, count, neg.shape[1])
+        per_layer.append((per_image[:, :half] - per_image[:, half:2 * half]).abs().float().mean())
+    return sum(per_layer) / len(per_layer)

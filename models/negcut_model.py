@@ -2,7 +2,7 @@
 
 Networks: CUT's G, D, F plus a negative generator N (models/networks/negative.py) and a
 momentum (EMA) copy of F that is not trained by gradients. PatchNCE keys and queries are
-CUT's; the negatives are N's outputs instead of the other patches of the image (SPEC.md 3.3).
+CUT's; the negatives are N's outputs instead of the other patches of the image (docs/METHODS.md).
 Each iteration: D step; N step, which *maximises* the NCE loss on detached queries and keys
 plus `lambda_MS_neg` times the diversity of its negatives; G + F step, which minimises
 GAN + NCE with N frozen; EMA update of the momentum head (decay `--neg_ema_decay`).
@@ -28,9 +28,14 @@ from __future__ import annotations
 
 import torch
 
-from .contrastive import add_negative_options, build_negative_generator
+from .builders import build_negative_generator
+from .contrastive import add_negative_options
 from .cut_model import CUTModel
-from .networks.negative import MomentumHead, negative_diversity
+from .losses import negative_diversity
+from .networks.negative import MomentumHead
+
+# Per NCE pair: (queries, keys, N's conditions), one entry per layer.
+Projection = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
 
 
 class NEGCUTModel(CUTModel):
@@ -40,26 +45,25 @@ class NEGCUTModel(CUTModel):
         add_negative_options(parser)
         return parser
 
-    def __init__(self, opt):
-        super().__init__(opt)
-        # Loss name -> (queries, keys, N's conditions): one set per iteration, see the docstring.
-        self.projections: dict[str, tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]] = {}
+    def __init__(self, opt, device: torch.device | None = None):
+        super().__init__(opt, device)
+        # Loss name -> projection: one set per iteration, see the module docstring.
+        self.projections: dict[str, Projection] = {}
         if self.is_train:
             self.netN = build_negative_generator(opt, self.netG, self.nce_layers)
             self.model_names.append("N")
             self.place_networks()
             self.optimizers["N"] = self.adam(self.netN, lr=opt.lr_N)
             self.momentum_head = MomentumHead(self.netF, opt.neg_ema_decay)
-            self.loss_names.insert(self.loss_names.index("D") + 1, "N")
 
     # ----- one iteration -------------------------------------------------------------
-    def project_pairs(self) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]]:
+    def project_pairs(self) -> dict[str, Projection]:
         """Queries, keys and the negative generator's conditions of every NCE pair."""
         projections = {}
         for name, (src, tgt) in self.nce_pairs().items():
-            queries, keys, key_feats = self.nce.project(src, tgt, self.netG, self.netG, self.netF, self.netF,
-                                                        flip_query=self.flipped)
-            projections[name] = (queries, keys, self.momentum_head.conditions(key_feats))
+            feat_k = self.encode(src)
+            queries, keys = self.nce.project(feat_k, self.encode(tgt), self.netF, self.netF, flip_query=self.flipped)
+            projections[name] = (queries, keys, self.momentum_head.conditions(feat_k))
         return projections
 
     def generated_nce(self, detach_queries: bool) -> tuple[dict[str, torch.Tensor], list[list[torch.Tensor]]]:
@@ -74,15 +78,20 @@ class NEGCUTModel(CUTModel):
             negatives.append(pair_negatives)
         return losses, negatives
 
-    def nce_losses(self) -> dict[str, torch.Tensor]:
-        return self.generated_nce(detach_queries=False)[0]
-
-    def compute_N_loss(self) -> torch.Tensor:
+    def compute_N_loss(self) -> dict[str, torch.Tensor]:
+        """-(the NCE average G minimises) - lambda_MS_neg * diversity, on detached queries."""
         nce_terms, negatives = self.generated_nce(detach_queries=True)
         nce = sum(nce_terms.values()) / len(nce_terms)
         diversity = sum(negative_diversity(n, self.opt.num_patches) for n in negatives) / len(negatives)
-        self.losses["N"] = -nce - self.opt.lambda_MS_neg * diversity
-        return self.losses["N"]
+        return {"N": -nce - self.opt.lambda_MS_neg * diversity}
+
+    def compute_G_loss(self) -> dict[str, torch.Tensor]:
+        """CUT's objective with N's negatives: lambda_GAN GAN(G(a)) + the mean weighted NCE term."""
+        L = {"G_GAN": self.gan_loss(self.netD(self.fake_B), True, for_discriminator=False) * self.opt.lambda_GAN}
+        nce, _ = self.generated_nce(detach_queries=False)
+        L.update(nce)
+        L["G"] = L["G_GAN"] + sum(nce.values()) / len(nce)
+        return L
 
     def update_N(self) -> None:
         """One step of N towards harder (and more diverse) negatives."""
@@ -102,9 +111,8 @@ class NEGCUTModel(CUTModel):
             self.projections = self.project_pairs()
         self.update_N()
         self.update_G()
-        self.momentum_head.update(self.netF)
+        self.momentum_head.update()
         self.projections = {}  # release this iteration's graph
-        self.collect_visuals()
 
     # ----- checkpoints ---------------------------------------------------------------
     def extra_state(self) -> dict:

@@ -1,15 +1,17 @@
 """Paired upper bound: the restoring generator trained with L1 on aligned pairs (no GAN).
 
-Objective: lambda_L1 * L1(G_A(a), b), where b is the clean ground truth of a. Unpaired
-models never see such pairs; this model shows how far the same generator gets when it does,
-at the same budget (README "Results"). Needs `--dataset_mode aligned` data, e.g.
-`python -m datasets.make_synthetic --paired ...`.
+Objective (docs/METHODS.md): lambda_L1 * L1(G_A(a), b), where b is the clean ground truth of
+a. The unpaired models never see such pairs; this model shows how far the same generator
+gets when it does, at the same budget (README "Results"). Needs paired data
+(`--dataset_mode aligned`, its default), e.g. `python -m datasets.make_synthetic --paired`.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from .base_model import BaseModel
+from .builders import build_generator
 
 
 class PairedModel(BaseModel):
@@ -19,26 +21,24 @@ class PairedModel(BaseModel):
         parser.set_defaults(dataset_mode="aligned", pool_size=0, init_type="xavier")
         return parser
 
-    def __init__(self, opt):
-        super().__init__(opt)
-        self.netG_A = self.build_generator()
+    def __init__(self, opt, device: torch.device | None = None):
+        super().__init__(opt, device)
+        self.netG_A = build_generator(opt)
         self.model_names = ["G_A"]
         self.add_generator_ema()
         self.place_networks()
-        self.loss_names = ["L1"]
-        self.visual_names = ["real_A", "fake_B", "real_B"]
         if self.is_train:
             self.optimizers = {"G": self.adam(self.netG_A)}
 
     @staticmethod
     def restoring_nets() -> dict[str, str]:
+        """Only A -> B is learned."""
         return {"AtoB": "G_A"}
 
-    def compute_loss(self):
+    def compute_G_loss(self) -> dict[str, torch.Tensor]:
         self.fake_B = self.netG_A(self.real_A)
-        self.losses["L1"] = F.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
-        return self.losses["L1"]
+        self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "real_B": self.real_B}
+        return {"L1": F.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1}
 
     def optimize_parameters(self) -> None:
-        self.minimise(self.compute_loss, ["G"])
-        self.collect_visuals()
+        self.minimise(self.compute_G_loss, ["G"])

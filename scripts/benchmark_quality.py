@@ -8,7 +8,7 @@ Every model gets the same iterations (train.py's --max_iters), load and crop siz
 patch count, head size and seed; the flags a model does not have (the contrastive ones for
 cycle_gan) are left out for it. `model:variant` adds the model's variant flag
 (`dcdgan:official` -> `--dcd_variant official`). Unrecognised arguments go to every
-training run. Training (util/trainer.py, what train.py runs) and test.py run in this process.
+training run. Training (training/trainer.py, what train.py runs) and test.py run in this process.
 
 Outputs, all under --out (default benchmarks/quality/<timestamp>/): checkpoints/<run>/,
 results/<run>/ (test.py's images and page), table.md (ranked by PSNR, the degraded input's
@@ -50,14 +50,15 @@ import torch  # noqa: E402
 
 import models  # noqa: E402
 import test as test_entry  # noqa: E402
+from data.image_folder import make_dataset  # noqa: E402
+from models.loading import load_generator  # noqa: E402
 from options.base_options import default_gpu_ids  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
-from util.log import setup_logging  # noqa: E402
-from data.image_folder import make_dataset  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
 from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor  # noqa: E402
-from util.inference import load_generator, restore  # noqa: E402
+from util.inference import restore  # noqa: E402
+from util.log import setup_logging  # noqa: E402
 from util.metrics import CHANNELS, MetricsError, evaluate_folders, psnr, ssim  # noqa: E402
-from util.trainer import Trainer  # noqa: E402
 
 logger = logging.getLogger("benchmark_quality")
 
@@ -194,7 +195,7 @@ def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path
     del trainer
 
     results_dir = out / "results"
-    status = test_entry.main(["--dataroot", args.dataroot, "--name", name, "--model", model,
+    status = test_entry.main(["--dataroot", args.dataroot, "--name", name,
                               "--checkpoints_dir", str(out / "checkpoints"), "--results_dir", str(results_dir),
                               "--gpu_ids", args.gpu_ids, "--metric_channel", args.channel,
                               "--crop_border", str(args.crop_border)])

@@ -43,9 +43,10 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from models import create_model  # noqa: E402
-from models.base_model import _unwrap, compile_network  # noqa: E402
-from models.networks import generator_from_options  # noqa: E402
+from models.builders import generator_architecture  # noqa: E402
+from models.dcl_model import DCLModel  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
+from util.distributed import compile_network, device_of, unwrap  # noqa: E402
 from util.inference import restore  # noqa: E402
 from util.log import setup_logging  # noqa: E402
 
@@ -187,12 +188,25 @@ def broadcast_patch_nce(q: torch.Tensor, k: torch.Tensor, batch_size: int, nce_T
     return torch.nn.functional.cross_entropy(logits, target, reduction="none")
 
 
+def separate_encoder_passes(net: torch.nn.Module) -> None:
+    """Make a generator compute the features a translation returns in a second, encode-only
+    pass instead of keeping the translation's own: the same values at the cost of fresh passes."""
+    forward = net.forward
+
+    def translate_then_encode(x, layers=None, encode_only=False):
+        if layers and not encode_only:
+            return forward(x), forward(x, layers, encode_only=True)
+        return forward(x, layers, encode_only)
+    net.forward = translate_then_encode
+
+
 def emulate_reference_costs(model) -> None:
     """Make a dcl/dcdgan model cost what the released DCLGAN code costs per iteration:
     every PatchNCE term runs its own encoder passes and uses the broadcast similarity."""
-    if not hasattr(model, "encoder") or not hasattr(model, "nce"):
+    if not isinstance(model, DCLModel):
         raise SystemExit(f"--reference_costs applies to dcl and dcdgan, not --model {model.opt.model}")
-    model.encoder = model.net
+    for name in ("G_A", "G_B"):
+        separate_encoder_passes(model.net(name))
     nce_T = model.opt.nce_T
     model.nce.criterion.forward = lambda q, k, batch_size: broadcast_patch_nce(q, k, batch_size, nce_T)
 
@@ -206,7 +220,7 @@ def random_batch(opt) -> dict:
 def loader_images_per_s(opt, batches: int) -> float:
     """Images/s the DataLoader delivers alone (to compare with training throughput)."""
     from data import create_dataset
-    from util.trainer import build_loader
+    from training.trainer import build_loader
 
     loader, sampler = build_loader(create_dataset(opt), opt)
     sampler.set_epoch(0)
@@ -267,7 +281,7 @@ def inference_flops(net: torch.nn.Module, opt, device: torch.device) -> int:
 
 def benchmark_inference(opt, model, sizes: list[int], iters: int) -> dict:
     device = model.device
-    net = _unwrap(model.net(model.test_net_names()[opt.direction])).eval()
+    net = unwrap(model.net(model.test_net_names()[opt.direction])).eval()
     probe_flops = inference_flops(net, opt, device)
     if opt.compile:
         net = compile_network(net, device)
@@ -339,7 +353,7 @@ def tiled_memory(argv: list[str], args) -> dict:
     opt = parse_config(argv)
     width, height = (int(v) for v in args.tiled_memory.lower().split("x"))
     torch.manual_seed(opt.seed)
-    net = generator_from_options(opt).eval()
+    net = generator_architecture(opt).eval()
     x = torch.rand(1, opt.input_nc, height, width) * 2 - 1
     line = {"kind": "tiled_memory", "size": [width, height], "ngf": opt.ngf, "netG": opt.netG,
             "tile": args.tile, "tile_overlap": args.tile_overlap, "load_avg_1min": {"before": os.getloadavg()[0]}}
@@ -373,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         emit(tiled_memory(rest, args), args.out)
         return 0
     configs = [parse_config(config) for config in expand_sweeps(rest)]
-    device = torch.device(f"cuda:{configs[0].gpu_ids[0]}") if configs[0].gpu_ids else torch.device("cpu")
+    device = device_of(configs[0].gpu_ids)
     peak = {} if args.skip_peak else {"fp32": matmul_peak_gflops(device, torch.float32),
                                       "bf16": matmul_peak_gflops(device, torch.bfloat16)}
     logger.info("matmul peak on %s: %s GFLOP/s; %d configuration(s)", device, peak, len(configs))

@@ -23,7 +23,8 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from util.checkpoint import CheckpointError  # noqa: E402
-from util.inference import load_generator, pad_to_multiple, run_padded  # noqa: E402
+from models.loading import load_generator  # noqa: E402
+from util.inference import pad_to_multiple, run_padded  # noqa: E402
 from util.log import setup_logging  # noqa: E402
 
 logger = logging.getLogger("export_onnx")

@@ -10,20 +10,21 @@ import torch
 from data import create_dataset
 from models import create_model
 from models.contrastive import EncoderNCE
+from models.loading import load_generator
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
-from util.inference import load_generator
 
 REPO = Path(__file__).resolve().parent.parent
 
+# In the order the steps return them: the generator step comes first in CycleGAN, last elsewhere.
 EXPECTED_LOSSES = {
-    "cycle_gan": ["D_A", "G_A", "cycle_A", "D_B", "G_B", "cycle_B", "idt_A", "idt_B", "G"],
+    "cycle_gan": ["G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "G", "D_A", "D_B"],
     "cut": ["D", "G_GAN", "NCE", "NCE_Y", "G"],
     "fastcut": ["D", "G_GAN", "NCE", "G"],
-    "dcl": ["D_A", "G_A", "NCE1", "D_B", "G_B", "NCE2", "idt_A", "idt_B", "G"],
+    "dcl": ["D_A", "D_B", "G_A", "G_B", "NCE1", "NCE2", "idt_A", "idt_B", "G"],
     "negcut": ["D", "N", "G_GAN", "NCE", "NCE_Y", "G"],
 }
-# The generator objective of SPEC.md 3 in terms of the logged (already weighted) terms.
+# The generator objective of docs/METHODS.md in terms of the logged (already weighted) terms.
 TOTAL_G = {
     "cycle_gan": lambda L: L["G_A"] + L["G_B"] + L["cycle_A"] + L["cycle_B"] + L["idt_A"] + L["idt_B"],
     "cut": lambda L: L["G_GAN"] + 0.5 * (L["NCE"] + L["NCE_Y"]),
@@ -124,8 +125,10 @@ def test_flip_equivariance_aligns_mirrored_query_features(tiny_dataroot, tmp_pat
     # Layer 0 is the reflection-padded image, which mirrors exactly with its input.
     model, _ = build("fastcut", tiny_dataroot, tmp_path, "--nce_layers", "0")
     x = model.real_A
-    queries, keys, _ = EncoderNCE(model.opt, [0]).project(
-        x, torch.flip(x, [3]), model.netG, model.netG, model.netF, model.netF, flip_query=True)
+    o = model.opt
+    queries, keys = EncoderNCE(o.num_patches, o.nce_T, o.nce_includes_all_negatives_from_minibatch).project(
+        model.netG(x, [0], encode_only=True), model.netG(torch.flip(x, [3]), [0], encode_only=True),
+        model.netF, model.netF, flip_query=True)
     assert torch.allclose(queries[0], keys[0])
 
 
@@ -134,8 +137,8 @@ def nce_against_generated_negatives(model, seed: int = 7) -> float:
     torch.manual_seed(seed)
     with torch.no_grad():
         fake = model.netG(model.real_A)
-        queries, keys, key_feats = model.nce.project(model.real_A, fake, model.netG, model.netG,
-                                                     model.netF, model.netF)
+        key_feats = model.encode(model.real_A)
+        queries, keys = model.nce.project(key_feats, model.encode(fake), model.netF, model.netF)
         negatives = model.netN(model.momentum_head.conditions(key_feats), model.opt.num_patches)
         return float(model.nce.loss(queries, keys, model.real_A.shape[0], negatives))
 

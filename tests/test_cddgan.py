@@ -12,10 +12,10 @@ import torch
 from data import create_dataset
 from models import create_model
 from models.losses import patch_nce_with_negatives
-from models.networks.negative import NegativeQueue
+from models.loading import load_generator
+from models.negative_queue import NegativeQueue
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
-from util.inference import load_generator
 
 REPO = Path(__file__).resolve().parent.parent
 NETS = ["G_A", "G_B", "D_A", "D_B", "F_A", "F_B", "N_A", "N_B"]

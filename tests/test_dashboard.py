@@ -20,7 +20,6 @@ import tarfile
 import time
 import urllib.request
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -72,9 +71,8 @@ def assert_rendered(shot: np.ndarray, min_colours: int) -> None:
 
 def test_dashboard_shows_losses_and_images(visdom_server, tmp_path):
     require_services(chromium=True, assets=True)
-    opt = SimpleNamespace(name="dashboard", checkpoints_dir=str(tmp_path), display_id=1,
-                          display_port=visdom_server.port, display_winsize=128, no_html=True)
-    vis = Visualizer(opt)
+    vis = Visualizer("dashboard", tmp_path, display_id=1, display_port=visdom_server.port, display_winsize=128,
+                     no_html=True)
     plot_training_curves(vis)
     vis.display_current_results(photo_visuals(), epoch=3, save_result=False)
     vis.close()
@@ -88,8 +86,7 @@ def test_dashboard_shows_losses_and_images(visdom_server, tmp_path):
 
 def test_training_page_shows_curve_and_images(tmp_path):
     require_services(chromium=True)
-    opt = SimpleNamespace(name="dcdgan_rain", checkpoints_dir=str(tmp_path), display_id=0, display_winsize=128)
-    vis = Visualizer(opt)
+    vis = Visualizer("dcdgan_rain", tmp_path, display_id=0, display_winsize=128)
     plot_training_curves(vis)
     vis.display_current_results(photo_visuals(), epoch=2, save_result=True)
     vis.display_current_results(photo_visuals(), epoch=3, save_result=True)

@@ -15,7 +15,7 @@ import test as test_entry
 from tests.conftest import tiny_flags, write_images
 from util.checkpoint import load_checkpoint
 from util.distributed import (DIGEST_DIR_ENV, DistributedContext, DistributedError, context_from_env,
-                              parameter_digest)
+                              init_distributed, parameter_digest)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,6 +24,12 @@ def test_context_from_env_defaults_to_one_process():
     assert context_from_env({}) == DistributedContext(rank=0, world_size=1, local_rank=0)
     ctx = context_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
     assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main, ctx.enabled) == (3, 4, 1, False, True)
+
+
+def test_one_process_runs_on_the_device_of_its_gpu_ids(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert init_distributed([]) == (DistributedContext(), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("env", [{"RANK": "x", "WORLD_SIZE": "2"}, {"RANK": "2", "WORLD_SIZE": "2"}])
@@ -130,7 +136,7 @@ def test_a_signal_to_one_rank_stops_every_rank_and_rank0_saves_that_position(tmp
 
 def _nan_on_rank1_worker(rank: int, store: str, out: str) -> None:
     import torch.distributed as dist
-    from util.trainer import NonFiniteGuard
+    from training.guards import NonFiniteGuard
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:

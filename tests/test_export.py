@@ -3,10 +3,11 @@ import pytest
 import torch
 
 from models import create_model
+from models.loading import load_generator
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
 from tests.test_amp import load_script
-from util.inference import load_generator, run_padded
+from util.inference import run_padded
 
 onnxruntime = pytest.importorskip("onnxruntime")
 

@@ -15,8 +15,8 @@ from data import create_dataset
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
 from tests.test_bad_inputs import EXIT_SKIPPED, checkpoints, encode, noise, read_skipped, run_test_script  # noqa: F401
+from training.trainer import build_loader
 from util.image_io import IMG_EXTENSIONS, ImageReadError, load_rgb
-from util.trainer import build_loader
 
 # PIL warns, rather than fails, on some damaged TIFFs it can still decode: expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:(Truncated File Read|Corrupt EXIF data):UserWarning")

@@ -86,6 +86,6 @@ def test_global_residual_adds_the_input():
 
 
 def test_generator_from_checkpoint_options_keeps_the_residual():
-    from models.networks import generator_from_options
-    net = generator_from_options({"netG": "resnet_6blocks", "ngf": 8, "global_residual": True})
+    from models.loading import generator_from_saved_options
+    net = generator_from_saved_options({"netG": "resnet_6blocks", "ngf": 8, "global_residual": True})
     assert net.global_residual and len(net.model) == 4 + 8 + 6 + 8 + 3

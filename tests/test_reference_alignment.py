@@ -12,13 +12,13 @@ from PIL import Image
 
 from data import create_dataset
 from models import create_model
+from models.loading import load_generator
 from models.networks import define_generator
 from models.networks.layers import BlurUpsample
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
+from training.trainer import Trainer
 from util.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from util.inference import load_generator
-from util.trainer import Trainer
 
 
 # ----- anti-aliased upsampling ---------------------------------------------------------------

@@ -5,7 +5,7 @@ import torch
 from models import create_model
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
-from util.trainer import Trainer
+from training.trainer import Trainer
 
 
 def make_trainer(flags):

@@ -7,6 +7,7 @@ from PIL import Image
 
 import test as test_script
 import train
+from options.test_options import TestOptions
 from tests.conftest import tiny_flags, write_images
 from util.metrics import psnr, ssim
 
@@ -78,3 +79,14 @@ def test_missing_checkpoint_is_a_clear_error(trained, tmp_path, caplog):
     write_images(tmp_path / "imgs", 1)
     assert run_test(trained, tmp_path / "imgs", "--epoch", "77") == 2
     assert "77.pt" in caplog.text and "does not exist" in caplog.text
+
+
+def test_help_lists_only_test_flags_and_training_flags_are_ignored(capsys, caplog):
+    with pytest.raises(SystemExit):
+        test_script.main(["--help"])
+    shown = capsys.readouterr().out
+    assert "--tile_overlap" in shown and "--metric_channel" in shown
+    assert not any(flag in shown for flag in ("--ngf", "--lambda_NCE", "--dcd_variant", "--model", "--lr"))
+    opt = TestOptions().parse(["--dataroot", "x", "--model", "dcdgan", "--ngf", "8", "--tile", "64"])
+    assert opt.tile == 64 and not hasattr(opt, "ngf")
+    assert "test.py ignores --model dcdgan --ngf 8" in caplog.text

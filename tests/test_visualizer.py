@@ -8,7 +8,6 @@ import socket
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import unquote
 
 import numpy as np
@@ -20,13 +19,13 @@ from util.html import draw_loss_curve, save_test_page
 from util.visualizer import REQUEST_TIMEOUT_S, Visualizer, read_loss_history
 
 
-def make_opt(tmp_path: Path, name: str, port: int = 0, **overrides) -> SimpleNamespace:
-    opt = SimpleNamespace(name=name, checkpoints_dir=str(tmp_path / "checkpoints"), display_id=1 if port else 0,
-                          display_server="http://localhost", display_port=port, display_env="",
-                          display_ncols=4, display_winsize=64, no_html=False, update_html_freq=1,
-                          continue_train=False)
-    for key, value in overrides.items():
-        setattr(opt, key, value)
+def visualizer_args(tmp_path: Path, name: str, port: int = 0, **overrides) -> dict:
+    """The Visualizer's keyword arguments for a run under tmp_path."""
+    opt = dict(name=name, checkpoints_dir=str(tmp_path / "checkpoints"), display_id=1 if port else 0,
+               display_server="http://localhost", display_port=port, display_env="",
+               display_ncols=4, display_winsize=64, no_html=False, update_html_freq=1,
+               continue_train=False)
+    opt.update(overrides)
     return opt
 
 
@@ -41,8 +40,8 @@ def traces(server, env: str, win: str) -> dict[str, tuple[list, list]]:
 
 
 def test_losses_images_and_options_reach_the_dashboard(visdom_server, tmp_path):
-    opt = make_opt(tmp_path, "run_exact", visdom_server.port, lr="<b>0.0002</b>")
-    vis = Visualizer(opt)
+    opt = visualizer_args(tmp_path, "run_exact", visdom_server.port, options={"lr": "<b>0.0002</b>"})
+    vis = Visualizer(**opt)
     sent = [{"G_GAN": 0.75, "NCE": 2.5}, {"G_GAN": 0.5, "NCE": 2.25}, {"G_GAN": 0.125, "NCE": 1.0}]
     for i, losses in enumerate(sent):
         vis.plot_current_losses(2, i / 4, losses)
@@ -63,18 +62,18 @@ def test_losses_images_and_options_reach_the_dashboard(visdom_server, tmp_path):
 
 
 def test_continue_train_extends_the_same_window_and_a_new_run_replaces_it(visdom_server, tmp_path):
-    first = Visualizer(make_opt(tmp_path, "run_resume", visdom_server.port))
+    first = Visualizer(**visualizer_args(tmp_path, "run_resume", visdom_server.port))
     first.plot_current_losses(1, 0.0, {"D": 1.0})
     first.plot_current_losses(1, 0.5, {"D": 0.5})
     first.close()
 
-    resumed = Visualizer(make_opt(tmp_path, "run_resume", visdom_server.port, continue_train=True))
+    resumed = Visualizer(**visualizer_args(tmp_path, "run_resume", visdom_server.port, continue_train=True))
     resumed.plot_current_losses(2, 0.0, {"D": 0.25, "G": 3.0})
     resumed.close()
     assert traces(visdom_server, "run_resume", "run_resume_losses") == {
         "D": ([1.0, 1.5, 2.0], [1.0, 0.5, 0.25]), "G": ([2.0], [3.0])}
 
-    restarted = Visualizer(make_opt(tmp_path, "run_resume", visdom_server.port))
+    restarted = Visualizer(**visualizer_args(tmp_path, "run_resume", visdom_server.port))
     restarted.plot_current_losses(1, 0.0, {"D": 9.0})
     restarted.close()
     assert traces(visdom_server, "run_resume", "run_resume_losses") == {"D": ([1.0], [9.0])}
@@ -82,7 +81,7 @@ def test_continue_train_extends_the_same_window_and_a_new_run_replaces_it(visdom
 
 def test_without_server_it_warns_once_stays_fast_and_recovers(tmp_path, caplog):
     port = free_port()  # nothing listens here
-    vis = Visualizer(make_opt(tmp_path, "run_down", port))
+    vis = Visualizer(**visualizer_args(tmp_path, "run_down", port))
     start = time.perf_counter()
     with caplog.at_level(logging.INFO, logger="util.visualizer"):
         for i in range(5):
@@ -113,8 +112,8 @@ def test_a_hung_server_costs_one_short_timeout(tmp_path, caplog):
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        opt = make_opt(tmp_path, "run_hung", silent.getsockname()[1], display_server="http://127.0.0.1")
-        vis = Visualizer(opt)
+        opt = visualizer_args(tmp_path, "run_hung", silent.getsockname()[1], display_server="http://127.0.0.1")
+        vis = Visualizer(**opt)
         with caplog.at_level(logging.WARNING, logger="util.visualizer"):
             start = time.perf_counter()
             vis.plot_current_losses(1, 0.0, {"G": 1.0})
@@ -131,7 +130,7 @@ def test_display_off_never_imports_visdom(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "visdom", None)
     monkeypatch.delitem(sys.modules, "util.visualizer")
     fresh = importlib.import_module("util.visualizer")
-    vis = fresh.Visualizer(make_opt(tmp_path, "run_off"))
+    vis = fresh.Visualizer(**visualizer_args(tmp_path, "run_off"))
     vis.plot_current_losses(1, 0.5, {"G": 1.0})
     vis.display_current_results(visuals(), 1, save_result=True)
     vis.log_losses(1, 1, {"G": 1.0}, 0.1, 0.0)
@@ -141,11 +140,11 @@ def test_display_off_never_imports_visdom(tmp_path, monkeypatch):
 
 
 def test_loss_log_has_a_dated_header_and_one_line_per_call(tmp_path):
-    opt = make_opt(tmp_path, "run_log")
-    vis = Visualizer(opt)
+    opt = visualizer_args(tmp_path, "run_log")
+    vis = Visualizer(**opt)
     vis.log_losses(1, 10, {"G_GAN": 0.693147, "NCE": 1.5}, t_comp=0.25, t_data=0.01)
     vis.log_losses(1, 20, {"G_GAN": 0.5, "NCE": 1.25}, t_comp=0.25, t_data=0.01)
-    Visualizer(make_opt(tmp_path, "run_log", continue_train=True)).log_losses(2, 5, {"G_GAN": 0.25}, 0.2, 0.0)
+    Visualizer(**visualizer_args(tmp_path, "run_log", continue_train=True)).log_losses(2, 5, {"G_GAN": 0.25}, 0.2, 0.0)
 
     lines = (tmp_path / "checkpoints" / "run_log" / "loss_log.txt").read_text().splitlines()
     assert re.fullmatch(rf"=+ Training Loss \(.*{time.strftime('%Y')}.*\) =+", lines[0])
@@ -156,7 +155,7 @@ def test_loss_log_has_a_dated_header_and_one_line_per_call(tmp_path):
 
 
 def test_non_finite_losses_are_logged_but_not_plotted(tmp_path, caplog):
-    vis = Visualizer(make_opt(tmp_path, "run_nan"))
+    vis = Visualizer(**visualizer_args(tmp_path, "run_nan"))
     with caplog.at_level(logging.WARNING, logger="util.visualizer"):
         vis.plot_current_losses(1, 0.0, {"G": float("nan"), "D": 1.0})
         vis.plot_current_losses(1, 0.5, {"G": float("inf"), "D": 0.5})
@@ -165,7 +164,7 @@ def test_non_finite_losses_are_logged_but_not_plotted(tmp_path, caplog):
 
 
 def test_training_page_adds_epochs_without_rewriting_older_ones(tmp_path):
-    vis = Visualizer(make_opt(tmp_path, "run_page"))
+    vis = Visualizer(**visualizer_args(tmp_path, "run_page"))
     vis.plot_current_losses(1, 0.5, {"G": 1.0, "D": 0.5})
     vis.display_current_results(visuals(1), epoch=1, save_result=True)
     web = tmp_path / "checkpoints" / "run_page" / "web"
@@ -189,13 +188,13 @@ def test_training_page_adds_epochs_without_rewriting_older_ones(tmp_path):
     assert len(re.findall(r"epoch00\d_real_A\.png", page)) == 4  # two epochs, img + link each
 
     # A new run under the same name does not inherit the old epochs.
-    Visualizer(make_opt(tmp_path, "run_page")).display_current_results(visuals(4), 5, True)
+    Visualizer(**visualizer_args(tmp_path, "run_page")).display_current_results(visuals(4), 5, True)
     page = (web / "index.html").read_text()
     assert "epoch 5" in page and "epoch 1<" not in page
 
 
 def test_no_html_writes_no_page(tmp_path):
-    vis = Visualizer(make_opt(tmp_path, "run_nohtml", no_html=True))
+    vis = Visualizer(**visualizer_args(tmp_path, "run_nohtml", no_html=True))
     vis.display_current_results(visuals(), 1, save_result=True)
     assert not (tmp_path / "checkpoints" / "run_nohtml" / "web").exists()
 
@@ -263,14 +262,14 @@ def test_loss_history_is_read_back_from_the_log_up_to_the_resume_position(tmp_pa
 
 
 def test_resume_replaces_a_stale_dashboard_plot_with_the_logged_history(visdom_server, tmp_path):
-    first = Visualizer(make_opt(tmp_path, "run_stale", visdom_server.port))
+    first = Visualizer(**visualizer_args(tmp_path, "run_stale", visdom_server.port))
     first.log_losses(1, 2, {"D": 1.0}, 0.1, 0.0)
     first.plot_current_losses(1, 0.5, {"D": 1.0})
     first.log_losses(1, 4, {"D": 9.0}, 0.1, 0.0)  # logged and plotted, but never checkpointed
     first.plot_current_losses(1, 1.0, {"D": 9.0})
     first.close()
 
-    resumed = Visualizer(make_opt(tmp_path, "run_stale", visdom_server.port, continue_train=True))
+    resumed = Visualizer(**visualizer_args(tmp_path, "run_stale", visdom_server.port, continue_train=True))
     resumed.resume({"epoch": 1, "epoch_iter": 2, "total_iters": 2}, iters_per_epoch=4)
     resumed.plot_current_losses(1, 0.75, {"D": 0.5})
     resumed.close()

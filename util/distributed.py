@@ -1,4 +1,4 @@
-"""Multi-process training under torchrun: process group, DDP wrapping, rank-aware logging.
+"""Multi-process training under torchrun: process group, DDP and compile wrapping, rank-aware logging.
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK (and MASTER_ADDR/PORT) for every process it
 starts; a plain `python train.py` has none of them and runs as rank 0 of 1 with no process
@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,29 +70,34 @@ def context_from_env(environ: Mapping[str, str] = os.environ) -> DistributedCont
     return ctx
 
 
-def init_distributed(opt) -> DistributedContext:
-    """Join the process group torchrun prepared; point opt.gpu_ids at this process's GPU."""
+def device_of(gpu_ids: list[int]) -> torch.device:
+    """The device a process drives: the first of `gpu_ids`, the CPU when there is none."""
+    return torch.device(f"cuda:{gpu_ids[0]}") if gpu_ids else torch.device("cpu")
+
+
+def init_distributed(gpu_ids: list[int]) -> tuple[DistributedContext, torch.device]:
+    """Join the process group torchrun prepared; returns the context and this process's device."""
     ctx = context_from_env()
     if not ctx.enabled:
-        return ctx
-    if opt.gpu_ids:
+        return ctx, device_of(gpu_ids)
+    if gpu_ids:
         if ctx.local_rank >= torch.cuda.device_count():
             raise DistributedError(f"LOCAL_RANK {ctx.local_rank} needs a GPU but only {torch.cuda.device_count()} "
                                    f"are visible; use --nproc_per_node <= the GPU count")
         # One process per GPU: whatever --gpu_ids said, this process drives cuda:LOCAL_RANK.
-        opt.gpu_ids = [ctx.local_rank]
-        torch.cuda.set_device(ctx.local_rank)
+        device = torch.device(f"cuda:{ctx.local_rank}")
+        torch.cuda.set_device(device)
         backend = "nccl"
     else:
+        device = torch.device("cpu")
         backend = "gloo"
     dist.init_process_group(backend=backend)
     global _control_group
     # Verdicts (stop signal, NaN loss) are CPU scalars: agree on them over gloo, so that a
     # NCCL run does not copy a flag to the GPU and wait for it on every iteration.
     _control_group = dist.new_group(backend="gloo") if backend == "nccl" else None
-    logger.info("rank %d of %d (%s, %s)", ctx.rank, ctx.world_size, backend,
-                f"cuda:{ctx.local_rank}" if opt.gpu_ids else "cpu")
-    return ctx
+    logger.info("rank %d of %d (%s, %s)", ctx.rank, ctx.world_size, backend, device)
+    return ctx, device
 
 
 # The process group for max_over_ranks: None is the default group (gloo on the CPU).
@@ -113,11 +119,11 @@ def max_over_ranks(value: int) -> int:
 
 
 @contextmanager
-def distributed_run(opt) -> Iterator[DistributedContext]:
+def distributed_run(gpu_ids: list[int]) -> Iterator[tuple[DistributedContext, torch.device]]:
     """init_distributed for the duration of a block; the process group is torn down after."""
-    ctx = init_distributed(opt)
+    ctx, device = init_distributed(gpu_ids)
     try:
-        yield ctx
+        yield ctx, device
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -142,6 +148,51 @@ def wrap_ddp(net: nn.Module, device: torch.device) -> DistributedDataParallel:
     """
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(net, device_ids=device_ids, forward_sync_buffers=False)
+
+
+def prepare_for_training(net: nn.Module, device: torch.device, name: str, distributed: bool,
+                         compile_net: bool) -> nn.Module:
+    """One network as it trains: batch norm synchronised and DDP-wrapped under torchrun, and
+    torch.compile'd with --compile. The wrappers share the plain module's parameters."""
+    if distributed:
+        net = _sync_batchnorm(net, device, name)
+    if compile_net:
+        net = compile_network(net, device)
+    if distributed:
+        net = wrap_ddp(net, device)
+    return net
+
+
+def compile_network(net: nn.Module, device: torch.device) -> nn.Module:
+    """torch.compile one network, failing early and clearly where its toolchain is missing."""
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+        if not has_triton():
+            raise RuntimeError("--compile on CUDA needs Triton (pip install triton); run without --compile")
+    elif not any(shutil.which(cxx) for cxx in (os.environ.get("CXX", "g++"), "c++", "clang++")):
+        raise RuntimeError("--compile on the CPU needs a C++ compiler (g++ or clang++) on PATH; "
+                           "install one or run without --compile")
+    try:
+        return torch.compile(net)
+    except Exception as err:  # torch.compile raises many types; all mean the same to the user
+        raise RuntimeError(f"torch.compile failed for {type(net).__name__} ({err}); run without --compile") from err
+
+
+def _sync_batchnorm(net: nn.Module, device: torch.device, name: str) -> nn.Module:
+    """Batch norm across processes needs SyncBatchNorm, which only runs on CUDA."""
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        return net
+    if device.type != "cuda":
+        logger.warning("net%s uses batch norm: on the CPU each process keeps its own batch statistics "
+                       "(SyncBatchNorm needs CUDA); rank 0's running statistics are saved", name)
+        return net
+    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The plain module inside a DDP or torch.compile wrapper."""
+    net = getattr(net, "module", net)
+    return getattr(net, "_orig_mod", net)
 
 
 def parameter_digest(state: Mapping[str, torch.Tensor]) -> str:

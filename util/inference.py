@@ -1,37 +1,8 @@
-"""Test-time restoration: load one generator, run it on any image size, tile big ones."""
+"""Test-time restoration: run a generator on any image size, tile big ones."""
 from __future__ import annotations
-
-import logging
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-from models.networks import generator_from_options
-from util.checkpoint import CheckpointError, load_checkpoint
-
-logger = logging.getLogger(__name__)
-
-
-def load_generator(checkpoint: str | Path, direction: str = "AtoB",
-                   device: torch.device = torch.device("cpu")) -> tuple[torch.nn.Module, dict]:
-    """Build the restoring generator from a checkpoint's own options and load its weights.
-
-    The architecture flags (netG, ngf, norm, anti-aliasing) come from the checkpoint, so a
-    user need not repeat them at test time. Only that one generator is built.
-    """
-    state = load_checkpoint(checkpoint, map_location="cpu")
-    train_opt = state.get("opt", {})
-    names = state.get("test_nets", {})
-    net_name = names.get(direction)
-    if net_name is None:
-        raise CheckpointError(f"'{checkpoint}' has no generator for direction {direction} "
-                              f"(available: {sorted(names) or 'none'})")
-    net = generator_from_options(train_opt, net_name)
-    net.load_state_dict(state["nets"][net_name])
-    net.to(device).eval()
-    logger.info("loaded net%s from %s (epoch %s)", net_name, checkpoint, state.get("position", {}).get("epoch"))
-    return net, train_opt
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -33,19 +33,6 @@ PROBE_TIMEOUT_S = 1.0
 # (connect, read) seconds for each request to visdom; its client sets no timeout at all.
 REQUEST_TIMEOUT_S = (1.0, 2.0)
 
-_OPTION_DEFAULTS = {
-    "display_id": 0,
-    "display_server": "http://localhost",
-    "display_port": 8097,
-    "display_env": "",
-    "display_ncols": 4,
-    "display_winsize": 256,
-    "no_html": False,
-    "update_html_freq": 1000,
-    "continue_train": False,
-}
-
-
 # loss_log.txt: "(epoch: 3, iters: 40, time: 0.123, data: 0.001) G_GAN: 0.5 NCE: 1.25"
 _LOG_LINE = re.compile(r"\(epoch: (\d+), iters: (\d+),[^)]*\)(.*)")
 _RESUMED_AT = re.compile(r"=+ Training resumed at epoch (\d+), iteration (\d+) ")
@@ -113,8 +100,8 @@ def _open_client(server: str, port: int, env: str) -> Any:
                          use_incoming_socket=False)
 
 
-def _format_options(opt: Any) -> str:
-    lines = [f"{key}: {value}" for key, value in sorted(vars(opt).items())]
+def _format_options(options: Mapping[str, Any]) -> str:
+    lines = [f"{key}: {value}" for key, value in sorted(options.items())]
     return "<pre>" + html.escape("\n".join(lines)) + "</pre>"
 
 
@@ -264,42 +251,42 @@ class _Dashboard:
 class Visualizer:
     """Loss log file, visdom dashboard (display_id > 0) and HTML training page (unless no_html).
 
-    Reads `name`, `checkpoints_dir` and, with the defaults in `_OPTION_DEFAULTS`,
-    `display_id`, `display_server`, `display_port`, `display_env` ('' = the run name),
-    `display_ncols`, `display_winsize`, `no_html`, `update_html_freq`, `continue_train`.
+    Everything goes under `<checkpoints_dir>/<name>/`. The dashboard talks to
+    `display_server:display_port` in environment `display_env` ('' = the run name) and shows
+    `options` (e.g. the run's flags) in a text pane; `display_ncols` images per row at
+    `display_winsize` px, as on the HTML page. With `continue_train` the log, plot and page
+    of an earlier run under the same name are extended instead of replaced.
     """
 
-    def __init__(self, opt: Any):
-        def get(key: str) -> Any:
-            return getattr(opt, key, _OPTION_DEFAULTS[key])
-
-        self.name: str = opt.name
-        self.run_dir = Path(opt.checkpoints_dir) / opt.name
+    def __init__(self, name: str, checkpoints_dir: str | Path, *, display_id: int = 0,
+                 display_server: str = "http://localhost", display_port: int = 8097, display_env: str = "",
+                 display_ncols: int = 4, display_winsize: int = 256, no_html: bool = False,
+                 update_html_freq: int = 1000, continue_train: bool = False,
+                 options: Mapping[str, Any] | None = None):
+        self.name = name
+        self.run_dir = Path(checkpoints_dir) / name
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.run_dir / "loss_log.txt"
-        ncols, winsize = int(get("display_ncols")), int(get("display_winsize"))
         # Everything plotted so far, per loss: (fractional epoch, value); the HTML curve uses it.
         self.loss_history: dict[str, list[tuple[float, float]]] = {}
         self._log_started = False
         self._resumed_at: tuple[int, int] | None = None
         self._nonfinite_warned: set[str] = set()
-        continue_train = bool(get("continue_train"))
         self._continue_train = continue_train
 
         self.dashboard: _Dashboard | None = None
-        if int(get("display_id")) > 0:
+        if display_id > 0:
             self.dashboard = _Dashboard(
-                server=str(get("display_server")), port=int(get("display_port")),
-                env=get("display_env") or self.name, run_name=self.name,
-                options_html=_format_options(opt), keep_existing_plot=continue_train,
-                ncols=ncols, cell_size=winsize)
+                server=display_server, port=display_port, env=display_env or name, run_name=name,
+                options_html=_format_options(options or {}), keep_existing_plot=continue_train,
+                ncols=display_ncols, cell_size=display_winsize)
 
         self.page: TrainingPage | None = None
-        if not get("no_html"):
+        if not no_html:
             self.page = TrainingPage(
-                self.run_dir / "web", title=f"Training: {self.name}", image_width=winsize,
-                ncols=ncols, keep_existing=continue_train,
-                subtitle=f"Visuals saved every {get('update_html_freq')} iterations; newest epoch first.")
+                self.run_dir / "web", title=f"Training: {name}", image_width=display_winsize,
+                ncols=display_ncols, keep_existing=continue_train,
+                subtitle=f"Visuals saved every {update_html_freq} iterations; newest epoch first.")
 
     def resume(self, position: Mapping[str, int], iters_per_epoch: int) -> None:
         """--continue_train: the curves restart from the loss log, up to the checkpoint's position.

@@ -11,11 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import logging
-
-from .layers import LEGACY_UPSAMPLE_TAPS, BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
-
-logger = logging.getLogger(__name__)
+from .layers import BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
 
 
 RAIN_LAYERS = ("none", "leaky")
@@ -127,32 +123,3 @@ def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int 
         raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(blocks)}")
     return ResnetGenerator(input_nc, output_nc, ngf, norm, blocks[netG], no_antialias, no_antialias_up,
                            global_residual, upsample_taps, rain_layer, rain_layer_sign)
-
-
-def upsample_taps_of(opt) -> int:
-    """The upsampling filter an options namespace or a checkpoint's options dict asks for.
-
-    Checkpoints written before `--upsample_taps` existed used the 3-tap filter; they are
-    rebuilt with it (and say so), so their weights keep producing the images they did.
-    """
-    if isinstance(opt, dict):
-        if "upsample_taps" not in opt:
-            logger.info("checkpoint predates --upsample_taps: using its 3-tap upsampling filter")
-            return LEGACY_UPSAMPLE_TAPS
-        return int(opt["upsample_taps"])
-    return opt.upsample_taps
-
-
-def rain_layer_sign(net_name: str) -> int:
-    """+1 for the generator that degrades (G_B: clean -> rainy), -1 for the restoring ones."""
-    return 1 if net_name.startswith("G_B") else -1
-
-
-def generator_from_options(opt, net_name: str = "G_A") -> ResnetGenerator:
-    """The generator `net_name` of the model an options namespace (or a checkpoint's options
-    dict) describes."""
-    get = opt.get if isinstance(opt, dict) else lambda key, default: getattr(opt, key, default)
-    return define_generator(get("netG", "resnet_9blocks"), get("input_nc", 3), get("output_nc", 3),
-                            get("ngf", 64), get("normG", "instance"), get("no_antialias", False),
-                            get("no_antialias_up", False), get("global_residual", False),
-                            upsample_taps_of(opt), get("rain_layer", "none"), rain_layer_sign(net_name))

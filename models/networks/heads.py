@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .init import init_weights
+from util.weight_init import init_weights
 
 
 class PatchSampleF(nn.Module):

@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import signal
-import threading
 import time
 
 import numpy as np
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -19,26 +16,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from data import create_dataset
 from data.sampler import ResumableSampler
 from models import create_model
-from models.networks import iteration_budget
-from util.distributed import max_over_ranks
+from util.distributed import device_of, max_over_ranks
 from util.visualizer import Visualizer
 
+from .guards import NonFiniteGuard, StopRequest, TrainingInterrupted
+
 logger = logging.getLogger(__name__)
-
-
-class TrainingInterrupted(Exception):
-    """SIGINT/SIGTERM stopped training after 'latest' was saved at the current position."""
-
-    def __init__(self, signum: int, total_iters: int):
-        self.exit_status = 128 + signum  # the shell convention: 130 for SIGINT, 143 for SIGTERM
-        super().__init__(f"{signal.Signals(signum).name} received: saved 'latest' at iteration {total_iters}; "
-                         "resume with --continue_train")
-
-
-class NonFiniteLossError(Exception):
-    """A loss became NaN or infinite; raised before the optimizer step it would have poisoned."""
-
-    exit_status = 4
 
 
 def seed_everything(seed: int) -> None:
@@ -69,138 +52,44 @@ def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class StopRequest:
-    """While active, SIGINT and SIGTERM only record the signal; the training loop acts on it.
-
-    A second signal ends the process at once (the checkpoints on disk stay loadable: every save
-    is atomic). Handlers can only be installed from the main thread; elsewhere this does nothing.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._record) for sig in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for sig, handler in self._previous.items():
-            if handler is not None:  # None: installed outside Python, cannot be put back
-                signal.signal(sig, handler)
-        self._previous = {}
-
-    def _record(self, signum: int, frame) -> None:
-        del frame
-        if self.signum is not None:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-        self.signum = signum
+def make_visualizer(opt) -> Visualizer:
+    """The loss log, dashboard and HTML page of a run, as its options ask."""
+    return Visualizer(opt.name, opt.checkpoints_dir, display_id=opt.display_id, display_server=opt.display_server,
+                      display_port=opt.display_port, display_env=opt.display_env, display_ncols=opt.display_ncols,
+                      display_winsize=opt.display_winsize, no_html=opt.no_html,
+                      update_html_freq=opt.update_html_freq, continue_train=opt.continue_train, options=vars(opt))
 
 
-def non_finite_names(losses: dict[str, torch.Tensor]) -> list[str]:
-    """Names of the losses that are NaN or infinite; one host-device sync for all of them."""
-    finite = torch.isfinite(torch.stack([loss.detach().float().reshape(()) for loss in losses.values()]))
-    if bool(finite.all()):
-        return []
-    return [name for name, ok in zip(losses, finite.tolist()) if not ok]
-
-
-class NonFiniteGuard:
-    """`--nan_policy`: checks a model's losses before each of its optimizer steps.
-
-    A global optimizer pre-step hook sees every step, also of optimizers a model creates lazily,
-    before the weights change. Only losses stored in `model.losses` since the last check are
-    checked, so a backward pass shared by several optimizers costs one device sync (two per
-    iteration for a GAN's D and G steps), not one per loss or per optimizer.
-    - stop: raise `NonFiniteLossError` naming the losses and the iteration; nothing is saved.
-    - skip: drop that step's gradients, so the optimizer leaves its parameters and moments
-      untouched; stop anyway after `max_skips_in_a_row` iterations in a row were skipped.
-    With fp16 autocast the gradient scaler already skips steps with non-finite gradients, so
-    those never reach the hook.
-    """
-
-    max_skips_in_a_row = 20
-    OTHER_RANK = "a loss on another rank"
-
-    def __init__(self, model, policy: str, position: dict[str, int]):
-        if policy not in ("stop", "skip"):
-            raise ValueError(f"--nan_policy must be stop or skip, got '{policy}'")
-        self.model, self.policy, self.position = model, policy, position
-        self.skipped_iterations: list[int] = []
-        self._checked: dict[str, torch.Tensor] = {}
-        self._bad: list[str] = []
-        self._handle = None
-
-    def __enter__(self) -> NonFiniteGuard:
-        self._handle = register_optimizer_step_pre_hook(self._before_step)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._handle.remove()
-
-    def _before_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
-        del args, kwargs
-        if not any(optimizer is own for own in self.model.optimizers.values()):
-            return
-        fresh = {name: loss for name, loss in self.model.losses.items() if self._checked.get(name) is not loss}
-        if fresh:
-            self._checked.update(fresh)
-            self._bad = non_finite_names(fresh)
-            # Under DDP the gradients are averaged, so one rank's NaN reaches every rank's
-            # weights: all ranks skip (or stop) together.
-            if max_over_ranks(int(bool(self._bad))) and not self._bad:
-                self._bad = [self.OTHER_RANK]
-        if self._bad:
-            self._reject(optimizer)
-
-    def _reject(self, optimizer: torch.optim.Optimizer) -> None:
-        iteration = self.position["total_iters"] + 1  # the trainer counts an iteration once it is done
-        detail = ", ".join(name if name == self.OTHER_RANK else f"{name} = {float(self._checked[name].detach())}"
-                           for name in self._bad)
-        if self.policy == "stop":
-            raise NonFiniteLossError(
-                f"non-finite loss at iteration {iteration}: {detail}. Stopped before that update and "
-                "saved nothing, so the last checkpoint holds the last good state. Lower --lr or check the "
-                "data, then resume with --continue_train (or train with --nan_policy skip)")
-        for group in optimizer.param_groups:
-            for param in group["params"]:
-                param.grad = None  # optimizers leave parameters without a gradient untouched
-        if self.skipped_iterations and self.skipped_iterations[-1] == iteration:
-            return
-        self.skipped_iterations.append(iteration)
-        logger.warning("non-finite loss at iteration %d: %s; update skipped (--nan_policy skip)", iteration, detail)
-        recent = self.skipped_iterations[-self.max_skips_in_a_row:]
-        if len(recent) == self.max_skips_in_a_row and recent[-1] - recent[0] == self.max_skips_in_a_row - 1:
-            raise NonFiniteLossError(
-                f"losses were non-finite for {self.max_skips_in_a_row} iterations in a row (last: iteration "
-                f"{iteration}: {detail}); training is not recovering. Lower --lr or check the data, then "
-                "resume from the last checkpoint with --continue_train")
+def iteration_budget(opt) -> int | None:
+    """n_iters + n_iters_decay when training is budgeted in iterations, else None (epochs)."""
+    total = opt.n_iters + opt.n_iters_decay
+    return total if total > 0 else None
 
 
 class Trainer:
-    """Runs `opt.n_epochs + opt.n_epochs_decay` epochs from wherever the checkpoint left off."""
+    """Runs `opt.n_epochs + opt.n_epochs_decay` epochs (or `n_iters + n_iters_decay`
+    iterations) from wherever the checkpoint left off."""
 
-    def __init__(self, opt, rank: int = 0, world_size: int = 1):
+    def __init__(self, opt, rank: int = 0, world_size: int = 1, device: torch.device | None = None):
+        """`device`: this process's device (from `util.distributed.init_distributed` under
+        torchrun); by default the first of --gpu_ids (the CPU without)."""
         self.opt = opt
         self.rank, self.world_size = rank, world_size
         self.is_main = rank == 0
+        device = device_of(opt.gpu_ids) if device is None else device
         seed_everything(opt.seed)
         if opt.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        elif opt.gpu_ids:
+        elif device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels
         self.dataset = create_dataset(opt)
         self.loader, self.sampler = build_loader(self.dataset, opt, rank, world_size)
-        self.model = create_model(opt)
+        self.model = create_model(opt, device)
         self.position = self.model.setup()
         self.model.wrap_networks(distributed=world_size > 1)
         self.iters_per_epoch = math.ceil(len(self.dataset) / (opt.batch_size * world_size))
         self.iteration_budget = iteration_budget(opt)
-        self.visualizer = Visualizer(opt) if self.is_main else None
+        self.visualizer = make_visualizer(opt) if self.is_main else None
         if self.visualizer and opt.continue_train:
             self.visualizer.resume(self.position, self.iters_per_epoch)
         self.last_losses: dict[str, float] = {}
@@ -288,7 +177,7 @@ class Trainer:
         o, p = self.opt, self.position
         if self.iteration_budget is None:
             lr = self.model.update_learning_rate()
-        else:
+        else:  # stepped every iteration
             lr = next(iter(self.model.optimizers.values())).param_groups[0]["lr"]
         if self.visualizer and self.model.visuals:
             self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save_result=True)

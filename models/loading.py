@@ -1,0 +1,65 @@
+"""Test-time loading: the restoring generator of a checkpoint, built from its own options."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from util.checkpoint import CheckpointError, load_checkpoint
+
+from .builders import rain_layer_sign
+from .networks import define_generator
+from .networks.layers import LEGACY_UPSAMPLE_TAPS
+
+logger = logging.getLogger(__name__)
+
+# A checkpoint's option name -> define_generator's argument. Options a checkpoint lacks take
+# define_generator's defaults, the values those flags had before they existed.
+GENERATOR_OPTIONS = {"netG": "netG", "input_nc": "input_nc", "output_nc": "output_nc", "ngf": "ngf",
+                     "normG": "norm", "no_antialias": "no_antialias", "no_antialias_up": "no_antialias_up",
+                     "global_residual": "global_residual", "rain_layer": "rain_layer"}
+
+
+def upsample_taps_of(saved_options: Mapping[str, Any]) -> int:
+    """The upsampling filter of the generators a checkpoint's options describe.
+
+    Checkpoints written before `--upsample_taps` existed used the 3-tap filter; they are
+    rebuilt with it (and say so), so their weights keep producing the images they did.
+    """
+    if "upsample_taps" not in saved_options:
+        logger.info("checkpoint predates --upsample_taps: using its 3-tap upsampling filter")
+        return LEGACY_UPSAMPLE_TAPS
+    return int(saved_options["upsample_taps"])
+
+
+def generator_from_saved_options(saved_options: Mapping[str, Any], net_name: str = "G_A") -> nn.Module:
+    """Generator `net_name` as a checkpoint's options dict describes it (uninitialised: load
+    weights into it)."""
+    kwargs = {arg: saved_options[key] for key, arg in GENERATOR_OPTIONS.items() if key in saved_options}
+    return define_generator(**kwargs, upsample_taps=upsample_taps_of(saved_options),
+                            rain_layer_sign=rain_layer_sign(net_name))
+
+
+def load_generator(checkpoint: str | Path, direction: str = "AtoB",
+                   device: torch.device = torch.device("cpu")) -> tuple[nn.Module, dict]:
+    """Build the restoring generator from a checkpoint's own options and load its weights.
+
+    The architecture flags (netG, ngf, norm, anti-aliasing) come from the checkpoint, so a
+    user need not repeat them at test time. Only that one generator is built.
+    """
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    train_opt = state.get("opt", {})
+    names = state.get("test_nets", {})
+    net_name = names.get(direction)
+    if net_name is None:
+        raise CheckpointError(f"'{checkpoint}' has no generator for direction {direction} "
+                              f"(available: {sorted(names) or 'none'})")
+    net = generator_from_saved_options(train_opt, net_name)
+    net.load_state_dict(state["nets"][net_name])
+    net.to(device).eval()
+    logger.info("loaded net%s from %s (epoch %s)", net_name, checkpoint, state.get("position", {}).get("epoch"))
+    return net, train_opt

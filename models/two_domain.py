@@ -1,0 +1,58 @@
+"""The CycleGAN layout that cycle_gan, dcl, dcdgan and cddgan share.
+
+Two generators, G_A: A -> B and G_B: B -> A, and in training two discriminators: D_A judges
+G_A's outputs against real B images, D_B judges G_B's against real A images, each through
+an image pool (`--pool_size`). The generator objectives live in the model files.
+"""
+from __future__ import annotations
+
+import torch
+
+from util.image_pool import ImagePool
+
+from .base_model import BaseModel
+from .builders import build_discriminator, build_generator
+from .losses import GANLoss, discriminator_loss
+
+
+class TwoDomainModel(BaseModel):
+    def __init__(self, opt, device: torch.device | None = None):
+        """Builds G_A, G_B and (training) D_A, D_B; a subclass adds its networks, then calls
+        `place_networks` and creates its optimizers."""
+        super().__init__(opt, device)
+        self.netG_A = build_generator(opt)
+        self.netG_B = build_generator(opt, "G_B")
+        self.model_names = ["G_A", "G_B"]
+        if self.is_train:
+            self.netD_A = build_discriminator(opt)
+            self.netD_B = build_discriminator(opt)
+            self.model_names += ["D_A", "D_B"]
+            self.gan_loss = GANLoss(opt.gan_mode)
+            self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
+
+    def run_cycles(self) -> None:
+        """Both cycles, a -> fake_B -> rec_A and b -> fake_A -> rec_B, shown as visuals."""
+        self.fake_B = self.netG_A(self.real_A)
+        self.rec_A = self.netG_B(self.fake_B)
+        self.fake_A = self.netG_B(self.real_B)
+        self.rec_B = self.netG_A(self.fake_A)
+        self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "rec_A": self.rec_A,
+                        "real_B": self.real_B, "fake_A": self.fake_A, "rec_B": self.rec_B}
+
+    def compute_D_loss(self) -> dict[str, torch.Tensor]:
+        """D_A on real B images against G_A's pooled outputs, D_B on real A against G_B's."""
+        fake_B = self.image_pools["fake_B"].query(self.fake_B)
+        fake_A = self.image_pools["fake_A"].query(self.fake_A)
+        return {"D_A": discriminator_loss(self.gan_loss, self.netD_A, self.real_B, fake_B),
+                "D_B": discriminator_loss(self.gan_loss, self.netD_B, self.real_A, fake_A)}
+
+    def update_D(self) -> None:
+        """One step of both discriminators on `compute_D_loss`."""
+        self.set_requires_grad([self.netD_A, self.netD_B], True)
+        self.minimise(self.compute_D_loss, ["D"])
+
+    def update_G(self) -> None:
+        """One step of the generators (and of the heads' optimizer "F" where the model has one)
+        on `compute_G_loss`'s total "G", the discriminators frozen."""
+        self.set_requires_grad([self.netD_A, self.netD_B], False)
+        self.minimise(self.compute_G_loss, [name for name in ("G", "F") if name in self.optimizers], total="G")

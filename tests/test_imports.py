@@ -1,0 +1,93 @@
+"""Imports run one way: entry points -> options / training loop -> models / data -> networks /
+losses -> util. util/ knows no model, dataset or option."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("util", "models", "data", "options", "training", "scripts", "datasets")
+ENTRY_POINTS = ("train", "test", "evaluate")
+
+# Each layer and the layers it may import (its own included).
+ALLOWED = {
+    "util": {"util"},
+    "networks": {"networks", "util"},
+    "models": {"models", "networks", "util"},
+    "data": {"data", "util"},
+    "options": {"options", "models", "data", "util"},
+    "training": {"training", "models", "data", "util"},
+    "entry": {"entry", "options", "training", "models", "data", "networks", "util"},
+}
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a dotted module name of this repository; None for anything else."""
+    top = module.split(".")[0]
+    if module.startswith(("models.networks", "models.losses")):
+        return "networks"
+    if top in ("util", "models", "data", "options", "training"):
+        return top
+    if top in ("scripts", "datasets") or module in ENTRY_POINTS:
+        return "entry"
+    return None
+
+
+def imported_modules(module: str, source: str, is_package: bool = False) -> list[tuple[int, str]]:
+    """(line, dotted name) of every import in `source`, relative ones resolved."""
+    package = module if is_package else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([node.module] if node.module else []))
+            if node.module is None:  # from . import name: each name is a module
+                found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, base))
+    return found
+
+
+def violations(module: str, source: str, is_package: bool = False) -> list[str]:
+    layer = layer_of(module)
+    wrong = []
+    for line, target in imported_modules(module, source, is_package):
+        target_layer = layer_of(target)
+        if target_layer is not None and target_layer not in ALLOWED[layer]:
+            wrong.append(f"{module}:{line} ({layer}) imports {target} ({target_layer})")
+    return wrong
+
+
+def repository_modules() -> list[tuple[str, Path]]:
+    paths = [REPO / f"{name}.py" for name in ENTRY_POINTS]
+    for package in PACKAGES:
+        paths += sorted((REPO / package).rglob("*.py"))
+    modules = []
+    for path in paths:
+        parts = path.relative_to(REPO).with_suffix("").parts
+        modules.append((".".join(parts[:-1] if parts[-1] == "__init__" else parts), path))
+    return modules
+
+
+def test_every_import_runs_the_right_way():
+    modules = repository_modules()
+    assert len(modules) > 50 and all(layer_of(name) for name, _ in modules)
+    wrong = [v for name, path in modules
+             for v in violations(name, path.read_text(encoding="utf-8"), path.name == "__init__.py")]
+    assert wrong == []
+
+
+def test_the_check_sees_a_wrong_import_absolute_relative_or_inside_a_function():
+    assert violations("util.helper", "from models import create_model\n") == [
+        "util.helper:1 (util) imports models (models)"]
+    assert violations("models.networks.heads", "from ..base_model import BaseModel\n") == [
+        "models.networks.heads:1 (networks) imports models.base_model (models)"]
+    assert violations("models.cut_model", "def f():\n    import options.train_options\n") == [
+        "models.cut_model:2 (models) imports options.train_options (options)"]
+    assert violations("data", "from . import base_dataset\nimport torch\n", is_package=True) == []
+    assert violations("models.losses", "from .contrastive import EncoderNCE\n") == [
+        "models.losses:1 (networks) imports models.contrastive (models)"]
