@@ -17,6 +17,8 @@ Generator objective, every term weighted where it is computed (`compute_G_loss`)
   The cycle passes' features are the queries of NCE1 / NCE2 and the keys of NCE3 / NCE4.
 with G_X = lambda_GAN hinge(D_X(...)), idt = lambda_IDT L1, cycle = lambda_cyc L1,
 NCE = lambda_NCE PatchNCE. The discriminator step is DCLGAN's (models/dcl_model.py).
+Either variant may add this repository's sparsity term (`--lambda_sparse`, off by default):
+      + 0.5 (sparse_A + sparse_B),  sparse_A = lambda_sparse L1(G_A(a), a)
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ class DCDGANModel(DCLModel):
                             help="official: the released (DCLGAN) objective; paper: + BTB cycles and the two "
                                  "cycle-pair CGB NCE terms")
         parser.add_argument("--lambda_cyc", type=float, default=1.0, help="weight of the cycle L1 (paper variant)")
+        parser.add_argument("--lambda_sparse", type=float, default=0.0,
+                            help="weight of the sparsity term 0.5 (L1(G_A(a), a) + L1(G_B(b), b)): the rain a "
+                                 "translation removes or adds should be sparse (not in the paper; 0 disables)")
         parser.set_defaults(lr=0.0001, n_epochs=300, n_epochs_decay=300, load_size=512, crop_size=256,
                             save_epoch_freq=10)
         return parser
@@ -73,8 +78,14 @@ class DCDGANModel(DCLModel):
             L["idt_B"] = F.l1_loss(self.idt_B, self.real_A) * o.lambda_IDT
             identity = 0.5 * (L["idt_A"] + L["idt_B"])
         gan = 0.5 * (L["G_A"] + L["G_B"])
+        # The rain layer a translation removes (adds) is sparse: L1 of its change (--lambda_sparse).
+        sparse = 0.0
+        if o.lambda_sparse > 0:
+            L["sparse_A"] = F.l1_loss(self.fake_B, self.real_A) * o.lambda_sparse
+            L["sparse_B"] = F.l1_loss(self.fake_A, self.real_B) * o.lambda_sparse
+            sparse = 0.5 * (L["sparse_A"] + L["sparse_B"])
         if not self.paper:
-            L["G"] = gan + identity + 0.5 * (L["NCE1"] + L["NCE2"])
+            L["G"] = gan + identity + sparse + 0.5 * (L["NCE1"] + L["NCE2"])
             return L
         # BTB's cycles, then CGB on them. (N_R, R*): R* = G_B(N_R), so the keys are G_B's
         # encoding of N_R and the queries G_A's encoding of R*.
@@ -83,5 +94,5 @@ class DCDGANModel(DCLModel):
         L["NCE3"] = self.nce(self.feat_fake_B, self.encode("G_A", self.rec_A), self.netF2, self.netF1) * o.lambda_NCE
         L["NCE4"] = self.nce(self.feat_fake_A, self.encode("G_B", self.rec_B), self.netF1, self.netF2) * o.lambda_NCE
         nce = 0.25 * (L["NCE1"] + L["NCE2"] + L["NCE3"] + L["NCE4"])
-        L["G"] = gan + identity + (L["cycle_A"] + L["cycle_B"]) + nce
+        L["G"] = gan + identity + sparse + (L["cycle_A"] + L["cycle_B"]) + nce
         return L

@@ -39,10 +39,11 @@ class TrainOptions(BaseOptions):
         g.add_argument("--global_residual", action="store_true",
                        help="generators add their output to their input (off in every paper here; "
                             "the short CPU demo uses it, see README 'Demo')")
-        g.add_argument("--rain_layer", default="none", choices=("none", "leaky"),
+        g.add_argument("--rain_layer", default="none", choices=("none", "leaky", "gray"),
                        help="leaky: generators output their input minus (G_A, restoring) or plus (G_B) a rain "
                             "layer that is non-negative up to a small leak (rain only brightens; domain A is the "
-                            "rainy one). none: as --global_residual says")
+                            "rainy one); gray: the same layer, colourless (one value for R, G and B). none: as "
+                            "--global_residual says")
 
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", default="unaligned", help="unaligned | single: data/<mode>_dataset.py")

@@ -152,3 +152,26 @@ def test_paired_model_learns_the_pairs_and_restores_with_test_py(tmp_path):
                              "--results_dir", str(results), "--gpu_ids", "-1"]) == 0
     assert (results / "pb" / "test_latest" / "metrics.txt").is_file()
     assert json.loads((root / "meta.json").read_text())["paired"] is True
+
+
+def test_gray_rain_layer_changes_every_channel_alike():
+    from models.networks import define_generator
+    net = define_generator("resnet_6blocks", ngf=8, rain_layer="gray")
+    torch.nn.init.normal_(net.model[-2].weight, 0, 0.5)  # a visible layer
+    x = torch.rand(1, 3, 32, 32) * 1.6 - 0.8
+    with torch.no_grad():
+        change = net(x) - x
+    assert change.abs().max() > 1e-3
+    assert torch.allclose(change[:, 0], change[:, 1], atol=1e-6) and torch.allclose(change[:, 0], change[:, 2],
+                                                                                    atol=1e-6)
+
+
+def test_sparsity_term_is_the_l1_of_each_translations_change(tiny_dataroot, tmp_path):
+    flags = tiny_flags(tiny_dataroot, tmp_path / "ck", "sp") + ["--lambda_sparse", "3"]
+    model = model_after(flags, 1)
+    with torch.no_grad():
+        terms = model.compute_G_loss()
+    expected_A = 3 * (model.fake_B - model.real_A).abs().mean()
+    assert float(terms["sparse_A"]) == pytest.approx(float(expected_A), rel=1e-5)
+    without = model_after(tiny_flags(tiny_dataroot, tmp_path / "ck", "nosp"), 1)
+    assert "sparse_A" not in without.get_current_losses()

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .layers import BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
 
 
-RAIN_LAYERS = ("none", "leaky")
+RAIN_LAYERS = ("none", "leaky", "gray")
 
 
 class ResnetBlock(nn.Module):
@@ -107,9 +107,13 @@ class ResnetGenerator(nn.Module):
         the degrading generator) or removed (-1, the restoring one): rain only brightens, so
         r = leaky_relu(y, 0.1) is non-negative up to a small leak. The leak keeps a gradient
         where y < 0; with a plain ReLU the identity loss drives y below zero everywhere and
-        the generator freezes at the identity.
+        the generator freezes at the identity. `gray` makes the layer colourless (the mean of
+        the three output channels, the same for R, G and B), as rain streaks and mist are:
+        the generator then cannot tint the image.
         """
-        if self.rain_layer == "leaky":
+        if self.rain_layer == "gray":
+            y = y.mean(dim=1, keepdim=True)
+        if self.rain_layer in ("leaky", "gray"):
             return (x + self.rain_layer_sign * F.leaky_relu(y, 0.1)).clamp(-1.0, 1.0)
         return (x + y).clamp(-1.0, 1.0) if self.global_residual else y
 
