@@ -208,7 +208,9 @@ def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path
             "psnr": mean["psnr"], "ssim": mean["ssim"], "color_shift": mean["color_shift"], "images": mean["count"],
             "iterations": iterations, "seconds_per_iter": seconds / max(iterations, 1),
             "params": params, "restoring_net": restoring_net, "restoring_params": params[restoring_net],
-            "trained_params": sum(params.values()), "curve": curve, "per_image": rows}
+            # EMA copies are not trained: they average the generators' weights.
+            "trained_params": sum(v for k, v in params.items() if not k.endswith("_ema")),
+            "curve": curve, "per_image": rows}
 
 
 def _spread(values: list[float], digits: int) -> str:
