@@ -141,3 +141,23 @@ def test_bad_lever_is_refused_before_training(tiny_dataroot, tmp_path):
     bench = load_script()
     assert bench.main(["--dataroot", str(tiny_dataroot), "--models", "cut", "--out", str(tmp_path / "o"),
                        *TINY, "--lever", "no flags here"]) == 2
+
+
+def test_learning_curve_plot_averages_seeds_and_writes_png_and_table(tmp_path):
+    spec = importlib.util.spec_from_file_location("plot_learning_curve", REPO / "scripts" / "plot_learning_curve.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    runs = [{"spec": "dcdgan:official", "label": "dcdgan:official", "curve": [
+        {"iterations": 100, "seconds": 60.0, "psnr": 17.0 + seed, "ssim": 0.5},
+        {"iterations": 200, "seconds": 120.0, "psnr": 18.0 + seed, "ssim": 0.6}]} for seed in (0, 1)]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"input": {"psnr": 16.0, "ssim": 0.4}, "runs": runs}))
+    assert plot.main([str(path), "--out", str(tmp_path / "curve")]) == 0
+    from PIL import Image
+    assert Image.open(tmp_path / "curve.png").size == (900, 420)
+    table = (tmp_path / "curve.md").read_text()
+    assert "| dcdgan:official | 200 | 2.0 | 18.50 | 0.6000 | 2 |" in table
+    assert "| input (degraded testA) | - | - | 16.00 |" in table
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"input": {"psnr": 1, "ssim": 1}, "runs": [{"spec": "cut"}]}))
+    assert plot.main([str(empty), "--out", str(tmp_path / "none")]) == 2

@@ -76,9 +76,15 @@ def _nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
 
 
 def draw_loss_curve(history: LossHistory, path: str | os.PathLike, size: tuple[int, int] = (900, 380)) -> None:
-    """Draw the loss curves as a PNG with PIL (one polyline per loss, axes, legend).
+    """Draw the loss curves as a PNG (see `draw_curves`)."""
+    draw_curves(history, path, size, title="training losses", xlabel="epoch", empty="no losses yet")
 
-    Non-finite values are left out; an empty history gives an empty frame saying so.
+
+def draw_curves(history: LossHistory, path: str | os.PathLike, size: tuple[int, int] = (900, 380),
+                title: str = "", xlabel: str = "", empty: str = "no data") -> None:
+    """Draw named (x, y) curves as a PNG with PIL (one polyline per name, axes, legend).
+
+    Non-finite values are left out; an empty history gives an empty frame saying `empty`.
     """
     width, height = size
     left, right, top, bottom = 70, 170, 30, 45
@@ -89,11 +95,11 @@ def draw_loss_curve(history: LossHistory, path: str | os.PathLike, size: tuple[i
               for name, points in history.items()}
     curves = {name: points for name, points in curves.items() if points}
     x0, x1, y0, y1 = left, width - right, top, height - bottom
-    draw.text(((x0 + x1) // 2, 8), "training losses", fill="black", font=font, anchor="mt")
-    draw.text(((x0 + x1) // 2, height - 8), "epoch", fill="black", font=font, anchor="mb")
+    draw.text(((x0 + x1) // 2, 8), title, fill="black", font=font, anchor="mt")
+    draw.text(((x0 + x1) // 2, height - 8), xlabel, fill="black", font=font, anchor="mb")
     if not curves:
         draw.rectangle((x0, y0, x1, y1), outline="#444")
-        draw.text(((x0 + x1) // 2, (y0 + y1) // 2), "no losses yet", fill="#888", font=font, anchor="mm")
+        draw.text(((x0 + x1) // 2, (y0 + y1) // 2), empty, fill="#888", font=font, anchor="mm")
         save_image(canvas, path)
         return
     xs = [x for points in curves.values() for x, _ in points]
