@@ -219,3 +219,19 @@ def test_benchmark_prints_one_json_line_per_configuration(capsys):
         assert line["train"]["flops_per_iter"] > 0 and line["train"]["sec_per_iter"] > 0
         assert line["train"]["peak_rss_mb"] > 0
         assert line["infer"]["32"]["megapixels_per_s"] > 0
+
+
+def test_benchmark_times_tiled_wxh_inference_and_the_nan_guard(capsys):
+    """The GPU check's inference at 4000x3000 in tiles and its NaN-guard row, in miniature."""
+    status = load_script("benchmark_speed").main([
+        "--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16", "--num_patches", "16",
+        "--crop_size", "32", "--netG", "resnet_6blocks", "--iters", "1", "--warmup", "0", "--skip_peak",
+        "--infer_sizes", "32,48x40", "--infer_tile", "32", "--tile_overlap", "8", "--infer_iters", "1", "--nan_guard"])
+    assert status == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["train"]["nan_guard"] is True
+    wide = line["infer"]["48x40"]
+    assert wide["tile"] == 32
+    assert wide["megapixels_per_s"] == pytest.approx(48 * 40 / 1e6 / wide["sec_per_image"])
+    assert wide["flops_per_image"] == pytest.approx(line["infer"]["32"]["flops_per_image"] * 48 * 40 / 32**2)
+
