@@ -11,7 +11,7 @@ import torch
 import models.base_model as base_model
 from models import create_model
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
+from tests.conftest import MODEL_KEYS, tiny_flags, tiny_model_flags
 
 BATCH_SEED = 5
 
@@ -235,3 +235,28 @@ def test_benchmark_times_tiled_wxh_inference_and_the_nan_guard(capsys):
     assert wide["megapixels_per_s"] == pytest.approx(48 * 40 / 1e6 / wide["sec_per_image"])
     assert wide["flops_per_image"] == pytest.approx(line["infer"]["32"]["flops_per_image"] * 48 * 40 / 32**2)
 
+
+@pytest.mark.parametrize("model_key", MODEL_KEYS)
+def test_fp16_steps_of_every_model_go_through_the_gradient_scaler(tiny_dataroot, tmp_path, model_key):
+    """The CUDA path for GPUs without bf16 (fp16 autocast + GradScaler), emulated on the CPU.
+
+    Each update scales its loss, and every optimizer it names must get gradients from that
+    backward, or `scaler.step` fails ("No inf checks were recorded"). CPU autocast keeps other ops in fp32 than CUDA autocast does: CUDA computes
+    `norm` in fp32, the CPU in fp16, where the projection heads' near-zero embeddings
+    normalise to NaN and every generator update is skipped. So losses and updates are
+    checked on the GPU (tests/test_cuda.py); here, that skipped updates leave the weights
+    finite.
+    """
+    opt = TrainOptions().parse(tiny_model_flags(model_key, tiny_dataroot, tmp_path / "ck") + ["--amp"])
+    torch.manual_seed(opt.seed)
+    model = create_model(opt)
+    model.setup()
+    model.amp_dtype = torch.float16  # what _pick_amp_dtype chooses on a GPU without bf16
+    model.scaler = torch.amp.GradScaler("cpu")
+    for _ in range(2):
+        model.set_input(batch())
+        model.optimize_parameters()
+    assert model.fake_B.dtype == torch.float16
+    assert model.scaler.get_scale() < 2.0**16, "the scaler saw the (overflowing) first steps"
+    for name, net in model.networks().items():
+        assert all(torch.isfinite(p).all() for p in net.parameters()), name
