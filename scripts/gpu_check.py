@@ -21,6 +21,7 @@ import csv
 import json
 import logging
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -56,11 +57,15 @@ def read_lines(path: Path) -> list[dict]:
 
 
 def git_commit() -> str | None:
+    """This checkout's commit; on the device machine, which gets a copy of the working tree
+    without .git, the one --prepare wrote into the command (GPU_CHECK_COMMIT)."""
+    if os.environ.get("GPU_CHECK_COMMIT"):
+        return os.environ["GPU_CHECK_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return None  # the device machine gets a copy of the working tree without .git
+        return None
 
 
 def environment(args) -> int:

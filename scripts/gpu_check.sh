@@ -10,7 +10,7 @@
 #   --out DIR     results folder; default $OUT when set, else docs/results/gpu/<date>
 #                 (--smoke: results/gpu_check_smoke, emptied first)
 #   --parts LIST  some of tests,speed,quality,compile (default: all four, in this order)
-# GPU_CHECK_SECONDS (default 470) bounds the whole run; PY picks the Python (default
+# GPU_CHECK_SECONDS (default 480) bounds the whole run; PY picks the Python (default
 # .venv/bin/python if there is one, else python3). Results: scripts/gpu_check.py's docstring.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -136,7 +136,10 @@ prepare() {
         | du -cb --files0-from=- | tail -1 | cut -f1)
     echo "what travels: $((bytes / 1048576)) MiB (the device tool takes 64)"
     ((bytes < 64 * 1048576)) || die "over the 64 MiB the device tool carries"
-    echo "ready; on the GPU machine: run(command=\"bash scripts/gpu_check.sh\", carry=[\".whl\", \"$DATA\"], timeout_s=560)"
+    local commit
+    commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs/results' || echo +changes)
+    echo "ready; on the GPU machine (the device tool's run):"
+    echo "  command=\"GPU_CHECK_COMMIT=$commit bash scripts/gpu_check.sh\", carry=[\".whl\", \"$DATA\"], timeout_s=560"
 }
 
 # The GPU machine's Python lacks dominate: install the wheels --prepare put in .whl/.
@@ -206,7 +209,7 @@ OUT_DIR=$(cd "$OUT_DIR" && pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 LOG=$OUT_DIR/log.txt
-TOTAL=${GPU_CHECK_SECONDS:-470}
+TOTAL=${GPU_CHECK_SECONDS:-480}
 DEADLINE=$((SECONDS + TOTAL))
 FAILED=0
 export GPU_CHECK_MODE=$MODE GPU_CHECK_OUT=$OUT_DIR GPU_CHECK_WORK=$WORK PY
