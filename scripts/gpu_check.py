@@ -226,10 +226,10 @@ def percent(gflops: float, peak: float | None) -> str:
     return fmt(100 * gflops / peak, 1) if peak else "-"
 
 
-def speed_section(lines: list[dict]) -> list[str]:
-    peak = bf16_peak(lines)
+def speed_section(lines: list[dict], peak: float | None) -> list[str]:
+    """Tables of benchmark_speed.py's lines; `peak`: the bf16 matmul peak, if measured."""
     out = []
-    if peak:
+    if peak and any(line.get("peak_matmul_gflops") for line in lines):
         fp32 = next(line["peak_matmul_gflops"]["fp32"] for line in lines if line.get("peak_matmul_gflops"))
         out.append(f"Measured dense matmul peak: bf16 {peak / 1e3:.0f} TFLOP/s, fp32 {fp32 / 1e3:.1f} TFLOP/s "
                    "(fp32 matmuls without TF32; cuDNN's fp32 convolutions use TF32 by default, so fp32 "
@@ -303,10 +303,11 @@ def summary(args) -> int:
     lines += ["", "## CUDA tests", ""]
     lines += tests_section("tests/test_cuda.py", junit_cases(folder / "tests.xml")) or ["Not run.", ""]
     lines += tests_section("compile test", junit_cases(folder / "compile.xml"))
-    lines += ["## Speed", ""] + (speed_section(read_lines(folder / "speed.jsonl")) or ["Not run.", ""])
+    speed = read_lines(folder / "speed.jsonl")
+    lines += ["## Speed", ""] + (speed_section(speed, bf16_peak(speed)) or ["Not run.", ""])
     compiled = read_lines(folder / "compile.jsonl")
     if compiled:
-        lines += ["### torch.compile", ""] + speed_section(compiled)
+        lines += ["### torch.compile", ""] + speed_section(compiled, bf16_peak(speed))
     quality_path = folder / "quality.json"
     lines += ["## Quality", ""] + (quality_section(json.loads(quality_path.read_text())) if quality_path.is_file()
                                    else ["Not run.", ""])

@@ -195,6 +195,9 @@ if [ "$MODE" = prepare ]; then
     prepare
     exit
 fi
+for part in ${PARTS//,/ }; do
+    case $part in tests | speed | quality | compile) ;; *) die "unknown part '$part'" ;; esac
+done
 
 if [ "$MODE" = smoke ]; then
     OUT_DIR=${OUT_DIR:-results/gpu_check_smoke}
@@ -216,7 +219,6 @@ export GPU_CHECK_MODE=$MODE GPU_CHECK_OUT=$OUT_DIR GPU_CHECK_WORK=$WORK PY
 install_carried_wheels
 "$PY" scripts/gpu_check.py environment "$OUT_DIR" --mode "$MODE"
 for part in ${PARTS//,/ }; do
-    case $part in tests | speed | quality | compile) ;; *) die "unknown part '$part'" ;; esac
     run_part "$part"
 done
 cat "$OUT_DIR/summary.md"

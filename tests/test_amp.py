@@ -231,7 +231,7 @@ def test_benchmark_times_tiled_wxh_inference_and_the_nan_guard(capsys):
     line = json.loads(capsys.readouterr().out)
     assert line["train"]["nan_guard"] is True
     wide = line["infer"]["48x40"]
-    assert wide["tile"] == 32
+    assert wide["tile"] == 32 and line["infer"]["32"]["tile"] == 0, "an image within one tile is restored whole"
     assert wide["megapixels_per_s"] == pytest.approx(48 * 40 / 1e6 / wide["sec_per_image"])
     assert wide["flops_per_image"] == pytest.approx(line["infer"]["32"]["flops_per_image"] * 48 * 40 / 32**2)
 

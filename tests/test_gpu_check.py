@@ -1,5 +1,6 @@
 """scripts/gpu_check.sh: the GPU check runs end to end on the CPU (--smoke), and a part cut off
 by its time box still leaves its results and the summary."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -72,3 +73,55 @@ def test_a_part_cut_off_by_its_time_box_still_reports(tmp_path):
     assert recorded["compile"]["status"] == "skipped" and "--parts compile" in recorded["compile"]["note"]
     summary = (out / "summary.md").read_text()
     assert "| speed | timed out |" in summary and "| compile | skipped |" in summary
+
+
+def load_gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def speed_line(**config) -> dict:
+    config = {"model": "dcdgan", "dcd_variant": "official", "batch_size": 4, "crop_size": 256, "ngf": 64,
+              "netG": "resnet_9blocks", "amp": True, "amp_dtype": "bfloat16", "channels_last": False,
+              "compile": False, **config}
+    return {"config": config, "peak_matmul_gflops": {},
+            "train": {"sec_per_iter": 0.5, "images_per_s": 8.0, "flops_per_iter": 8e12, "achieved_gflops": 16000.0,
+                      "cuda_max_allocated_mb": 20480.0, "nan_guard": False},
+            "infer": {"4000x3000": {"sec_per_image": 0.25, "megapixels_per_s": 48.0, "achieved_gflops": 80000.0,
+                                    "tile": 1024}}}
+
+
+def test_summary_renders_what_only_a_gpu_run_writes(tmp_path):
+    """The GPU-only inputs of the summary: a measured peak, CUDA memory, compile rows, failed
+    and xfailed tests, and a quality run its time box stopped."""
+    (tmp_path / "parts.jsonl").write_text("\n".join(json.dumps(p) for p in [
+        {"part": "environment", "mode": "full", "date": "2026-11-26T10:00:00+00:00", "commit": "abc1234",
+         "python": "3.12.3", "torch": "2.11.0", "cuda": "13.0",
+         "gpu": {"name": "NVIDIA H100 80GB HBM3", "memory_gib": 79.2, "driver": "580.159.04"}},
+        {"part": "tests", "rc": 1, "status": "failed (exit 1)", "seconds": 70, "note": ""},
+        {"part": "quality", "rc": 0, "status": "passed", "seconds": 240, "note": ""}]) + "\n")
+    peaked = {**speed_line(), "peak_matmul_gflops": {"fp32": 50000.0, "bf16": 800000.0}}
+    (tmp_path / "speed.jsonl").write_text(json.dumps(peaked) + "\n")
+    (tmp_path / "compile.jsonl").write_text(json.dumps(speed_line(compile=True, batch_size=1)) + "\n")
+    (tmp_path / "tests.xml").write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_cuda" name="test_a[cut]"><failure message="boom">trace</failure></testcase>'
+        '<testcase classname="tests.test_cuda" name="test_b"><skipped type="pytest.xfail" message="no"/></testcase>'
+        '<testcase classname="tests.test_cuda" name="test_c"/></testsuite></testsuites>')
+    (tmp_path / "quality.json").write_text(json.dumps(
+        {"calibration": {"iters": 5000, "sec_per_iter": 0.03}, "train_status": "timed out", "train_seconds": 175,
+         "iterations_done": 4800, "images": [{}, {}], "mean": {"psnr": 20.5, "ssim": 0.61, "input_psnr": 16.4,
+                                                             "input_ssim": 0.53}}))
+    gpu_check = load_gpu_check()
+    assert gpu_check.main(["summary", str(tmp_path)]) == 0
+    summary = (tmp_path / "summary.md").read_text()
+    for text in ("NVIDIA H100 80GB HBM3, 79.2 GiB, driver 580.159.04", "commit abc1234",
+                 "| tests | failed (exit 1) | 70 |", "1 failed, 1 passed, 1 xfailed", "- failed: `test_a[cut]`: boom",
+                 "bf16 800 TFLOP/s, fp32 50.0 TFLOP/s",
+                 "| dcdgan official | 256 | 4 | amp (bfloat16) | 0.5000 | 8.0 | 8.000 | 16.0 | 2.0 | 20.00 |",
+                 "### torch.compile", "| amp (bfloat16) + compile |", "| 4000x3000 | 1024 | amp (bfloat16) | 0.2500 | 48.0 | 80.0 | 10.0 |",
+                 "4800 of 5000 iterations", "timed out", "| restored | 20.50 | 0.6100 |"):
+        assert text in summary, text
+    assert gpu_check.main(["passed", str(tmp_path / "tests.xml")]) == 1
