@@ -264,7 +264,11 @@ class BaseModel(ABC):
     def load(self, label: str) -> dict[str, int]:
         """Restore the whole training state from checkpoints/<name>/<label>.pt."""
         path = self.save_dir / f"{label}.pt"
-        state = load_checkpoint(path, map_location=self.device)
+        # Loaded on the CPU whatever the device: each part below copies itself over. Mapped
+        # to a GPU, Adam's step counters would land there (torch keeps their device) and
+        # every later step would read them back to the host, and the RNG state would not
+        # convert to numpy.
+        state = load_checkpoint(path)
         if state.get("model") != self.opt.model:
             raise CheckpointError(f"'{path}' was trained with --model {state.get('model')}, not {self.opt.model}")
         taps = upsample_taps_of(state.get("opt", {}))

@@ -12,8 +12,9 @@ so only compute is timed). A comma-separated value of a sweepable flag (--amp,
   also torch.cuda.max_memory_allocated), FLOPs of one iteration counted by
   torch.utils.flop_counter.FlopCounterMode, achieved GFLOP/s and its fraction of the
   measured matmul peak of the same dtype; with --dataroot also the DataLoader's images/s;
-- infer: per size, images/s, megapixels/s, achieved GFLOP/s and peak RSS of the
-  restoring generator (util.inference.restore, the test.py path);
+- infer: per size (N for N x N, or WxH), images/s, megapixels/s, achieved GFLOP/s and peak
+  RSS of the restoring generator (util.inference.restore, the test.py path), whole or in
+  tiles of --infer_tile;
 - peak: this machine's dense matmul GFLOP/s in fp32 and bf16, measured in the same run;
 - load: the 1-minute load average before and after (other processes skew CPU figures).
 
@@ -21,12 +22,17 @@ so only compute is timed). A comma-separated value of a sweepable flag (--amp,
 on the same machine: fresh encoder passes for every PatchNCE term and the broadcast cosine
 similarity that materialises a P x P x C tensor (the losses are the same values).
 
+`--nan_guard` times the steps with the training loop's NaN/Inf check (NonFiniteGuard) on:
+on a GPU it reads a flag back to the host before every optimizer step, which the plain
+figures leave out.
+
 `--tiled_memory 4000x3000` instead measures peak RSS and time of restoring one image of
 that size whole and in tiles (--tile, --tile_overlap), to show tiling bounds memory.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -46,6 +52,7 @@ from models import create_model  # noqa: E402
 from models.builders import generator_architecture  # noqa: E402
 from models.dcl_model import DCLModel  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
+from training.guards import NonFiniteGuard  # noqa: E402
 from util.distributed import compile_network, device_of, unwrap  # noqa: E402
 from util.inference import restore  # noqa: E402
 from util.log import setup_logging  # noqa: E402
@@ -63,7 +70,10 @@ def bench_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=10, help="timed training iterations")
     parser.add_argument("--warmup", type=int, default=2, help="untimed training iterations first")
-    parser.add_argument("--infer_sizes", default="512,1024", help="square inference sizes; empty to skip")
+    parser.add_argument("--infer_sizes", default="512,1024",
+                        help="inference sizes, N (square) or WxH, comma-separated; empty to skip")
+    parser.add_argument("--infer_tile", type=int, default=0,
+                        help="restore in tiles of this size (overlap --tile_overlap), as test.py --tile; 0: whole")
     parser.add_argument("--infer_iters", type=int, default=2, help="timed images per inference size")
     parser.add_argument("--skip_train", action="store_true", help="inference only")
     parser.add_argument("--skip_peak", action="store_true", help="do not measure the matmul peak")
@@ -71,9 +81,11 @@ def bench_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--tiled_memory", default=None, metavar="WxH",
                         help="measure whole vs tiled restoration of one WxH image instead")
     parser.add_argument("--tile", type=int, default=512, help="tile size for --tiled_memory")
-    parser.add_argument("--tile_overlap", type=int, default=32, help="tile overlap for --tiled_memory")
+    parser.add_argument("--tile_overlap", type=int, default=32, help="tile overlap for --tiled_memory and --infer_tile")
     parser.add_argument("--reference_costs", action="store_true",
                         help="dcl/dcdgan: emulate the released DCLGAN code's costs (see emulate_reference_costs)")
+    parser.add_argument("--nan_guard", action="store_true",
+                        help="time the steps with the training loop's NaN/Inf check (NonFiniteGuard) on")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="also append the JSON lines to this file")
     return parser.parse_known_args(argv)
@@ -242,20 +254,22 @@ def benchmark_training(opt, model, batch, args) -> dict:
         model.optimize_parameters()
     flops = counter.get_total_flops()
     model.wrap_networks(distributed=False)
-    for _ in range(args.warmup):
-        model.set_input(batch)
-        model.optimize_parameters()
-    synchronize(device)
-    reset_device_peak(device)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    times = []
-    for _ in range(args.iters):
-        tick = time.perf_counter()
-        model.set_input(batch)
-        model.optimize_parameters()
-        if device.type != "cuda":  # on CUDA a per-iteration time would need a sync
-            times.append(time.perf_counter() - tick)
-    synchronize(device)
+    guard = NonFiniteGuard(model, "stop", {"total_iters": 0}) if args.nan_guard else contextlib.nullcontext()
+    with guard:
+        for _ in range(args.warmup):
+            model.set_input(batch)
+            model.optimize_parameters()
+        synchronize(device)
+        reset_device_peak(device)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        times = []
+        for _ in range(args.iters):
+            tick = time.perf_counter()
+            model.set_input(batch)
+            model.optimize_parameters()
+            if device.type != "cuda":  # on CUDA a per-iteration time would need a sync
+                times.append(time.perf_counter() - tick)
+        synchronize(device)
     per_iter = (time.perf_counter() - start) / args.iters
     # CPU seconds of this process: on a shared machine wall time grows with other load,
     # this much less (all threads summed, so up to threads x wall time when idle).
@@ -265,11 +279,17 @@ def benchmark_training(opt, model, batch, args) -> dict:
               "cpu_sec_per_iter": cpu_per_iter, "iters_per_s": 1 / per_iter,
               "images_per_s": opt.batch_size / per_iter,
               "peak_rss_mb": peak_rss_mb(), "cuda_max_allocated_mb": device_peak_mb(device),
-              "flops_per_iter": flops, "achieved_gflops": flops / per_iter / 1e9}
+              "flops_per_iter": flops, "achieved_gflops": flops / per_iter / 1e9, "nan_guard": args.nan_guard}
     losses = model.get_current_losses()  # read once, after timing: a host-device sync
     if not all(math.isfinite(v) for v in losses.values()):
         logger.warning("non-finite losses in the benchmark run: %s", losses)
     return result
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """(height, width) of an --infer_sizes entry: N for N x N, or WxH."""
+    width, _, height = text.lower().partition("x")
+    return (int(height or width), int(width))
 
 
 def inference_flops(net: torch.nn.Module, opt, device: torch.device) -> int:
@@ -279,7 +299,7 @@ def inference_flops(net: torch.nn.Module, opt, device: torch.device) -> int:
     return counter.get_total_flops()
 
 
-def benchmark_inference(opt, model, sizes: list[int], iters: int) -> dict:
+def benchmark_inference(opt, model, sizes: list[str], iters: int, tile: int = 0, overlap: int = 32) -> dict:
     device = model.device
     net = unwrap(model.net(model.test_net_names()[opt.direction])).eval()
     probe_flops = inference_flops(net, opt, device)
@@ -288,22 +308,25 @@ def benchmark_inference(opt, model, sizes: list[int], iters: int) -> dict:
     autocast = model.autocast()
     results = {}
     for size in sizes:
-        x = torch.rand(1, opt.input_nc, size, size, device=device) * 2 - 1
+        height, width = parse_size(size)
+        x = torch.rand(1, opt.input_nc, height, width, device=device) * 2 - 1
         x = model.to_device(x)
         with autocast:
-            restore(net, x)  # warm-up: allocator, oneDNN/cuDNN kernel choice, compilation
+            restore(net, x, tile, overlap)  # warm-up: allocator, oneDNN/cuDNN kernel choice, compilation
             synchronize(device)
             reset_device_peak(device)
             start = time.perf_counter()
             for _ in range(iters):
-                restore(net, x)
+                restore(net, x, tile, overlap)
             synchronize(device)
         per_image = (time.perf_counter() - start) / iters
-        flops = probe_flops * size * size / FLOP_PROBE_SIZE**2
-        results[str(size)] = {"sec_per_image": per_image, "images_per_s": 1 / per_image,
-                              "megapixels_per_s": size * size / 1e6 / per_image,
-                              "flops_per_image": flops, "achieved_gflops": flops / per_image / 1e9,
-                              "peak_rss_mb": peak_rss_mb(), "cuda_max_allocated_mb": device_peak_mb(device)}
+        # Counted on the image's pixels: the work tiles repeat in their overlaps is left out.
+        flops = probe_flops * height * width / FLOP_PROBE_SIZE**2
+        results[size] = {"sec_per_image": per_image, "images_per_s": 1 / per_image,
+                         "megapixels_per_s": height * width / 1e6 / per_image,
+                         "tile": tile if height > tile or width > tile else 0,  # restore() skips tiling then
+                         "flops_per_image": flops, "achieved_gflops": flops / per_image / 1e9,
+                         "peak_rss_mb": peak_rss_mb(), "cuda_max_allocated_mb": device_peak_mb(device)}
     return results
 
 
@@ -341,9 +364,9 @@ def run_config(opt, args, peak: dict) -> dict:
             line["train"]["fraction_of_peak"] = line["train"]["achieved_gflops"] / peak_for_dtype
         if os.path.isdir(opt.dataroot):
             line["train"]["loader_images_per_s"] = loader_images_per_s(opt, args.data_batches)
-    sizes = [int(s) for s in args.infer_sizes.split(",") if s.strip()]
+    sizes = [s.strip() for s in args.infer_sizes.split(",") if s.strip()]
     if sizes:
-        line["infer"] = benchmark_inference(opt, model, sizes, args.infer_iters)
+        line["infer"] = benchmark_inference(opt, model, sizes, args.infer_iters, args.infer_tile, args.tile_overlap)
     line["load_avg_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
     return line
 

@@ -48,3 +48,18 @@ def tiny_flags(dataroot: Path, checkpoints: Path, name: str = "tiny", model: str
             "--model", model, "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--netF_nc", "16",
             "--num_patches", "16", "--load_size", "36", "--crop_size", "32", "--num_threads", "0",
             "--display_id", "0", "--print_freq", "1", "--netG", "resnet_6blocks"]
+
+
+# Every model the repository trains; "dcdgan:paper" is --model dcdgan --dcd_variant paper.
+MODEL_KEYS = ["cycle_gan", "cut", "fastcut", "dcl", "negcut", "dcdgan:official", "dcdgan:paper", "cddgan"]
+CONTRASTIVE_FLAGS = ("--netF_nc", "--num_patches")
+
+
+def tiny_model_flags(model_key: str, dataroot: Path, checkpoints: Path, name: str = "tiny") -> list[str]:
+    """tiny_flags for one of MODEL_KEYS (cycle_gan has no contrastive flags)."""
+    model, _, variant = model_key.partition(":")
+    flags = tiny_flags(dataroot, checkpoints, name, model)
+    if model == "cycle_gan":
+        flags = [token for key, value in zip(flags[::2], flags[1::2]) if key not in CONTRASTIVE_FLAGS
+                 for token in (key, value)]
+    return flags + (["--dcd_variant", variant] if variant else [])

@@ -11,13 +11,13 @@ import torch
 import util.distributed as distributed
 from models import create_model
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
+from tests.conftest import MODEL_KEYS, tiny_model_flags
 
 BATCH_SEED = 5
 
 
 def make_model(tiny_dataroot, tmp_path, *extra, model="dcl"):
-    opt = TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path / "ck", "amp", model) + list(extra))
+    opt = TrainOptions().parse(tiny_model_flags(model, tiny_dataroot, tmp_path / "ck", "amp") + list(extra))
     torch.manual_seed(opt.seed)
     m = create_model(opt)
     m.setup()
@@ -104,7 +104,9 @@ def test_a_backward_failure_under_compile_names_the_flag(tiny_dataroot, tmp_path
     assert any("run without --compile" in note for note in info.value.__notes__)
 
 
-@pytest.mark.parametrize("model_name", ["dcl", "dcdgan"])
+# fastcut's flip-equivariance draws its coin from torch's CPU generator and reads it (a CPU
+# tensor, no device sync): tests/test_cuda.py checks fastcut with CUDA's sync debug mode.
+@pytest.mark.parametrize("model_name", [key for key in MODEL_KEYS if key != "fastcut"])
 def test_a_training_step_reads_nothing_back_to_the_host(tiny_dataroot, tmp_path, monkeypatch, model_name):
     """On CUDA every tensor -> Python read waits for the GPU; the models' steps make none.
 
@@ -221,3 +223,44 @@ def test_benchmark_prints_one_json_line_per_configuration(capsys):
         assert line["train"]["flops_per_iter"] > 0 and line["train"]["sec_per_iter"] > 0
         assert line["train"]["peak_rss_mb"] > 0
         assert line["infer"]["32"]["megapixels_per_s"] > 0
+
+
+def test_benchmark_times_tiled_wxh_inference_and_the_nan_guard(capsys):
+    """The GPU check's inference at 4000x3000 in tiles and its NaN-guard row, in miniature."""
+    status = load_script("benchmark_speed").main([
+        "--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16", "--num_patches", "16",
+        "--crop_size", "32", "--netG", "resnet_6blocks", "--iters", "1", "--warmup", "0", "--skip_peak",
+        "--infer_sizes", "32,48x40", "--infer_tile", "32", "--tile_overlap", "8", "--infer_iters", "1", "--nan_guard"])
+    assert status == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["train"]["nan_guard"] is True
+    wide = line["infer"]["48x40"]
+    assert wide["tile"] == 32 and line["infer"]["32"]["tile"] == 0, "an image within one tile is restored whole"
+    assert wide["megapixels_per_s"] == pytest.approx(48 * 40 / 1e6 / wide["sec_per_image"])
+    assert wide["flops_per_image"] == pytest.approx(line["infer"]["32"]["flops_per_image"] * 48 * 40 / 32**2)
+
+
+@pytest.mark.parametrize("model_key", MODEL_KEYS)
+def test_fp16_steps_of_every_model_go_through_the_gradient_scaler(tiny_dataroot, tmp_path, model_key):
+    """The CUDA path for GPUs without bf16 (fp16 autocast + GradScaler), emulated on the CPU.
+
+    Each update scales its loss, and every optimizer it names must get gradients from that
+    backward, or `scaler.step` fails ("No inf checks were recorded"). CPU autocast keeps other ops in fp32 than CUDA autocast does: CUDA computes
+    `norm` in fp32, the CPU in fp16, where the projection heads' near-zero embeddings
+    normalise to NaN and every generator update is skipped. So losses and updates are
+    checked on the GPU (tests/test_cuda.py); here, that skipped updates leave the weights
+    finite.
+    """
+    opt = TrainOptions().parse(tiny_model_flags(model_key, tiny_dataroot, tmp_path / "ck") + ["--amp"])
+    torch.manual_seed(opt.seed)
+    model = create_model(opt)
+    model.setup()
+    model.amp_dtype = torch.float16  # what _pick_amp_dtype chooses on a GPU without bf16
+    model.scaler = torch.amp.GradScaler("cpu")
+    for _ in range(2):
+        model.set_input(batch())
+        model.optimize_parameters()
+    assert model.fake_B.dtype == torch.float16
+    assert model.scaler.get_scale() < 2.0**16, "the scaler saw the (overflowing) first steps"
+    for name, net in model.networks().items():
+        assert all(torch.isfinite(p).all() for p in net.parameters()), name

@@ -45,7 +45,9 @@ class PatchSampleF(nn.Module):
             if patch_ids is not None:
                 ids = patch_ids[i]
             else:
-                ids = torch.randperm(h * w)[: min(num_patches, h * w)].to(feat.device)
+                # Drawn on the feature's device: a CPU draw copied over would block the host
+                # until the GPU caught up, at every call.
+                ids = torch.randperm(h * w, device=feat.device)[: min(num_patches, h * w)]
             # Gather in NCHW order and permute only the small result: the gradient then
             # reaches the feature map with its own (contiguous) strides. A permuted,
             # channels-last-strided gradient hits a wrong instance-norm backward in
