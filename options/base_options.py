@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from util.atomic_file import atomic_write
-from util.flags import OneLineParser, str2bool
+from util.flags import str2bool
 
 logger = logging.getLogger(__name__)
 
