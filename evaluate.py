@@ -15,13 +15,16 @@ import logging
 import sys
 from pathlib import Path
 
+from util.atomic_file import atomic_write
+from util.flags import OneLineParser
+from util.image_io import display_name
 from util.metrics import CHANNELS, MetricsError, evaluate_folders
 
 log = logging.getLogger("evaluate")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pred", required=True, help="folder of restored images")
     parser.add_argument("--gt", required=True, help="folder of ground-truth images (same stems)")
     parser.add_argument(
@@ -36,16 +39,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--csv", help="also write name,psnr,ssim per image and a final 'mean' row to this file"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.crop_border < 0:
+        parser.error(f"--crop_border must be at least 0, got {args.crop_border}")
+    return args
 
 
 def write_csv(path: Path, rows: list[dict], mean: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
+    with atomic_write(path, "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["name", "psnr", "ssim"])
         for row in rows:
-            writer.writerow([row["name"], f"{row['psnr']:.4f}", f"{row['ssim']:.6f}"])
+            writer.writerow([display_name(row["name"]), f"{row['psnr']:.4f}", f"{row['ssim']:.6f}"])
         writer.writerow(["mean", f"{mean['psnr']:.4f}", f"{mean['ssim']:.6f}"])
 
 
@@ -57,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except MetricsError as err:
         log.error("%s", err)
         return 2
-    width = max(len("name"), max(len(r["name"]) for r in rows))
+    names = [display_name(r["name"]) for r in rows]
+    width = max(len("name"), max(map(len, names)))
     print(f"{'name':<{width}}  {'PSNR':>8}  {'SSIM':>7}")
-    for row in rows:
-        print(f"{row['name']:<{width}}  {row['psnr']:8.4f}  {row['ssim']:7.4f}")
+    for name, row in zip(names, rows):
+        print(f"{name:<{width}}  {row['psnr']:8.4f}  {row['ssim']:7.4f}")
     print(
         f"{'mean':<{width}}  {mean['psnr']:8.4f}  {mean['ssim']:7.4f}"
         f"  ({mean['count']} images, channel {args.channel}, crop_border {args.crop_border})"

@@ -4,15 +4,21 @@ DIR is a plain folder of images or a dataset root with testA/ (and testB/ ground
 Every image is processed at full resolution; outputs keep their input's size and go to
 results/<name>/test_<epoch>/images/<stem>.png, with an index.html beside them.
 
-Exit status: 0 all images restored; 3 some images were unreadable and skipped (listed at
-the end and in skipped.txt); 2 bad usage or no usable checkpoint / folder.
+Each run replaces what an earlier run wrote there, and the page and metrics name the
+checkpoint (file, epoch, iteration, SHA-256) that made the outputs.
+
+Exit status: 0 all images restored; 3 some images were unreadable or too large for memory
+and skipped (listed at the end and in skipped.txt); 2 bad options, no usable checkpoint or
+folder, or results that cannot be written (no space left).
 """
 from __future__ import annotations
 
 import csv
 import logging
 import os
+import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +28,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.image_folder import DatasetError, make_dataset
 from data.single_dataset import test_image_folder
-from models.loading import load_generator
-from options.test_options import TestOptions
+from models.loading import LoadedCheckpoint, load_generator
+from options.test_options import MIN_TILE, TestOptions
+from util.atomic_file import atomic_write
 from util.checkpoint import CheckpointError
 from util.distributed import device_of
 from util.html import save_test_page
-from util.image_io import ImageReadError, load_rgb, save_image, tensor_to_uint8, uint8_to_tensor
-from util.inference import restore
+from util.image_io import ImageReadError, display_name, load_rgb, save_image, tensor_to_uint8, uint8_to_tensor
+from util.inference import is_out_of_memory, restore
 from util.log import setup_logging
 from util.metrics import psnr, ssim
 
@@ -36,6 +43,8 @@ logger = logging.getLogger("test")
 
 EXIT_SKIPPED = 3
 EXIT_USAGE = 2
+# What a run writes in its page folder; an earlier run's copies are removed first.
+OUTPUTS = ("images", "inputs", "gt", "index.html", "metrics.txt", "metrics.csv", "skipped.txt")
 
 
 def output_name(path: str, folder: str, taken: set[str]) -> str:
@@ -68,10 +77,38 @@ def read_ground_truth(path: Path) -> np.ndarray | None:
         return None
 
 
+def clear_earlier_results(page_dir: Path) -> None:
+    """Remove what an earlier run wrote here, so no stale image or score mixes with this run's."""
+    found = [page_dir / name for name in OUTPUTS if (page_dir / name).exists()]
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if found:
+        logger.info("replaced the results of an earlier run in %s", page_dir)
+
+
+def restore_image(net, image: np.ndarray, opt, device) -> np.ndarray:
+    x = uint8_to_tensor(image)[None].to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16) if opt.amp else nullcontext():
+        return tensor_to_uint8(restore(net, x, opt.tile, opt.tile_overlap))
+
+
+def out_of_memory_hint(image: np.ndarray, tile: int) -> str:
+    smaller = f"a smaller --tile (e.g. --tile {max(MIN_TILE, tile // 2)})" if tile else "--tile 512"
+    return f"out of memory for a {image.shape[1]}x{image.shape[0]} image: rerun with {smaller}"
+
+
+def scores(restored: np.ndarray, image: np.ndarray, gt: np.ndarray, channel: str, crop_border: int) -> dict:
+    return {"psnr": psnr(restored, gt, channel, crop_border), "ssim": ssim(restored, gt, channel, crop_border),
+            "input_psnr": psnr(image, gt, channel, crop_border), "input_ssim": ssim(image, gt, channel, crop_border)}
+
+
 def run(opt) -> int:
     device = device_of(opt.gpu_ids)
     checkpoint = Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}.pt"
-    net, _ = load_generator(checkpoint, opt.direction, device)
+    net, source = load_generator(checkpoint, opt.direction, device)
     folder = test_image_folder(opt.dataroot, opt.direction)
     paths = make_dataset(folder)
     if not paths:
@@ -86,8 +123,9 @@ def run(opt) -> int:
         raise DatasetError(f"--gt_dir '{gt_dir}' is not a folder")
 
     page_dir = Path(opt.results_dir) / opt.name / f"test_{opt.epoch}"
+    page_dir.mkdir(parents=True, exist_ok=True)
+    clear_earlier_results(page_dir)
     rows, skipped, taken = [], [], set()
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if opt.amp else None)
     logger.info("restoring %d images from %s -> %s", len(paths), folder, page_dir / "images")
     with logging_redirect_tqdm():
         for path in tqdm(paths, desc="test", unit="img", dynamic_ncols=True):
@@ -97,13 +135,17 @@ def run(opt) -> int:
                 logger.warning("skipped: %s", err)
                 skipped.append((path, err.reason))
                 continue
-            x = uint8_to_tensor(image)[None].to(device)
-            if autocast is not None:
-                with autocast:
-                    y = restore(net, x, opt.tile, opt.tile_overlap)
-            else:
-                y = restore(net, x, opt.tile, opt.tile_overlap)
-            restored = tensor_to_uint8(y)
+            try:
+                restored = restore_image(net, image, opt, device)
+            except (MemoryError, RuntimeError) as err:
+                if not is_out_of_memory(err):
+                    raise
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                reason = out_of_memory_hint(image, opt.tile)
+                logger.warning("skipped %s: %s", path, reason)
+                skipped.append((path, reason))
+                continue
             name = output_name(path, folder, taken)
             save_image(restored, page_dir / "images" / name)
             save_image(image, page_dir / "inputs" / name)
@@ -116,40 +158,41 @@ def run(opt) -> int:
                                    gt_path, gt.shape[:2], restored.shape[:2])
                 else:
                     save_image(gt, page_dir / "gt" / name)
-                    row.update(gt=f"gt/{name}",
-                               psnr=psnr(restored, gt, opt.metric_channel, opt.crop_border),
-                               ssim=ssim(restored, gt, opt.metric_channel, opt.crop_border),
-                               input_psnr=psnr(image, gt, opt.metric_channel, opt.crop_border),
-                               input_ssim=ssim(image, gt, opt.metric_channel, opt.crop_border))
+                    row["gt"] = f"gt/{name}"
+                    try:  # an image too small for SSIM (or for --crop_border) loses only its own scores
+                        row.update(scores(restored, image, gt, opt.metric_channel, opt.crop_border))
+                    except ValueError as err:
+                        logger.warning("no metrics for %s: %s", name, err)
             rows.append(row)
 
-    write_metrics(page_dir, rows, opt.metric_channel)
-    save_test_page(page_dir, rows, title=f"{opt.name} / {opt.epoch}")
+    write_metrics(page_dir, rows, opt.metric_channel, source)
+    save_test_page(page_dir, rows, title=f"{opt.name} / {opt.epoch}", subtitle=f"checkpoint: {source.describe()}")
     logger.info("%d images restored; page: %s", len(rows), page_dir / "index.html")
     if skipped:
-        lines = [f"{p}\t{reason}" for p, reason in skipped]
-        (page_dir / "skipped.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        logger.error("%d unreadable images were skipped (listed in %s):\n  %s", len(skipped),
+        lines = [f"{display_name(p)}\t{reason}" for p, reason in skipped]
+        with atomic_write(page_dir / "skipped.txt", "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        logger.error("%d images were skipped (listed in %s):\n  %s", len(skipped),
                      page_dir / "skipped.txt", "\n  ".join(lines))
         return EXIT_SKIPPED
-    (page_dir / "skipped.txt").unlink(missing_ok=True)  # a list left by an earlier run would mislead
     return 0
 
 
-def write_metrics(page_dir: Path, rows: list[dict], channel: str) -> None:
+def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: LoadedCheckpoint) -> None:
+    """metrics.csv (per image) and metrics.txt (the means), each naming the checkpoint."""
     scored = [r for r in rows if "psnr" in r]
     if not scored:
         return
-    page_dir.mkdir(parents=True, exist_ok=True)
     fields = ["name", "psnr", "ssim", "input_psnr", "input_ssim"]
-    with open(page_dir / "metrics.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(scored)
+    with atomic_write(page_dir / "metrics.csv", "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(fields + ["checkpoint_sha256"])
+        writer.writerows([display_name(r["name"])] + [r[k] for k in fields[1:]] + [source.digest] for r in scored)
     mean = {k: float(np.mean([r[k] for r in scored])) for k in fields[1:]}
     summary = (f"{len(scored)} images, {channel.upper()} channel: output PSNR {mean['psnr']:.2f} dB SSIM "
                f"{mean['ssim']:.4f} | input PSNR {mean['input_psnr']:.2f} dB SSIM {mean['input_ssim']:.4f}")
-    (page_dir / "metrics.txt").write_text(summary + "\n")
+    with atomic_write(page_dir / "metrics.txt", "w") as fh:
+        fh.write(f"{summary}\ncheckpoint: {source.describe()}\n")
     logger.info("%s", summary)
 
 
@@ -160,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(opt)
     except (CheckpointError, DatasetError) as err:
         logger.error("%s", err)
+        return EXIT_USAGE
+    except OSError as err:  # results that cannot be written: no space left, a file in the way, permissions
+        logger.error("cannot write the results: %s", err)
         return EXIT_USAGE
 
 

@@ -3,20 +3,25 @@
 See README.md for the options that matter and scripts/ for the papers' settings.
 Several GPUs (or CPU processes): torchrun --nproc_per_node N train.py [...] (scripts/train_ddp.sh).
 
-Exit status: 0 finished; 2 unusable dataset or checkpoint; 4 a loss became NaN/Inf
-(--nan_policy); 130 / 143 stopped by SIGINT / SIGTERM after saving 'latest' (resume with
---continue_train).
+Exit status: 0 finished; 2 bad options, unusable dataset, checkpoint or run folder, nothing
+left to train, or no space left; 4 a loss became NaN/Inf (--nan_policy); 5 the training data
+vanished mid-run (after saving 'latest'); 129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM
+after saving 'latest' (resume with --continue_train).
 """
 from __future__ import annotations
 
 import logging
 import sys
+from contextlib import nullcontext
+from pathlib import Path
 
 from data.image_folder import DatasetError
 from options.train_options import TrainOptions
+from training.guards import NonFiniteLossError, TrainingDataLost, TrainingInterrupted
+from training.run_folder import RunFolderError, claim_run_folder
+from training.trainer import NothingToTrainError, Trainer
+from util.atomic_file import DiskFullError, no_space_left
 from util.checkpoint import CheckpointError
-from training.guards import NonFiniteLossError, TrainingInterrupted
-from training.trainer import Trainer
 from util.distributed import distributed_run, quiet_other_ranks, write_rank_digests
 from util.log import setup_logging
 
@@ -29,25 +34,33 @@ def main(argv: list[str] | None = None) -> int:
     options = TrainOptions()
     opt = options.parse(argv)
     setup_logging(opt.verbose)
+    run_dir = Path(opt.checkpoints_dir) / opt.name
     # Under torchrun (RANK/WORLD_SIZE set) every process trains one shard; rank 0 alone
-    # logs, writes the HTML page and saves checkpoints.
+    # holds the run folder's lock, logs, writes the HTML page and saves checkpoints.
     try:
         with distributed_run(opt.gpu_ids) as (ctx, device):
             quiet_other_ranks(ctx)
-            if ctx.is_main:
-                options.save_options(opt, "train_opt.txt")
-            trainer = Trainer(opt, ctx.rank, ctx.world_size, device)
-            trainer.run()
-            write_rank_digests(trainer.model.plain_state_dicts(), ctx.rank)
-    except (DatasetError, CheckpointError) as err:
+            claim = claim_run_folder(run_dir, opt.continue_train, opt.overwrite_run) if ctx.is_main else nullcontext()
+            with claim:
+                trainer = Trainer(opt, ctx.rank, ctx.world_size, device)
+                if ctx.is_main:  # only now: a checkpoint that failed to load leaves the old options
+                    options.save_options(opt, "train_opt.txt")
+                trainer.run()
+                write_rank_digests(trainer.model.plain_state_dicts(), ctx.rank)
+    except (DatasetError, CheckpointError, RunFolderError, NothingToTrainError) as err:
         logger.error("%s", err)
         return EXIT_USAGE
     except TrainingInterrupted as err:
         logger.warning("%s", err)
         return err.exit_status
-    except NonFiniteLossError as err:
+    except (TrainingDataLost, NonFiniteLossError) as err:
         logger.error("%s", err)
         return err.exit_status
+    except OSError as err:
+        if not no_space_left(err):
+            raise
+        logger.error("%s", err if isinstance(err, DiskFullError) else DiskFullError(err.filename or run_dir))
+        return EXIT_USAGE
     return 0
 
 

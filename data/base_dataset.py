@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import numpy as np
 import torch
@@ -16,6 +17,8 @@ import torch.utils.data as torch_data
 from PIL import Image
 
 from util.image_io import ImageReadError, load_rgb
+
+from .image_folder import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +59,22 @@ class BaseDataset(torch_data.Dataset):
                  epoch: int = 0) -> tuple[torch.Tensor, str]:
         """Load paths[index]; an unreadable file is logged and the next one is used instead.
 
-        Training must not die at hour 20 because one file of thousands is corrupt.
+        Training must not die at hour 20 because one file of thousands is corrupt. A folder
+        that is gone or unreadable as a whole (an unmounted disk, changed permissions) raises
+        `DatasetError` at once: the trainer then saves and stops.
         """
         for step in range(len(paths)):
             path = paths[(index + step) % len(paths)]
             try:
                 return self.load(path, rng, epoch), path
             except ImageReadError as err:
+                try:
+                    os.listdir(folder)
+                except OSError as gone:
+                    raise DatasetError(f"training folder '{folder}' vanished or became unreadable "
+                                       f"({gone.strerror or gone})") from err
                 logger.warning("skipping unreadable training image: %s", err)
-        raise ImageReadError(folder, "no readable image in this folder")
+        raise DatasetError(f"no image of training folder '{folder}' is readable any more")
 
 
 def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -100,6 +110,9 @@ def _make_multiple(img: Image.Image, base: int = 4) -> Image.Image:
     return _resize(img, (nw, nh))
 
 
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")  # --preprocess
+
+
 def transform_image(img: Image.Image, rng: np.random.Generator, preprocess: str, load_size: int, crop_size: int,
                     flip: bool = True, source: str = "an image") -> torch.Tensor:
     """Resize / crop / flip per `preprocess` (--preprocess), then map to a CHW tensor in [-1, 1].
@@ -120,7 +133,7 @@ def transform_image(img: Image.Image, rng: np.random.Generator, preprocess: str,
         img = img.crop((x, y, x + crop_size, y + crop_size))
     if mode == "none":
         img = _make_multiple(img)
-    elif mode not in ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop"):
+    elif mode not in PREPROCESS_MODES:
         raise ValueError(f"unknown --preprocess '{mode}'; choose resize_and_crop, crop, scale_width, "
                          "scale_width_and_crop or none")
     if flip and rng.random() < 0.5:

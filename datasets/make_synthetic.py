@@ -632,6 +632,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, FileNotFoundError, ValueError, PhotoFetchError) as err:
         log.error("%s", err)
         return 2
+    except OSError as err:  # no space left (util.atomic_file.DiskFullError), permissions
+        log.error("cannot write the dataset: %s", err)
+        return 2
     return 0
 
 

@@ -63,6 +63,7 @@ if __package__ in (None, ""):
     # Run as a script (python datasets/prepare.py): make the repository importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from util.atomic_file import DiskFullError
 from util.image_io import ImageReadError, is_image_file, load_rgb, save_image
 
 log = logging.getLogger(__name__)
@@ -325,7 +326,12 @@ def _unpack(archive: Path, dest: Path, shown: str) -> None:
                 f"'{shown}' is neither a folder nor a zip / tar / rar / 7z archive: "
                 "pass the downloaded archive or the folder it unpacks to"
             )
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as err:
+    except PrepareError:
+        raise
+    # zipfile raises NotImplementedError for an unknown compression method and RuntimeError
+    # for an encrypted member: a damaged (or foreign) archive as far as this converter goes.
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError,
+            RuntimeError) as err:
         raise PrepareError(
             f"cannot unpack '{shown}' ({err}): the download may be incomplete; download it again"
         ) from err
@@ -707,6 +713,8 @@ def _check_arguments(name: str, archives: list[str | Path], out: Path, test_frac
     missing = [str(a) for a in archives if not Path(a).exists()]
     if missing:
         raise PrepareError(f"'{missing[0]}' does not exist: check the path given to --archive")
+    if out.exists() and not out.is_dir():
+        raise PrepareError(f"--out '{out}' is a file, not a folder: choose another --out")
     busy = [out / d for d in SPLIT_DIRS if (out / d).is_dir() and any((out / d).iterdir())]
     if busy and not overwrite:
         raise PrepareError(f"'{busy[0]}' already holds files: pass --overwrite or choose another --out")
@@ -847,6 +855,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except PrepareError as err:
         log.error("%s", " ".join(str(err).split()))
+        return 2
+    except DiskFullError as err:
+        log.error("%s", err)
         return 2
     except OSError as err:
         # Disk full, permissions, a path that vanished: the message names the file.

@@ -21,13 +21,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from util.checkpoint import CheckpointError, load_checkpoint, restore_rng_state, save_checkpoint, training_state
+from util.checkpoint import (CheckpointError, describe_position, load_checkpoint, restore_rng_state, save_checkpoint,
+                              training_state)
 from util.distributed import device_of, prepare_for_training, unwrap
 from util.ema import EMA, warmed_up_decay
 from util.image_pool import ImagePool
 from util.schedulers import get_scheduler
 
-from .loading import upsample_taps_of
+from .loading import architecture_differences, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -269,21 +270,27 @@ class BaseModel(ABC):
         # every later step would read them back to the host, and the RNG state would not
         # convert to numpy.
         state = load_checkpoint(path)
-        if state.get("model") != self.opt.model:
-            raise CheckpointError(f"'{path}' was trained with --model {state.get('model')}, not {self.opt.model}")
-        taps = upsample_taps_of(state.get("opt", {}))
-        if not self.opt.no_antialias_up and taps != self.opt.upsample_taps:
-            raise CheckpointError(f"'{path}' was trained with the {taps}-tap upsampling filter; "
-                                  f"resume it with --upsample_taps {taps}")
+        saved_options = dict(state.get("opt", {}), model=state.get("model"))
+        differences = architecture_differences(saved_options, vars(self.opt))
+        if differences:
+            raise CheckpointError(
+                f"'{path}' was trained with {' '.join(flag_text(f, old) for f, (old, _) in differences.items())}, "
+                f"not {' '.join(flag_text(f, new) for f, (_, new) in differences.items())}: resume with the "
+                "checkpoint's values, or start a new run under another --name")
         for name, net in self.networks().items():
-            if name not in state["nets"] and name.endswith("_ema") and name[:-4] in state["nets"]:
+            weights = state["nets"].get(name)
+            if weights is None and name.endswith("_ema") and name[:-4] in state["nets"]:
                 # --ema_decay switched on when resuming: the average starts from the current weights.
                 logger.info("'%s' has no net%s: starting the average from net%s", path, name, name[:-4])
-                unwrap(net).load_state_dict(state["nets"][name[:-4]])
-                continue
-            if name not in state["nets"]:
+                weights = state["nets"][name[:-4]]
+            if weights is None:
                 raise CheckpointError(f"'{path}' has no network '{name}'")
-            unwrap(net).load_state_dict(state["nets"][name])
+            try:
+                unwrap(net).load_state_dict(weights)
+            except RuntimeError as err:
+                raise CheckpointError(f"the weights of net{name} in '{path}' do not fit the network these "
+                                      f"options build ({first_line(err)}); resume with the options in the "
+                                      "run's train_opt.txt") from err
         if self.is_train:
             for name, optim in self.optimizers.items():
                 optim.load_state_dict(state["optimizers"][name])
@@ -292,5 +299,12 @@ class BaseModel(ABC):
             self.scaler.load_state_dict(state["scaler"])
             self.load_extra_state(state["extra"])
             restore_rng_state(state["rng"])
-        logger.info("loaded %s", path)
+        logger.info("loaded %s (%s)", path, describe_position(state["position"]))
         return dict(state["position"])
+
+
+def flag_text(flag: str, value: Any) -> str:
+    """How a command line says `flag` has `value`: '--ngf 8', '--no_antialias', 'without --no_antialias'."""
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"without --{flag}"
+    return f"--{flag} {value}"

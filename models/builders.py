@@ -10,7 +10,14 @@ import torch.nn as nn
 
 from util.weight_init import init_weights
 
+from .losses import GANLoss
 from .networks import NegativeGenerator, define_discriminator, define_generator, define_head
+from .networks.discriminators import DISCRIMINATORS
+from .networks.generators import GENERATOR_BLOCKS
+from .networks.layers import NORMS
+
+# The values the network flags accept (the options offer them as choices).
+CHOICES = {"netG": sorted(GENERATOR_BLOCKS), "netD": DISCRIMINATORS, "norm": NORMS, "gan_mode": GANLoss.modes}
 
 
 def rain_layer_sign(net_name: str) -> int:

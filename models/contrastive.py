@@ -8,6 +8,7 @@ import torch.nn as nn
 from util.flags import str2bool
 
 from .losses import PatchNCELoss, patch_nce_with_negatives
+from .networks.heads import HEADS
 
 
 def add_contrastive_options(parser, all_negatives_default: bool):
@@ -18,7 +19,7 @@ def add_contrastive_options(parser, all_negatives_default: bool):
     g.add_argument("--nce_layers", default="0,4,8,12,16", help="generator layers used by PatchNCE")
     g.add_argument("--nce_T", type=float, default=0.07, help="softmax temperature of PatchNCE")
     g.add_argument("--num_patches", type=int, default=256, help="patches sampled per layer")
-    g.add_argument("--netF", default="mlp_sample", help="projection head: mlp_sample | sample")
+    g.add_argument("--netF", default="mlp_sample", choices=HEADS, help="projection head: mlp_sample | sample")
     g.add_argument("--netF_nc", type=int, default=256, help="projection head output size")
     g.add_argument("--nce_includes_all_negatives_from_minibatch", type=str2bool, nargs="?", const=True,
                    default=all_negatives_default,

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from util.checkpoint import CheckpointError, load_checkpoint
+from util.checkpoint import CheckpointError, describe_position, file_digest, load_checkpoint
 
 from .builders import rain_layer_sign
 from .networks import define_generator
@@ -44,8 +45,21 @@ def generator_from_saved_options(saved_options: Mapping[str, Any], net_name: str
                             rain_layer_sign=rain_layer_sign(net_name))
 
 
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """Which checkpoint a network came from: its file, options, position and a short hash."""
+
+    path: Path
+    options: dict[str, Any]
+    position: dict[str, int]
+    digest: str
+
+    def describe(self) -> str:
+        return f"{self.path} ({describe_position(self.position)}, sha256 {self.digest})"
+
+
 def load_generator(checkpoint: str | Path, direction: str = "AtoB",
-                   device: torch.device = torch.device("cpu")) -> tuple[nn.Module, dict]:
+                   device: torch.device = torch.device("cpu")) -> tuple[nn.Module, LoadedCheckpoint]:
     """Build the restoring generator from a checkpoint's own options and load its weights.
 
     The architecture flags (netG, ngf, norm, anti-aliasing) come from the checkpoint, so a
@@ -55,11 +69,39 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB",
     train_opt = state.get("opt", {})
     names = state.get("test_nets", {})
     net_name = names.get(direction)
-    if net_name is None:
+    if net_name is None or net_name not in state["nets"]:
         raise CheckpointError(f"'{checkpoint}' has no generator for direction {direction} "
                               f"(available: {sorted(names) or 'none'})")
     net = generator_from_saved_options(train_opt, net_name)
-    net.load_state_dict(state["nets"][net_name])
+    try:
+        net.load_state_dict(state["nets"][net_name])
+    except RuntimeError as err:
+        raise CheckpointError(f"the weights of net{net_name} in '{checkpoint}' do not fit the network its options "
+                              f"describe ({first_line(err)}); the checkpoint is damaged or was edited") from err
     net.to(device).eval()
-    logger.info("loaded net%s from %s (epoch %s)", net_name, checkpoint, state.get("position", {}).get("epoch"))
-    return net, train_opt
+    source = LoadedCheckpoint(Path(checkpoint), train_opt, dict(state.get("position", {})), file_digest(checkpoint))
+    logger.info("loaded net%s from %s", net_name, source.describe())
+    return net, source
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (torch's size-mismatch reports run to 50 lines)."""
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+# Options that decide the networks' shapes or what the saved state means: resuming with
+# another value would load weights into the wrong network (or train another objective).
+ARCHITECTURE_FLAGS = ("model", "netG", "ngf", "normG", "input_nc", "output_nc", "no_antialias", "no_antialias_up",
+                      "upsample_taps", "global_residual", "rain_layer", "netD", "ndf", "n_layers_D", "normD",
+                      "netF", "netF_nc", "nce_layers", "neg_nz", "dcd_variant")
+
+
+def architecture_differences(saved_options: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple]:
+    """{flag: (saved value, current value)} for each architecture flag the two option sets
+    disagree on. A flag a checkpoint predates counts as its old default (`upsample_taps`: 3)."""
+    saved = dict(saved_options)
+    if "upsample_taps" not in saved and not current.get("no_antialias_up"):
+        saved["upsample_taps"] = upsample_taps_of(saved)
+    return {flag: (saved[flag], current[flag]) for flag in ARCHITECTURE_FLAGS
+            if flag in saved and flag in current and saved[flag] != current[flag]
+            and not (flag == "upsample_taps" and current.get("no_antialias_up"))}

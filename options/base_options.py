@@ -1,12 +1,19 @@
-"""Flags shared by training and testing, in the CycleGAN/CUT vocabulary."""
+"""Flags shared by training and testing, in the CycleGAN/CUT vocabulary, and how they are checked.
+
+Each options class checks its values in `validate` right after parsing: a value that cannot
+work ends the program with exit status 2 and one line naming the flag and the fix, before
+any data is read or anything is written.
+"""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import torch
 
+from util.atomic_file import atomic_write
 from util.flags import str2bool
 
 logger = logging.getLogger(__name__)
@@ -14,6 +21,41 @@ logger = logging.getLogger(__name__)
 
 def default_gpu_ids() -> str:
     return "0" if torch.cuda.is_available() else "-1"
+
+
+class OptionError(ValueError):
+    """A flag's value cannot work; the message names the flag and the fix."""
+
+
+def check_plain_name(flag: str, value: str) -> None:
+    """`value` names one folder or file (no '/', '..'): it is joined to --checkpoints_dir or --results_dir."""
+    if value in ("", ".", "..") or any(sep in value for sep in {"/", "\\", os.sep}) or "\0" in value:
+        raise OptionError(f"{flag} '{value}' must be a plain name without '/' or '..': it names a folder "
+                          "or file inside --checkpoints_dir / --results_dir")
+
+
+def parse_gpu_ids(text: str) -> list[int]:
+    """'0,1' -> [0, 1]; '-1' -> [] (the CPU). Refuses anything else and GPUs that are not there."""
+    try:
+        ids = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise OptionError(f"--gpu_ids must be GPU numbers separated by commas (e.g. 0 or 0,1; -1 for the CPU), "
+                          f"got '{text}'") from None
+    ids = [i for i in ids if i >= 0]
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    absent = [i for i in ids if i >= visible]
+    if absent:
+        seen = f"only GPUs 0..{visible - 1} are visible" if visible else "no GPU is available"
+        raise OptionError(f"--gpu_ids {text} asks for GPU {absent[0]}, but {seen}; use --gpu_ids -1 for the CPU")
+    return ids
+
+
+def at_least(opt: argparse.Namespace, low: int, *names: str) -> None:
+    """Each named option (those this parser has, unless None) is >= `low`."""
+    for name in names:
+        value = getattr(opt, name, None)
+        if value is not None and value < low:
+            raise OptionError(f"--{name} must be at least {low}, got {value}")
 
 
 class BaseOptions:
@@ -28,23 +70,32 @@ class BaseOptions:
                        help="e.g. 0 or 0,1; -1 for CPU. Default: the first GPU if there is one, else the CPU")
         g.add_argument("--checkpoints_dir", default="./checkpoints", help="models and logs are saved here")
         g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
-        g.add_argument("--direction", default="AtoB", help="AtoB restores (rainy -> clean); BtoA degrades")
+        g.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
+                       help="AtoB restores (rainy -> clean); BtoA degrades")
         g.add_argument("--amp", type=str2bool, nargs="?", const=True, default=False,
                        help="mixed precision: bf16 autocast on CPU and CUDA (fp16 + grad scaler where bf16 is missing)")
         g.add_argument("--verbose", action="store_true", help="debug logging and network summaries")
         return parser
 
     def parse(self, argv: list[str] | None = None) -> argparse.Namespace:
-        """The options of `argv`; subclasses build their parser in `gather_options`."""
+        """The options of `argv`, checked; subclasses build their parser in `gather_options`.
+
+        A value that cannot work exits with status 2 and one line (`OneLineParser.error`).
+        """
         opt = self.gather_options(argv)
         opt.is_train = self.is_train
-        opt.gpu_ids = [int(x) for x in str(opt.gpu_ids).split(",") if x.strip() and int(x) >= 0]
-        if opt.gpu_ids and not torch.cuda.is_available():
-            raise SystemExit(f"--gpu_ids {opt.gpu_ids} asks for CUDA, but no GPU is available; use --gpu_ids -1")
-        if opt.direction not in ("AtoB", "BtoA"):
-            raise SystemExit(f"--direction must be AtoB or BtoA, got '{opt.direction}'")
+        try:
+            self.validate(opt)
+        except OptionError as err:
+            self.parser.error(str(err))
         self.opt = opt
         return opt
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """Raise `OptionError` for a value that cannot work; turns --gpu_ids into a list of ints."""
+        check_plain_name("--name", opt.name)
+        check_plain_name("--epoch", opt.epoch)
+        opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
 
     def format_options(self, opt: argparse.Namespace) -> str:
         lines = ["----------------- Options ---------------"]
@@ -60,6 +111,7 @@ class BaseOptions:
         run_dir = Path(opt.checkpoints_dir) / opt.name
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / filename
-        path.write_text(self.format_options(opt) + "\n")
+        with atomic_write(path, "w") as fh:
+            fh.write(self.format_options(opt) + "\n")
         logger.debug("options written to %s", path)
         return path

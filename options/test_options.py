@@ -4,9 +4,15 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .base_options import BaseOptions
+from util.flags import OneLineParser
+
+from .base_options import BaseOptions, OptionError, at_least
 
 logger = logging.getLogger(__name__)
+
+# Smaller tiles are mostly border: the padding and instance norm's per-tile statistics would
+# dominate the result (README "Testing on your own photos").
+MIN_TILE = 64
 
 
 class TestOptions(BaseOptions):
@@ -26,9 +32,20 @@ class TestOptions(BaseOptions):
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
         """test.py's own flags. Training flags (--model, --ngf, ...) are accepted and ignored:
         the checkpoint records the network, so a training command line still works here."""
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = OneLineParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         self.parser = self.initialize(parser)
         opt, ignored = self.parser.parse_known_args(argv)
         if ignored:
             logger.warning("test.py ignores %s: the checkpoint defines the network", " ".join(ignored))
         return opt
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """Counts, borders and tiles in range: a bad --tile_overlap would leave gaps in the images."""
+        super().validate(opt)
+        at_least(opt, 1, "num_test")
+        at_least(opt, 0, "crop_border", "tile_overlap")
+        if opt.tile and opt.tile < MIN_TILE:
+            raise OptionError(f"--tile {opt.tile}: give 0 (whole images) or a tile of at least {MIN_TILE} pixels")
+        if opt.tile and opt.tile_overlap >= opt.tile:
+            raise OptionError(f"--tile_overlap {opt.tile_overlap} must be smaller than --tile {opt.tile} "
+                              f"(e.g. --tile_overlap {opt.tile // 8})")

@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 import data
 import models
-from util.flags import str2bool
+from data.base_dataset import PREPROCESS_MODES
+from models.builders import CHOICES, generator_architecture
+from models.contrastive import parse_layers
+from util.flags import OneLineParser, str2bool
+from util.schedulers import LR_POLICIES
+from util.weight_init import INIT_TYPES
 
-from .base_options import BaseOptions
+from .base_options import BaseOptions, OptionError, at_least
 
 
 class TrainOptions(BaseOptions):
@@ -24,12 +31,15 @@ class TrainOptions(BaseOptions):
         g.add_argument("--output_nc", type=int, default=3)
         g.add_argument("--ngf", type=int, default=64, help="generator width (filters in the first conv)")
         g.add_argument("--ndf", type=int, default=64, help="discriminator width")
-        g.add_argument("--netG", default="resnet_9blocks", help="resnet_9blocks | resnet_6blocks | resnet_4blocks")
-        g.add_argument("--netD", default="basic", help="basic (70x70 PatchGAN) | n_layers | pixel")
+        g.add_argument("--netG", default="resnet_9blocks", choices=CHOICES["netG"],
+                       help="resnet_9blocks | resnet_6blocks | resnet_4blocks")
+        g.add_argument("--netD", default="basic", choices=CHOICES["netD"],
+                       help="basic (70x70 PatchGAN) | n_layers | pixel")
         g.add_argument("--n_layers_D", type=int, default=3, help="only used if netD == n_layers")
-        g.add_argument("--normG", default="instance", help="instance | batch | none")
-        g.add_argument("--normD", default="instance", help="instance | batch | none")
-        g.add_argument("--init_type", default="xavier", help="normal | xavier | kaiming | orthogonal")
+        g.add_argument("--normG", default="instance", choices=CHOICES["norm"], help="instance | batch | none")
+        g.add_argument("--normD", default="instance", choices=CHOICES["norm"], help="instance | batch | none")
+        g.add_argument("--init_type", default="xavier", choices=INIT_TYPES,
+                       help="normal | xavier | kaiming | orthogonal")
         g.add_argument("--init_gain", type=float, default=0.02)
         g.add_argument("--no_antialias", action="store_true", help="strided convs instead of blur-pool downsampling")
         g.add_argument("--no_antialias_up", action="store_true", help="transposed convs instead of blur upsampling")
@@ -53,7 +63,7 @@ class TrainOptions(BaseOptions):
         g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
         g.add_argument("--max_dataset_size", type=int, default=None,
                        help="use at most this many images per domain (default: all)")
-        g.add_argument("--preprocess", default="resize_and_crop",
+        g.add_argument("--preprocess", default="resize_and_crop", choices=PREPROCESS_MODES,
                        help="resize_and_crop | crop | scale_width | scale_width_and_crop | none")
         g.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
         g.add_argument("--serial_batches", action="store_true", help="take B images in order instead of at random")
@@ -74,6 +84,9 @@ class TrainOptions(BaseOptions):
         g.add_argument("--save_latest_freq", type=int, default=5000, help="save 'latest' every N iterations")
         g.add_argument("--save_epoch_freq", type=int, default=5, help="save '<epoch>' every N epochs")
         g.add_argument("--continue_train", action="store_true", help="resume from checkpoints/<name>/<epoch>.pt")
+        g.add_argument("--overwrite_run", action="store_true",
+                       help="start over a run whose folder already holds checkpoints (deletes them); without it "
+                            "train.py refuses, so that no run is replaced by accident")
         g.add_argument("--epoch_count", type=int, default=1,
                        help="first epoch number when not resuming (resuming takes it from the checkpoint)")
 
@@ -89,9 +102,9 @@ class TrainOptions(BaseOptions):
         g.add_argument("--lr", type=float, default=0.0002)
         g.add_argument("--beta1", type=float, default=0.5)
         g.add_argument("--beta2", type=float, default=0.999)
-        g.add_argument("--gan_mode", default="lsgan", help="lsgan | vanilla | hinge")
+        g.add_argument("--gan_mode", default="lsgan", choices=CHOICES["gan_mode"], help="lsgan | vanilla | hinge")
         g.add_argument("--pool_size", type=int, default=50, help="image history shown to D; 0 disables")
-        g.add_argument("--lr_policy", default="linear", help="linear | step | plateau | cosine")
+        g.add_argument("--lr_policy", default="linear", choices=LR_POLICIES, help="linear | step | plateau | cosine")
         g.add_argument("--decay_full_images", type=str2bool, nargs="?", const=True, default=False,
                        help="once the learning rate decays (epoch > n_epochs) resize images to --crop_size "
                             "instead of load-and-crop: the fine-tuning phase of the CUT family's reference code "
@@ -116,11 +129,64 @@ class TrainOptions(BaseOptions):
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
         """Two-pass parse: the chosen model and dataset add their own flags and defaults."""
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        parser = self.initialize(parser)
-        known, _ = parser.parse_known_args(argv)
-        parser = models.get_option_setter(known.model)(parser, self.is_train)
-        known, _ = parser.parse_known_args(argv)
-        parser = data.get_option_setter(known.dataset_mode)(parser, self.is_train)
-        self.parser = parser
+        parser = OneLineParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        self.parser = self.initialize(parser)
+        for plugins, flag in ((models, "model"), (data, "dataset_mode")):
+            known, _ = parser.parse_known_args(argv)
+            try:
+                plugins.get_option_setter(getattr(known, flag))(parser, self.is_train)
+            except ValueError as err:  # no such --model / --dataset_mode
+                parser.error(str(err))
         return parser.parse_args(argv)
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """Sizes, frequencies, weights and rates in range, and a run that trains something."""
+        super().validate(opt)
+        if opt.continue_train and opt.overwrite_run:
+            raise OptionError("--continue_train resumes the run and --overwrite_run starts it over: pass only one")
+        at_least(opt, 1, "ngf", "ndf", "n_layers_D", "batch_size", "load_size", "crop_size", "display_ncols",
+                 "display_winsize", "display_freq", "update_html_freq", "print_freq", "save_latest_freq",
+                 "save_epoch_freq", "lr_decay_iters", "epoch_count", "max_dataset_size", "num_patches", "netF_nc",
+                 "neg_nz")
+        at_least(opt, 0, "num_threads", "n_epochs", "n_epochs_decay", "n_iters", "n_iters_decay", "pool_size",
+                 "neg_queue", "init_gain", *(name for name in vars(opt) if name.startswith("lambda_")))
+        for name in ("lr", "lr_N", "nce_T"):
+            if getattr(opt, name, None) is not None and not getattr(opt, name) > 0:
+                raise OptionError(f"--{name} must be greater than 0, got {getattr(opt, name)}")
+        for name in ("beta1", "beta2", "ema_decay", "neg_ema_decay"):
+            if hasattr(opt, name) and not 0 <= getattr(opt, name) < 1:
+                raise OptionError(f"--{name} must lie in [0, 1), got {getattr(opt, name)}")
+        if not 0 < opt.display_port < 65536:
+            raise OptionError(f"--display_port must be a port number (1-65535), got {opt.display_port}")
+        if opt.max_iters is not None and opt.max_iters < 1:
+            raise OptionError(f"--max_iters {opt.max_iters} trains nothing: give at least 1 (or leave it out)")
+        if opt.n_iters + opt.n_iters_decay == 0 and opt.n_epochs + opt.n_epochs_decay == 0:
+            raise OptionError("--n_epochs 0 with --n_epochs_decay 0 trains nothing: give at least one epoch "
+                              "(or an iteration budget with --n_iters)")
+        if opt.n_iters + opt.n_iters_decay > 0 and opt.lr_policy != "linear":
+            raise OptionError(f"--n_iters / --n_iters_decay decay the learning rate linearly: use --lr_policy "
+                              f"linear, not {opt.lr_policy}")
+        if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
+            raise OptionError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: the crop "
+                              "is taken from the resized image; lower --crop_size or raise --load_size")
+        if (opt.input_nc, opt.output_nc) != (3, 3):
+            raise OptionError(f"--input_nc {opt.input_nc} / --output_nc {opt.output_nc}: the data loaders give "
+                              "RGB images, so both must be 3")
+        check_generator(opt)
+
+
+def check_generator(opt: argparse.Namespace) -> None:
+    """The generator the options describe can be built and has the --nce_layers asked for.
+
+    Built on the meta device: shapes only, no memory, no weights.
+    """
+    try:
+        with torch.device("meta"):
+            layers = len(generator_architecture(opt).model)
+        wanted = parse_layers(opt.nce_layers) if hasattr(opt, "nce_layers") else []
+    except ValueError as err:
+        raise OptionError(str(err)) from err
+    missing = sorted(layer for layer in wanted if not 0 <= layer < layers)
+    if missing:
+        raise OptionError(f"--nce_layers {opt.nce_layers}: --netG {opt.netG} has no layer {missing[0]} (it has "
+                          f"layers 0..{layers - 1})")

@@ -23,7 +23,7 @@ if [ ! -f "$DATA/meta.json" ]; then
     "$PY" -m datasets.make_synthetic --kind rain --preset heavy --out "$DATA" --size 96 --test_size 128 --overwrite
 fi
 
-"$PY" train.py --dataroot "$DATA" --name "$NAME" --model dcdgan --dcd_variant paper --gpu_ids -1 \
+"$PY" train.py --dataroot "$DATA" --name "$NAME" --overwrite_run --model dcdgan --dcd_variant paper --gpu_ids -1 \
     --global_residual --lr 0.0002 --ngf 16 --ndf 32 --netF_nc 64 --num_patches 64 \
     --preprocess crop --crop_size 64 --n_epochs 2 --n_epochs_decay 2 \
     --display_id 0 --print_freq 50 --save_latest_freq 500 --num_threads 1 \

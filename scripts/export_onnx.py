@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+from options.base_options import OptionError, check_plain_name  # noqa: E402
 from util.checkpoint import CheckpointError  # noqa: E402
-from models.loading import load_generator  # noqa: E402
+from models.loading import first_line, load_generator  # noqa: E402
+from util.flags import OneLineParser  # noqa: E402
 from util.inference import pad_to_multiple, run_padded  # noqa: E402
 from util.log import setup_logging  # noqa: E402
 
@@ -32,6 +34,8 @@ logger = logging.getLogger("export_onnx")
 # Traced at a size that needs padding, so the graph holds the pad (a zero pad is a no-op).
 TRACE_SIZE = (70, 66)
 MIN_SIDE = 16
+# The pad's size depends on the input's: opsets below 11 only export constant pads.
+MIN_OPSET = 11
 
 
 class PaddedRestorer(nn.Module):
@@ -84,7 +88,7 @@ def check_with_onnxruntime(net: nn.Module, path: Path, size: tuple[int, int] = (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, help="run name: checkpoints/<name>/")
     parser.add_argument("--epoch", default="latest", help="checkpoint label: latest or an epoch number")
     parser.add_argument("--checkpoints_dir", default="./checkpoints")
@@ -93,7 +97,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="output file (default: checkpoints/<name>/<epoch>_<direction>.onnx)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version")
     parser.add_argument("--verbose", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        check_plain_name("--name", args.name)
+        check_plain_name("--epoch", args.epoch)
+    except OptionError as err:
+        parser.error(str(err))
+    if args.opset < MIN_OPSET:
+        parser.error(f"--opset {args.opset}: the padding needs opset {MIN_OPSET} or later (17 is the default)")
+    if args.out and Path(args.out).is_dir():
+        parser.error(f"--out '{args.out}' is a folder: give the file to write, e.g. {Path(args.out) / 'g.onnx'}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", err)
         return 2
     out = Path(args.out) if args.out else run_dir / f"{args.epoch}_{args.direction}.onnx"
-    export(net, out, args.opset)
+    try:
+        export(net, out, args.opset)
+    except RuntimeError as err:  # torch.onnx's errors, e.g. an opset newer than it knows
+        logger.error("cannot export with --opset %d: %s (opset 17, the default, works)", args.opset, first_line(err))
+        return 2
+    except OSError as err:
+        logger.error("cannot write '%s': %s; check --out", out, err.strerror or err)
+        return 2
     logger.info("wrote %s (input 'image': N x 3 x H x W in [-1, 1], H and W >= %d)", out, MIN_SIDE)
     difference = check_with_onnxruntime(net, out)
     if difference is not None:

@@ -163,11 +163,10 @@ def quality(args) -> int:
     metrics = args.results / "metrics.csv"
     if metrics.is_file():
         with open(metrics, newline="") as fh:
-            rows = [{key: value if key == "name" else float(value) for key, value in row.items()}
-                    for row in csv.DictReader(fh)]
+            scores = ("psnr", "ssim", "input_psnr", "input_ssim")
+            rows = [{"name": row["name"], **{key: float(row[key]) for key in scores}} for row in csv.DictReader(fh)]
         result["images"] = rows
-        result["mean"] = {key: statistics.fmean(row[key] for row in rows)
-                          for key in ("psnr", "ssim", "input_psnr", "input_ssim")}
+        result["mean"] = {key: statistics.fmean(row[key] for row in rows) for key in scores}
     path.write_text(json.dumps(result, indent=1))
     return 0
 

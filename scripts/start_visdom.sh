@@ -25,6 +25,10 @@ while [ $# -gt 0 ]; do
         *) PORT=$1; shift ;;
     esac
 done
+if [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
+    echo "not a port number: $PORT (ports run from 1 to 65535)" >&2
+    usage
+fi
 if [ -z "${PY:-}" ]; then
     if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi

@@ -15,8 +15,11 @@ DATAROOT=$1
 NAME=$2
 shift 2
 ITERS=${ITERS:-3000}
+# Each call trains NAME afresh (replacing an earlier run of that name) unless it resumes it.
+afresh=(--overwrite_run)
+for arg in "$@"; do [ "$arg" = --continue_train ] && afresh=(); done
 source "$(dirname "$0")/launch_train.sh"
-train_py --dataroot "$DATAROOT" --name "$NAME" --model dcdgan --dcd_variant official \
+train_py --dataroot "$DATAROOT" --name "$NAME" "${afresh[@]}" --model dcdgan --dcd_variant official \
     --lr 0.0002 --global_residual --ngf 16 --ndf 32 --netF_nc 64 --num_patches 64 \
     --preprocess crop --crop_size 64 --n_iters $((ITERS / 2)) --n_iters_decay $((ITERS - ITERS / 2)) \
     --display_id 0 --print_freq 100 --save_latest_freq 1000 --num_threads 0 \

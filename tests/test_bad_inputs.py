@@ -153,6 +153,14 @@ def test_odd_modes_become_8bit_rgb(tmp_path):
     assert np.array_equal(np.asarray(load_rgb(tmp_path / "palette.png")), np.asarray(palette_src))
 
 
+def test_float_tiff_in_0_to_1_keeps_its_brightness(tmp_path):
+    """Scientific and HDR tools write float TIFFs scaled to [0, 1]; clipping at 1 made them black."""
+    ramp = np.tile(np.linspace(0.0, 1.0, 40, dtype=np.float32), (24, 1))
+    Image.fromarray(ramp).save(tmp_path / "scan.tif")
+    grey = np.asarray(load_rgb(tmp_path / "scan.tif"))[0, :, 0].astype(int)
+    assert grey[0] == 0 and grey[-1] == 255 and abs(grey[20] - round(20 / 39 * 255)) <= 1
+
+
 # ----- training data -----------------------------------------------------------------------
 def dataset_for(root: Path, tmp_path: Path, *extra: str):
     return create_dataset(TrainOptions().parse(tiny_flags(root, tmp_path / "ck") + list(extra)))

@@ -106,6 +106,7 @@ def test_dcdgan_defaults_follow_the_spec(tiny_dataroot):
     assert opt.dcd_variant == "official" and opt.nce_includes_all_negatives_from_minibatch is True
 
 
-def test_unknown_model_is_a_clear_error(tiny_dataroot):
-    with pytest.raises(ValueError, match="no file models/nosuch_model.py"):
+def test_unknown_model_is_a_clear_error(tiny_dataroot, capsys):
+    with pytest.raises(SystemExit) as info:
         TrainOptions().parse(["--dataroot", str(tiny_dataroot), "--model", "nosuch"])
+    assert info.value.code == 2 and "no file models/nosuch_model.py" in capsys.readouterr().err

@@ -71,6 +71,8 @@ def test_torchrun_two_cpu_ranks_train_identical_weights(tiny_dataroot, tmp_path)
     # Plain state dicts (no 'module.' prefix), equal to what the ranks hold.
     assert {name: parameter_digest(state) for name, state in checkpoint["nets"].items()} == rank0
     assert (tmp_path / "ck" / "ddp" / "loss_log.txt").is_file()
+    # Rank 0 alone held the run folder's lock (a second holder would have been refused) and let it go.
+    assert not (tmp_path / "ck" / "ddp" / "train.lock").exists()
 
     status = test_entry.main(["--dataroot", str(tiny_dataroot), "--checkpoints_dir", str(tmp_path / "ck"),
                               "--name", "ddp", "--model", "dcdgan", "--gpu_ids", "-1",

@@ -47,3 +47,15 @@ def test_export_reports_a_missing_checkpoint(tmp_path, caplog):
     status = load_script("export_onnx").main(["--name", "missing", "--checkpoints_dir", str(tmp_path)])
     assert status == 2
     assert "does not exist" in caplog.text
+
+
+@pytest.mark.parametrize("extra,expected", [(["--opset", "99"], "cannot export with --opset 99"),
+                                            (["--out", "{tmp}/file.txt/g.onnx"], "cannot write")])
+def test_export_failures_are_one_line(checkpoint_dir, tmp_path, caplog, extra, expected):
+    (tmp_path / "file.txt").write_text("in the way")
+    extra = [arg.format(tmp=tmp_path) for arg in extra]
+    status = load_script("export_onnx").main(["--name", "export", "--checkpoints_dir", str(checkpoint_dir),
+                                              "--out", str(tmp_path / "g.onnx"), *extra])
+    assert status == 2
+    message = caplog.records[-1].getMessage()
+    assert expected in message and "\n" not in message

@@ -1,4 +1,5 @@
-"""Interrupted training loses nothing: signals save and exit, kill -9 never corrupts, NaN stops.
+"""Interrupted training loses nothing: signals save and exit, kill -9 never corrupts, lost data
+saves and stops, NaN stops.
 
 Subprocess tests send real signals to `train.py`; the NaN tests poison a loss in-process.
 """
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from util.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 EXIT_NONFINITE = 4
+EXIT_DATA_LOST = 5
 
 
 @pytest.fixture
@@ -90,7 +93,7 @@ def saved_position(latest: Path) -> dict[str, int]:
 
 
 # ----- signals -----------------------------------------------------------------------------
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_saves_the_current_position_and_exits_128_plus_signal(dataroot, tmp_path, monkeypatch, caplog,
                                                                      signum):
     step = DCDGANModel.optimize_parameters
@@ -130,7 +133,7 @@ def test_ctrl_c_with_dataloader_workers_saves_and_exits_130(start, tmp_path):
 def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(start, dataroot, tmp_path):
     """SIGKILL at random moments and while a save is in flight, resuming each time; then finish."""
     run_dir = tmp_path / "ck" / "run"
-    latest, partial = run_dir / "latest.pt", run_dir / "latest.pt.tmp"
+    latest = run_dir / "latest.pt"
     rng = random.Random(0)
     progress = [0]
     for attempt in range(3):
@@ -140,9 +143,8 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(start, dataroot, tmp_
             assert wait_for(saved, proc)
             time.sleep(rng.uniform(0.0, 0.3))
         else:  # while the temporary file of a save is being written
-            writing = rewritten(partial)
             proc = start("--continue_train")
-            assert wait_for(writing, proc)
+            assert wait_for(lambda: any(run_dir.glob("latest.pt.*.tmp")), proc)
         proc.kill()
         proc.wait()
         progress.append(saved_position(latest)["total_iters"])
@@ -153,6 +155,30 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(start, dataroot, tmp_
     assert state["position"] == {"epoch": 3, "epoch_iter": 0, "total_iters": 8}
     for net in state["nets"].values():
         assert all(torch.isfinite(t).all() for t in net.values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("num_threads", [0, 1], ids=["in-process", "worker"])
+def test_lost_training_data_saves_the_position_and_exits_5(dataroot, tmp_path, monkeypatch, caplog, num_threads):
+    """The data disk is unmounted at iteration 2: the run saves where it was and says why it stopped."""
+    step = DCDGANModel.optimize_parameters
+    calls = [0]
+
+    def step_then_lose_the_data(self):
+        step(self)
+        calls[0] += 1
+        if calls[0] == 2:
+            shutil.rmtree(dataroot / "trainA")
+
+    monkeypatch.setattr(DCDGANModel, "optimize_parameters", step_then_lose_the_data)
+    quick = ("--save_latest_freq", "1000", "--num_threads", str(num_threads))
+    assert train.main(flags(dataroot, tmp_path, *quick)) == EXIT_DATA_LOST
+    message = caplog.records[-1].getMessage()
+    assert f"training folder '{dataroot / 'trainA'}' vanished or became unreadable" in message
+    position = saved_position(tmp_path / "ck" / "run" / "latest.pt")
+    # A worker may have loaded a batch or two ahead, before the folder went.
+    assert position["total_iters"] == 2 if num_threads == 0 else 2 <= position["total_iters"] < 8
+    assert f"saved 'latest' at iteration {position['total_iters']}" in message
+    assert "--continue_train" in message and "\n" not in message
 
 
 # ----- NaN / Inf losses --------------------------------------------------------------------

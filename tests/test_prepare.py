@@ -419,6 +419,24 @@ def test_reside_ground_truth_stored_per_hazy_image(tmp_path):
 
 
 # ---------------------------------------------------------------- failures
+def _headers(data: bytes, signature: bytes, offset: int, value: int) -> bytes:
+    """Set the 16-bit field at `offset` of every zip header starting with `signature`."""
+    out = bytearray(data)
+    at = out.find(signature)
+    while at >= 0:
+        out[at + offset:at + offset + 2] = value.to_bytes(2, "little")
+        at = out.find(signature, at + 4)
+    return bytes(out)
+
+
+def _unknown_compression(data: bytes) -> bytes:
+    return _headers(_headers(data, b"PK\x03\x04", 8, 99), b"PK\x01\x02", 10, 99)
+
+
+def _encrypted(data: bytes) -> bytes:
+    return _headers(_headers(data, b"PK\x03\x04", 6, 1), b"PK\x01\x02", 8, 1)
+
+
 def test_errors_are_one_line_and_name_the_fix(tmp_path, caplog):
     src = tmp_path / "src"
     _img(src / "holiday.png", 0)
@@ -437,6 +455,11 @@ def test_errors_are_one_line_and_name_the_fix(tmp_path, caplog):
     broken = tmp_path / "broken.zip"
     broken.write_bytes(_zip(src, tmp_path / "whole.zip").read_bytes()[:-30])
     fails(["rain100l", "--archive", str(broken), *out], "broken.zip", "download it again")
+    for damage, expected in ((_unknown_compression, "compression method"), (_encrypted, "encrypted")):
+        archive = tmp_path / f"{damage.__name__}.zip"
+        archive.write_bytes(damage(_zip(src, tmp_path / "whole.zip").read_bytes()))
+        fails(["rain100l", "--archive", str(archive), *out], archive.name, expected)
+    fails(["rain100l", "--archive", str(src), "--out", str(tmp_path / "notes.txt")], "is a file, not a folder")
 
     # A JORDER training zip renamed without 'train' cannot be told apart from the test archive.
     train, test = _jorder_updated(tmp_path / "rel")

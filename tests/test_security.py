@@ -122,3 +122,18 @@ def test_file_names_are_shown_as_text_on_the_results_page(checkpoints, tmp_path)
     assert len(parser.sources) == 4  # input and output of each
     for src in parser.sources:
         assert (page_dir / unquote(src)).is_file(), src
+
+
+@pytest.mark.parametrize("content,held", [([1, 2, 3], "a list"),
+                                          ({"w": torch.ones(2)}, "a dict without networks (keys: w)")],
+                         ids=["list", "no networks"])
+def test_a_file_that_is_no_checkpoint_is_a_one_line_error(tmp_path, caplog, content, held):
+    path = tmp_path / "ck" / "t" / "latest.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match="is not a checkpoint of this repository") as info:
+        load_checkpoint(path)
+    assert f"'{path}' is not a checkpoint of this repository: it holds {held}" in str(info.value)
+    write_images(tmp_path / "photos", 1)
+    assert run_test_script(tmp_path / "ck", tmp_path / "photos", tmp_path / "results") == EXIT_USAGE
+    assert caplog.records[-1].getMessage() == str(info.value)

@@ -1,10 +1,14 @@
-"""test.py: any size, any mode, every image, same-size RGB outputs, metrics with ground truth."""
+"""test.py: any size, any mode, every image, same-size RGB outputs, metrics with ground truth;
+each run's results its own, naming their checkpoint."""
 import csv
+import hashlib
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import evaluate
 import test as test_script
 import train
 from options.test_options import TestOptions
@@ -90,3 +94,94 @@ def test_help_lists_only_test_flags_and_training_flags_are_ignored(capsys, caplo
     opt = TestOptions().parse(["--dataroot", "x", "--model", "dcdgan", "--ngf", "8", "--tile", "64"])
     assert opt.tile == 64 and not hasattr(opt, "ngf")
     assert "test.py ignores --model dcdgan --ngf 8" in caplog.text
+
+
+# ----- each run's results are its own, and say which checkpoint made them ---------------------
+def test_a_second_run_leaves_only_its_own_outputs_naming_its_checkpoint(trained, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_images(first / "testA", 3, seed=5)
+    write_images(first / "testB", 3, seed=6)
+    write_images(second, 1, seed=7, prefix="other")
+    results = tmp_path / "results"
+    assert run_test(trained, first, "--results_dir", str(results)) == 0
+    out = results / "t" / "test_latest"
+    assert (out / "metrics.csv").is_file() and (out / "gt").is_dir()
+    assert run_test(trained, second, "--results_dir", str(results)) == 0
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["other000.png"]
+    for stale in ("metrics.csv", "metrics.txt", "gt"):
+        assert not (out / stale).exists(), f"{stale} of the first run would describe another run"
+    checkpoint = trained / "ck" / "t" / "latest.pt"
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert f"checkpoint: {checkpoint} (epoch 1, iteration 2, sha256 {digest})" in page
+
+    assert run_test(trained, first, "--results_dir", str(results)) == 0
+    assert f"sha256 {digest}" in (out / "metrics.txt").read_text().splitlines()[-1]
+    with open(out / "metrics.csv") as fh:
+        assert {row["checkpoint_sha256"] for row in csv.DictReader(fh)} == {digest}
+
+
+def test_names_that_are_not_utf8_are_restored_and_listed(trained, tmp_path):
+    root = tmp_path / "paired"
+    write_images(root / "testA", 1, seed=5)
+    write_images(root / "testB", 1, seed=6)
+    raw = b"rain\xff\xfe"  # Latin-1 bytes from an old camera: not UTF-8
+    for side in ("testA", "testB"):
+        os.rename(root / side / "img000.png", os.path.join(os.fsencode(root / side), raw + b".png"))
+    results = tmp_path / "results"
+    assert run_test(trained, root, "--results_dir", str(results)) == 0
+    out = results / "t" / "test_latest"
+    assert os.listdir(os.fsencode(out / "images")) == [raw + b".png"]
+    assert "rain\\xff\\xfe.png" in (out / "metrics.csv").read_text(encoding="utf-8")
+    assert "rain\\xff\\xfe.png" in (out / "index.html").read_text(encoding="utf-8")
+    assert "images/rain%FF%FE.png" in (out / "index.html").read_text(encoding="utf-8"), "the link finds the file"
+
+    csv_path = tmp_path / "scores.csv"
+    assert evaluate.main(["--pred", str(out / "images"), "--gt", str(root / "testB"), "--csv", str(csv_path)]) == 0
+    assert "rain\\xff\\xfe" in csv_path.read_text(encoding="utf-8")
+
+
+def test_an_image_too_small_for_ssim_loses_only_its_own_scores(trained, tmp_path, caplog):
+    root = tmp_path / "paired"
+    write_images(root / "testA", 2, seed=5)
+    write_images(root / "testB", 2, seed=6)
+    write_images(root / "testA", 1, size=(8, 9), seed=7, prefix="small")
+    write_images(root / "testB", 1, size=(8, 9), seed=8, prefix="small")
+    results = tmp_path / "results"
+    assert run_test(trained, root, "--results_dir", str(results)) == 0
+    out = results / "t" / "test_latest"
+    with open(out / "metrics.csv") as fh:
+        assert [row["name"] for row in csv.DictReader(fh)] == ["img000.png", "img001.png"]
+    assert (out / "images" / "small000.png").is_file()
+    assert "no metrics for small000.png" in caplog.text
+    assert run_test(trained, root, "--results_dir", str(results), "--crop_border", "30") == 0  # > every image
+    assert not (out / "metrics.csv").exists() and len(list((out / "images").iterdir())) == 3
+
+
+def test_an_image_too_large_for_memory_is_skipped_with_a_hint(trained, tmp_path, monkeypatch):
+    write_images(tmp_path / "photos", 1, size=(20, 24), prefix="small")
+    write_images(tmp_path / "photos", 1, size=(90, 120), prefix="huge")
+    restore = test_script.restore
+
+    def allocator(net, x, tile, overlap):
+        if x.shape[-1] > 100 and not tile:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 95883599872 bytes. Error code 12 (Cannot allocate memory)")
+        return restore(net, x, tile, overlap)
+
+    monkeypatch.setattr(test_script, "restore", allocator)
+    results = tmp_path / "results"
+    assert run_test(trained, tmp_path / "photos", "--results_dir", str(results)) == 3
+    out = results / "t" / "test_latest"
+    assert [p.name for p in (out / "images").iterdir()] == ["small000.png"]
+    skipped = (out / "skipped.txt").read_text()
+    assert "huge000.png" in skipped and "out of memory for a 120x90 image: rerun with --tile 512" in skipped
+    assert run_test(trained, tmp_path / "photos", "--results_dir", str(results), "--tile", "64") == 0
+
+
+def test_a_results_dir_that_is_a_file_is_a_one_line_error(trained, tmp_path, caplog):
+    write_images(tmp_path / "photos", 1)
+    (tmp_path / "results").write_text("not a folder")
+    assert run_test(trained, tmp_path / "photos", "--results_dir", str(tmp_path / "results")) == 2
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("cannot write the results:") and str(tmp_path / "results") in message

@@ -1,4 +1,4 @@
-"""What ends or skips a training step: stop signals and non-finite losses.
+"""What ends or skips a training step: stop signals, lost training data and non-finite losses.
 
 Every decision goes through `util.distributed.max_over_ranks`, called by every rank at the
 same point, so under torchrun all ranks stop or skip together and none is left waiting in
@@ -20,12 +20,22 @@ logger = logging.getLogger(__name__)
 
 
 class TrainingInterrupted(Exception):
-    """SIGINT/SIGTERM stopped training after 'latest' was saved at the current position."""
+    """SIGINT/SIGTERM/SIGHUP stopped training after 'latest' was saved at the current position."""
 
     def __init__(self, signum: int, total_iters: int):
-        self.exit_status = 128 + signum  # the shell convention: 130 for SIGINT, 143 for SIGTERM
+        self.exit_status = 128 + signum  # the shell convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
         super().__init__(f"{signal.Signals(signum).name} received: saved 'latest' at iteration {total_iters}; "
                          "resume with --continue_train")
+
+
+class TrainingDataLost(Exception):
+    """A training folder vanished or became unreadable; 'latest' was saved at the current position."""
+
+    exit_status = 5
+
+    def __init__(self, reason: str, total_iters: int):
+        super().__init__(f"{reason}; saved 'latest' at iteration {total_iters}: make the data readable again, "
+                         "then resume with --continue_train")
 
 
 class NonFiniteLossError(Exception):
@@ -35,13 +45,14 @@ class NonFiniteLossError(Exception):
 
 
 class StopRequest:
-    """While active, SIGINT and SIGTERM only record the signal; the training loop acts on it.
+    """While active, SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH session) only record
+    the signal; the training loop acts on it.
 
     A second signal ends the process at once (the checkpoints on disk stay loadable: every save
     is atomic). Handlers can only be installed from the main thread; elsewhere this does nothing.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.signum: int | None = None

@@ -14,14 +14,23 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import create_dataset
+from data.image_folder import DatasetError
 from data.sampler import ResumableSampler
 from models import create_model
+from util.checkpoint import describe_position
 from util.distributed import device_of, max_over_ranks
 from util.visualizer import Visualizer
 
-from .guards import NonFiniteGuard, StopRequest, TrainingInterrupted
+from .guards import NonFiniteGuard, StopRequest, TrainingDataLost, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
+
+# The stop vote's value when a rank lost its training data (above every signal number).
+DATA_LOST = 1000
+
+
+class NothingToTrainError(RuntimeError):
+    """The run is already at or past its budget: training would do nothing."""
 
 
 def seed_everything(seed: int) -> None:
@@ -40,16 +49,17 @@ def build_loader(dataset, opt, rank: int = 0, world_size: int = 1) -> tuple[Data
         # A private generator: creating an epoch's iterator must not consume the global RNG,
         # or a resumed run would draw different patches than an uninterrupted one.
         generator=torch.Generator().manual_seed(opt.seed),
-        worker_init_fn=_ignore_sigint if workers > 0 else None)
+        worker_init_fn=_ignore_terminal_signals if workers > 0 else None)
     return loader, sampler
 
 
-def _ignore_sigint(worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group; a worker killed by it would crash the main process
-    # ("DataLoader worker exited unexpectedly") before it could save. SIGTERM stays fatal: that is
-    # how the main process ends its workers when it exits.
+def _ignore_terminal_signals(worker_id: int) -> None:
+    # Ctrl-C and a closed terminal (SIGHUP) reach the whole process group; a worker killed by
+    # them would crash the main process ("DataLoader worker exited unexpectedly") before it could
+    # save. SIGTERM stays fatal: that is how the main process ends its workers when it exits.
     del worker_id
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def make_visualizer(opt) -> Visualizer:
@@ -93,6 +103,7 @@ class Trainer:
         if self.visualizer and opt.continue_train:
             self.visualizer.resume(self.position, self.iters_per_epoch)
         self.last_losses: dict[str, float] = {}
+        self.data_lost: str | None = None
         self.stop_request = StopRequest()
         self.nan_guard = NonFiniteGuard(self.model, opt.nan_policy, self.position)
         logger.info("dataset: %d A / %d B images, %d iterations per epoch",
@@ -119,9 +130,15 @@ class Trainer:
     def run(self) -> dict:
         """Train to the end; returns the final position and the last logged losses.
 
-        Raises `TrainingInterrupted` after saving 'latest' on SIGINT/SIGTERM, and
-        `NonFiniteLossError` on a NaN/Inf loss (see `NonFiniteGuard`).
+        Raises `NothingToTrainError` when the run is already done, `TrainingInterrupted` after
+        saving 'latest' on SIGINT/SIGTERM/SIGHUP, `TrainingDataLost` after saving 'latest' when a
+        training folder vanished, and `NonFiniteLossError` on a NaN/Inf loss (`NonFiniteGuard`).
         """
+        if self.done():
+            raise NothingToTrainError(
+                f"nothing to train: run '{self.opt.name}' is at {describe_position(self.position)}, which is "
+                f"the end of its budget ({self.budget_text()}); raise the budget (and resume with "
+                "--continue_train) or start a new run")
         try:
             with logging_redirect_tqdm(), self.stop_request, self.nan_guard:
                 while not self.done():
@@ -132,17 +149,43 @@ class Trainer:
                 self.visualizer.close()
         return {"position": dict(self.position), "losses": self.last_losses}
 
+    def budget_text(self) -> str:
+        o = self.opt
+        if o.max_iters is not None:
+            return f"--max_iters {o.max_iters}"
+        if self.iteration_budget is not None:
+            return f"--n_iters {o.n_iters} + --n_iters_decay {o.n_iters_decay}"
+        return f"--n_epochs {o.n_epochs} + --n_epochs_decay {o.n_epochs_decay}"
+
     def stop_if_requested(self) -> None:
-        """After a stop signal: save 'latest' at the current position and raise `TrainingInterrupted`.
+        """After a stop signal or lost training data: save 'latest' at the current position and
+        raise `TrainingInterrupted` or `TrainingDataLost`.
 
         Under torchrun a signal may reach one rank only (a scheduler killing one process, a
-        Ctrl-C in one terminal); every rank asks here, at the same point of every iteration,
-        and all stop together, so rank 0 saves and none is left waiting for the others.
+        Ctrl-C in one terminal), and so may a data folder's loss; every rank asks here, at the
+        same point of every iteration, and all stop together, so rank 0 saves and none is left
+        waiting for the others.
         """
-        signum = max_over_ranks(self.stop_request.signum or 0)
-        if signum:
-            self.save("latest")
-            raise TrainingInterrupted(signum, self.position["total_iters"])
+        verdict = max_over_ranks(DATA_LOST if self.data_lost else self.stop_request.signum or 0)
+        if not verdict:
+            return
+        self.save("latest")
+        if verdict == DATA_LOST:
+            raise TrainingDataLost(self.data_lost or "another rank lost its training data",
+                                   self.position["total_iters"])
+        raise TrainingInterrupted(verdict, self.position["total_iters"])
+
+    def next_batch(self, batches) -> dict | None:
+        """The next batch, None at the end of the epoch; a lost training folder is recorded for
+        `stop_if_requested` (the batch is then an empty dict)."""
+        try:
+            return next(batches)
+        except StopIteration:
+            return None
+        except DatasetError as err:
+            # From a DataLoader worker the error arrives wrapped, its message last in the traceback.
+            self.data_lost = str(err).strip().splitlines()[-1].partition("DatasetError: ")[2] or str(err)
+            return {}
 
     def run_epoch(self) -> None:
         o, p = self.opt, self.position
@@ -153,8 +196,11 @@ class Trainer:
                    unit="it", disable=not self.is_main, dynamic_ncols=True, leave=False)
         with bar:
             t_data_start = time.perf_counter()
-            for batch in self.loader:
+            batches = iter(self.loader)
+            while (batch := self.next_batch(batches)) is not None:
                 t_data = time.perf_counter() - t_data_start
+                # Stop (signal, lost data) before the step, at the same point on every rank.
+                self.stop_if_requested()
                 t_start = time.perf_counter()
                 self.model.set_input(batch)
                 self.model.optimize_parameters()
@@ -168,7 +214,6 @@ class Trainer:
                 if self.done() and p["epoch_iter"] < self.iters_per_epoch:
                     self.save("latest")
                     return
-                self.stop_if_requested()
                 t_data_start = time.perf_counter()
         self.end_epoch(epoch)
 

@@ -2,6 +2,7 @@
 the plain-data parts of a training state: options and random number generators."""
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from util.atomic_file import atomic_write
 
 CHECKPOINT_VERSION = 1
 
@@ -20,32 +22,13 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write to `<path>.tmp`, flush and fsync, then rename over `path`.
+    """Write to a temporary `<path>.*.tmp`, flush and fsync, then rename over `path`.
 
-    A kill at any moment leaves either the previous file or the new one, never a mix.
+    A kill at any moment leaves either the previous file or the new one, never a mix; a full
+    disk raises `DiskFullError` and keeps the previous file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path, "wb", durable=True) as fh:
         torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -54,7 +37,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist; check --name, --epoch and --checkpoints_dir")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"refusing to load '{path}': it holds objects other than tensors and plain data "
@@ -62,6 +45,30 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"checkpoint '{path}' is corrupt or truncated ({err}); use another epoch") from err
+    if not isinstance(state, dict) or not isinstance(state.get("nets"), dict):
+        held = (f"a dict without networks (keys: {', '.join(sorted(map(str, state))[:8]) or 'none'})"
+                if isinstance(state, dict) else f"a {type(state).__name__}")
+        raise CheckpointError(f"'{path}' is not a checkpoint of this repository: it holds {held}; "
+                              "check --name, --epoch and --checkpoints_dir")
+    return state
+
+
+def describe_position(position: dict[str, int]) -> str:
+    """'epoch 3, iteration 600' for a checkpoint saved at the end of epoch 3, 'part of epoch 4,
+    iteration 620' for one saved 20 iterations into epoch 4.
+
+    A position names where training continues: after epoch 3 it is epoch 4, iteration 0.
+    """
+    epoch, into, total = position.get("epoch", 1), position.get("epoch_iter", 0), position.get("total_iters", 0)
+    if into == 0:
+        return f"epoch {epoch - 1}, iteration {total}"
+    return f"part of epoch {epoch}, iteration {total}"
+
+
+def file_digest(path: str | os.PathLike, length: int = 12) -> str:
+    """The first `length` hex digits of the file's SHA-256: which file made a result."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:length]
 
 
 def training_state(model: str, test_nets: dict[str, str], nets: dict[str, dict[str, torch.Tensor]],

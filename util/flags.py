@@ -1,4 +1,4 @@
-"""Argument types shared by the command-line parsers and the models' own flags."""
+"""Argument types and the parser shared by the command lines and the models' own flags."""
 from __future__ import annotations
 
 import argparse
@@ -14,3 +14,10 @@ def str2bool(value) -> bool:
     if lowered in ("no", "false", "f", "n", "0"):
         return False
     raise argparse.ArgumentTypeError(f"boolean value expected, got '{value}'")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors take one line, exit status 2 (train.py's full usage would bury them)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,8 @@ from dominate import tags
 from dominate.util import raw
 from PIL import Image, ImageDraw, ImageFont
 
-from util.image_io import save_image
+from util.atomic_file import atomic_write
+from util.image_io import display_name, save_image
 
 # Points of one loss curve: (fractional epoch, value).
 LossHistory = Mapping[str, Sequence[tuple[float, float]]]
@@ -43,21 +43,14 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 
 
 def _src(path: str | os.PathLike) -> str:
-    return quote(Path(path).as_posix(), safe="/")
+    # A file name that is not UTF-8 keeps its bytes (%FF), so the browser finds the file.
+    return quote(Path(path).as_posix(), safe="/", errors="surrogateescape")
 
 
 def _write_atomic(path: Path, text: str) -> None:
     # The page is often open in a browser while training rewrites it: never show half a file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
 
 
 def _safe_file_part(label: str) -> str:
@@ -220,12 +213,13 @@ _METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "input_psnr": "input PSNR (dB)"
 
 
 def save_test_page(page_dir: str | os.PathLike, rows: Sequence[Mapping], title: str,
-                   image_width: int = 256) -> Path:
+                   image_width: int = 256, subtitle: str = "") -> Path:
     """Write `page_dir/index.html`: input | output | ground truth per image, with PSNR/SSIM.
 
     Each row is a dict with `name`, `input`, `output` and optionally `gt`, `psnr`, `ssim`
     (and `input_psnr`, `input_ssim`: the rainy input's own scores, the floor to beat); image
-    paths are relative to `page_dir`. A last row gives the mean of each metric.
+    paths are relative to `page_dir`. A last row gives the mean of each metric. `subtitle`
+    (e.g. which checkpoint made the outputs) is shown under the title.
     """
     page_dir = Path(page_dir)
     has_gt = any(row.get("gt") for row in rows)
@@ -239,16 +233,19 @@ def save_test_page(page_dir: str | os.PathLike, rows: Sequence[Mapping], title: 
         tags.style(_STYLE)
     with doc:
         tags.h1(title)
+        if subtitle:
+            tags.p(subtitle)
         with tags.table():
             tags.tr([tags.th(h) for h in headers])
             for row in rows:
                 with tags.tr():
-                    tags.td(str(row["name"]), cls="name")
+                    tags.td(display_name(row["name"]), cls="name")
                     for key in ("input", "output") + (("gt",) if has_gt else ()):
                         with tags.td():
                             if row.get(key):
                                 with tags.a(href=_src(row[key])):
-                                    tags.img(src=_src(row[key]), width=image_width, alt=f"{row['name']} {key}")
+                                    tags.img(src=_src(row[key]), width=image_width,
+                                             alt=f"{display_name(row['name'])} {key}")
                             else:
                                 tags.span("-")
                     for m in metric_names:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+
+from util.atomic_file import atomic_write
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -33,13 +34,26 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(IMG_EXTENSIONS)
 
 
+def display_name(name: str | os.PathLike) -> str:
+    """A file name as valid UTF-8 text for pages, CSV files and terminals.
+
+    Linux file names are bytes; Python keeps the bytes that are not UTF-8 as surrogates,
+    which open() and print() refuse to encode. They are shown as escapes (\\xff) instead.
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit grey: scale by the type's range instead of clipping at 255.
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16/32-bit and float grey: scale by the type's range instead of clipping at 255.
+        # Float images in [0, 1] (scientific TIFFs) are the usual convention for floats.
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        if img.mode == "F" and arr.max() <= 1.0:
+            top = 1.0
+        else:
+            top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, mode="L").convert("RGB")
     if img.mode == "P":
@@ -115,16 +129,8 @@ def uint8_to_tensor(arr: np.ndarray) -> torch.Tensor:
 def save_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> None:
     """Write an image atomically (temp file + rename): a crash never leaves half a PNG."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as fh:
+        image.save(fh, format=fmt)

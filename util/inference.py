@@ -29,6 +29,16 @@ def run_padded(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net(padded)[..., :h, :w]
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for an allocation failure: MemoryError, CUDA out of memory, or the CPU allocator's
+    RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text
+                                              or "out of memory" in text)
+
+
 def _feather_window(th: int, tw: int, overlap: int, device, dtype) -> torch.Tensor:
     """Weights rising linearly over `overlap` pixels at each edge (never zero)."""
     def ramp(n: int) -> torch.Tensor:
@@ -59,8 +69,8 @@ def restore(net: torch.nn.Module, x: torch.Tensor, tile: int = 0, overlap: int =
     h, w = x.shape[-2:]
     if tile <= 0 or (h <= tile and w <= tile):
         return run_padded(net, x)
-    if overlap >= tile:
-        raise ValueError(f"--tile_overlap ({overlap}) must be smaller than --tile ({tile})")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"--tile_overlap ({overlap}) must be at least 0 and smaller than --tile ({tile})")
     step = tile - overlap
     out = torch.zeros_like(x, dtype=torch.float32)
     weight = torch.zeros((1, 1, h, w), device=x.device, dtype=torch.float32)

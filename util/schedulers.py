@@ -5,6 +5,9 @@ from __future__ import annotations
 from torch.optim import Optimizer, lr_scheduler
 
 
+LR_POLICIES = ("linear", "step", "plateau", "cosine")  # --lr_policy
+
+
 def get_scheduler(optimizer: Optimizer, policy: str, n_epochs: int, n_epochs_decay: int, epoch_count: int = 1,
                   lr_decay_iters: int = 50, n_iters: int = 0, n_iters_decay: int = 0):
     """`linear`: constant for `n_epochs`, then linear decay to zero over `n_epochs_decay`;

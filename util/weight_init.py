@@ -4,6 +4,9 @@ from __future__ import annotations
 import torch.nn as nn
 
 
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")  # --init_type
+
+
 def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
     """Initialise conv and linear weights in place; biases start at zero."""
 

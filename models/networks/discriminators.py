@@ -52,6 +52,9 @@ class PixelDiscriminator(nn.Module):
         return self.model(x)
 
 
+DISCRIMINATORS = ("basic", "n_layers", "pixel")  # --netD
+
+
 def define_discriminator(netD: str, input_nc: int = 3, ndf: int = 64, n_layers_D: int = 3,
                          norm: str = "instance", no_antialias: bool = False) -> nn.Module:
     if netD == "basic":

@@ -15,6 +15,8 @@ from .layers import BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
 
 
 RAIN_LAYERS = ("none", "leaky", "gray")
+# --netG: residual blocks of each generator.
+GENERATOR_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
 
 
 class ResnetBlock(nn.Module):
@@ -122,8 +124,7 @@ def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int 
                      no_antialias: bool = False, no_antialias_up: bool = False,
                      global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
                      rain_layer_sign: int = -1) -> ResnetGenerator:
-    blocks = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
-    if netG not in blocks:
-        raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(blocks)}")
-    return ResnetGenerator(input_nc, output_nc, ngf, norm, blocks[netG], no_antialias, no_antialias_up,
+    if netG not in GENERATOR_BLOCKS:
+        raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(GENERATOR_BLOCKS)}")
+    return ResnetGenerator(input_nc, output_nc, ngf, norm, GENERATOR_BLOCKS[netG], no_antialias, no_antialias_up,
                            global_residual, upsample_taps, rain_layer, rain_layer_sign)

@@ -60,6 +60,9 @@ class PatchSampleF(nn.Module):
         return samples, ids_out
 
 
+HEADS = ("mlp_sample", "sample")  # --netF
+
+
 def define_head(netF: str, nc: int = 256, init_type: str = "normal", init_gain: float = 0.02) -> PatchSampleF:
     if netF == "mlp_sample":
         return PatchSampleF(True, nc, init_type, init_gain)

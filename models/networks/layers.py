@@ -8,6 +8,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+NORMS = ("instance", "batch", "none")  # --normG, --normD
+
+
 def get_norm_layer(norm_type: str = "instance"):
     """Return a constructor `norm(num_channels)`.
 

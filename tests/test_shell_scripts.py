@@ -1,0 +1,60 @@
+"""The shell scripts take their arguments as documented and refuse what cannot work."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from options.train_options import TrainOptions
+from tests.conftest import tiny_flags, write_images
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+ECHO = {"PATH": "/usr/bin:/bin", "PY": "echo"}  # the scripts print the command instead of running it
+
+
+def echoed(script: str, *args: str, cwd: Path, env: dict | None = None) -> list[list[str]]:
+    """The commands `script` would run, each split into its arguments."""
+    out = subprocess.run(["bash", str(SCRIPTS / script), *args], cwd=cwd, env=env or ECHO, capture_output=True,
+                         text=True).stdout
+    return [shlex.split(line) for line in out.splitlines()]
+
+
+def test_test_dcdgan_takes_a_flag_as_a_flag_and_the_folder_from_the_current_directory(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (command,) = echoed("test_dcdgan.sh", "photos", "--gpu_ids", "-1", cwd=tmp_path)
+    assert command == ["test.py", "--dataroot", str(tmp_path / "photos"), "--name", "dcdgan_rain100l",
+                       "--gpu_ids", "-1"]
+    (command,) = echoed("test_dcdgan.sh", str(tmp_path / "photos"), "mine", "--epoch", "3", cwd=REPO)
+    assert command == ["test.py", "--dataroot", str(tmp_path / "photos"), "--name", "mine", "--epoch", "3"]
+
+
+def test_start_visdom_refuses_a_port_out_of_range(tmp_path):
+    result = subprocess.run(["bash", str(SCRIPTS / "start_visdom.sh"), "99999"], capture_output=True, text=True,
+                            env={**ECHO, "VISDOM_DIR": str(tmp_path / "visdom")}, timeout=60)
+    assert result.returncode == 2 and "99999" in result.stderr and "65535" in result.stderr
+    assert not (tmp_path / "visdom").exists(), "nothing was started"
+
+
+def test_demo_and_quick_training_start_over_when_run_again(tmp_path):
+    train_line = [c for c in echoed("demo.sh", cwd=tmp_path) if c and c[0] == "train.py"][0]
+    assert "--overwrite_run" in train_line
+    TrainOptions().parse(train_line[1:])
+    (quick,) = echoed("train_quick.sh", "data", "run", cwd=tmp_path)
+    assert "--overwrite_run" in quick
+    (resumed,) = echoed("train_quick.sh", "data", "run", "--continue_train", cwd=tmp_path)
+    assert "--overwrite_run" not in resumed and TrainOptions().parse(resumed[1:]).continue_train
+
+    write_images(tmp_path / "data" / "trainA", 2, seed=1)
+    write_images(tmp_path / "data" / "trainB", 2, seed=2)
+    tiny = tiny_flags(tmp_path / "data", tmp_path / "ck", "quick")
+    tiny = tiny[2:4] + tiny[6:]  # the script passes --dataroot and --name
+    env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "ITERS": "2", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    for attempt in range(2):
+        run = subprocess.run(["bash", str(SCRIPTS / "train_quick.sh"), str(tmp_path / "data"), "quick", *tiny],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, (attempt, run.stderr[-2000:])
+    assert (tmp_path / "ck" / "quick" / "latest.pt").is_file()

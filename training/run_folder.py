@@ -1,0 +1,52 @@
+"""The run folder checkpoints/<name>/: one training at a time, and no run replaced by accident."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from util.run_lock import RunLock, RunLockedError
+
+logger = logging.getLogger(__name__)
+
+
+class RunFolderError(RuntimeError):
+    """This command may not train in the run folder; the message names the folder and the fix."""
+
+
+@contextmanager
+def claim_run_folder(run_dir: Path, continue_train: bool, overwrite_run: bool) -> Iterator[None]:
+    """Hold the run folder's lock for the block, once this command may train there.
+
+    Without --continue_train a folder holding checkpoints is refused, unless --overwrite_run
+    asks to start that run over: its checkpoints are then deleted, so that none of the old
+    run's epochs is mistaken for the new run's.
+    """
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except RunLockedError as err:
+        raise RunFolderError(str(err)) from err
+    except OSError as err:
+        raise RunFolderError(f"cannot write to '{run_dir}' ({err.strerror or err}): check --checkpoints_dir "
+                             "(a writable folder) and --name") from err
+    try:
+        if not continue_train:
+            start_afresh(run_dir, overwrite_run)
+        yield
+    finally:
+        lock.release()
+
+
+def start_afresh(run_dir: Path, overwrite_run: bool) -> None:
+    saved = sorted(run_dir.glob("*.pt"))
+    if not saved:
+        return
+    names = ", ".join(p.name for p in saved[:4]) + (", ..." if len(saved) > 4 else "")
+    if not overwrite_run:
+        raise RunFolderError(f"'{run_dir}' already holds a trained run ({names}): resume it with --continue_train, "
+                             "start it over with --overwrite_run (deletes its checkpoints) or choose another --name")
+    for path in saved:
+        path.unlink()
+    logger.warning("--overwrite_run: deleted the earlier run's checkpoints in %s (%s)", run_dir, names)
