@@ -30,7 +30,7 @@ def generator_architecture(opt, net_name: str = "G_A") -> nn.Module:
     describe it, with PyTorch's default init."""
     return define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.normG, opt.no_antialias,
                             opt.no_antialias_up, opt.global_residual, opt.upsample_taps, opt.rain_layer,
-                            rain_layer_sign(net_name))
+                            rain_layer_sign(net_name), opt.skips)
 
 
 def build_generator(opt, net_name: str = "G_A") -> nn.Module:

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # define_generator's defaults, the values those flags had before they existed.
 GENERATOR_OPTIONS = {"netG": "netG", "input_nc": "input_nc", "output_nc": "output_nc", "ngf": "ngf",
                      "normG": "norm", "no_antialias": "no_antialias", "no_antialias_up": "no_antialias_up",
-                     "global_residual": "global_residual", "rain_layer": "rain_layer"}
+                     "global_residual": "global_residual", "rain_layer": "rain_layer", "skips": "skips"}
 
 
 def upsample_taps_of(saved_options: Mapping[str, Any]) -> int:
@@ -92,7 +92,7 @@ def first_line(err: BaseException) -> str:
 # Options that decide the networks' shapes or what the saved state means: resuming with
 # another value would load weights into the wrong network (or train another objective).
 ARCHITECTURE_FLAGS = ("model", "netG", "ngf", "normG", "input_nc", "output_nc", "no_antialias", "no_antialias_up",
-                      "upsample_taps", "global_residual", "rain_layer", "netD", "ndf", "n_layers_D", "normD",
+                      "upsample_taps", "global_residual", "rain_layer", "skips", "netD", "ndf", "n_layers_D", "normD",
                       "netF", "netF_nc", "nce_layers", "neg_nz", "dcd_variant")
 
 

@@ -54,6 +54,9 @@ class TrainOptions(BaseOptions):
                             "layer that is non-negative up to a small leak (rain only brightens; domain A is the "
                             "rainy one); gray: the same layer, colourless (one value for R, G and B). none: as "
                             "--global_residual says")
+        g.add_argument("--skips", action="store_true",
+                       help="add the encoder's full- and half-resolution features to the decoder's (U-Net-like "
+                            "skips; not in the papers): thin structures such as rain streaks become reachable")
 
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", default="unaligned", help="unaligned | single: data/<mode>_dataset.py")

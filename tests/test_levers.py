@@ -175,3 +175,36 @@ def test_sparsity_term_is_the_l1_of_each_translations_change(tiny_dataroot, tmp_
     assert float(terms["sparse_A"]) == pytest.approx(float(expected_A), rel=1e-5)
     without = model_after(tiny_flags(tiny_dataroot, tmp_path / "ck", "nosp"), 1)
     assert "sparse_A" not in without.get_current_losses()
+
+
+# ----- U-Net-like skips --------------------------------------------------------------------------
+@pytest.mark.parametrize("antialias", [True, False])
+def test_skips_reach_the_decoder_only_and_keep_layer_numbers(antialias):
+    from models.networks import define_generator
+    torch.manual_seed(0)
+    plain = define_generator("resnet_6blocks", ngf=8, no_antialias=not antialias, no_antialias_up=not antialias)
+    skipped = define_generator("resnet_6blocks", ngf=8, skips=True, no_antialias=not antialias,
+                               no_antialias_up=not antialias)
+    skipped.load_state_dict(plain.state_dict())  # no new parameters
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(plain(x, [0, 4, 8, 12], encode_only=True),
+                                                     skipped(x, [0, 4, 8, 12], encode_only=True)))
+        out, feats = skipped(x, [4])
+        assert torch.equal(out, skipped(x)) and not torch.allclose(out, plain(x))
+    # Each skip joins features of the same shape: decoder stage output += encoder stage input.
+    shapes = {}
+    hooks = [skipped.model[i].register_forward_hook(lambda m, a, o, i=i: shapes.__setitem__(i, o.shape))
+             for i in list(skipped.skips) + list(skipped.skips.values())]
+    with torch.no_grad():
+        skipped(x)
+    for hook in hooks:
+        hook.remove()
+    assert len(skipped.skips) == 2 and all(shapes[d] == shapes[s] for d, s in skipped.skips.items())
+
+
+def test_checkpoints_rebuild_the_skips(tiny_dataroot, tmp_path):
+    flags = tiny_flags(tiny_dataroot, tmp_path / "ck", "sk") + ["--skips", "--max_iters", "1"]
+    Trainer(TrainOptions().parse(flags)).run()
+    net, _ = load_generator(tmp_path / "ck" / "sk" / "latest.pt")
+    assert len(net.skips) == 2

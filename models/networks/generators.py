@@ -43,7 +43,7 @@ class ResnetGenerator(nn.Module):
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                  n_blocks: int = 9, no_antialias: bool = False, no_antialias_up: bool = False,
                  global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
-                 rain_layer_sign: int = -1):
+                 rain_layer_sign: int = -1, skips: bool = False):
         super().__init__()
         if (global_residual or rain_layer != "none") and input_nc != output_nc:
             raise ValueError("--global_residual and --rain_layer need --input_nc == --output_nc")
@@ -55,7 +55,9 @@ class ResnetGenerator(nn.Module):
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias),
                                    norm_layer(ngf), nn.ReLU(True)]
         channels = ngf
+        stage_inputs = []  # index of the last layer before each downsampling stage
         for _ in range(2):
+            stage_inputs.append(len(layers) - 1)
             out = channels * 2
             if no_antialias:
                 layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=bias), norm_layer(out), nn.ReLU(True)]
@@ -64,6 +66,7 @@ class ResnetGenerator(nn.Module):
                            nn.ReLU(True), BlurDownsample(out)]
             channels = out
         layers += [ResnetBlock(channels, norm) for _ in range(n_blocks)]
+        stage_outputs = []  # index of the last layer of each upsampling stage
         for _ in range(2):
             out = channels // 2
             if no_antialias_up:
@@ -72,9 +75,16 @@ class ResnetGenerator(nn.Module):
             else:
                 layers += [BlurUpsample(channels, upsample_taps), nn.Conv2d(channels, out, 3, stride=1, padding=1, bias=bias),
                            norm_layer(out), nn.ReLU(True)]
+            stage_outputs.append(len(layers) - 1)
             channels = out
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        # --skips: each upsampling stage's output plus the encoder features of the same
+        # resolution (U-Net-like, added, so channel counts and layer numbers stay as they are).
+        # The decoder otherwise rebuilds full-resolution detail from quarter-resolution
+        # features through smooth upsampling, which keeps thin structures such as rain
+        # streaks out of its reach.
+        self.skips = dict(zip(stage_outputs, reversed(stage_inputs))) if skips else {}
 
     def forward(self, x: torch.Tensor, layers: list[int] | None = None,
                 encode_only: bool = False) -> torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
@@ -86,21 +96,27 @@ class ResnetGenerator(nn.Module):
         if not layers:
             if encode_only:
                 raise ValueError("encode_only needs a non-empty list of layers")
-            return self._output(x, self.model(x))
-        wanted = set(layers)
+            if not self.skips:
+                return self._output(x, self.model(x))
+        wanted = set(layers or [])
         unknown = wanted - set(range(len(self.model)))
         if unknown:
             raise ValueError(f"--nce_layers {sorted(unknown)} do not exist; this generator has layers 0..{len(self.model) - 1}")
-        last = max(wanted)
-        feats = []
+        last = max(wanted, default=-1)
+        feats, saved = [], {}
+        sources = set(self.skips.values())
         feat = x
         for index, layer in enumerate(self.model):
             feat = layer(feat)
+            if index in sources:
+                saved[index] = feat
+            if index in self.skips:
+                feat = feat + saved[self.skips[index]]
             if index in wanted:
                 feats.append(feat)
             if encode_only and index == last:
                 return feats
-        return self._output(x, feat), feats
+        return (self._output(x, feat), feats) if layers else self._output(x, feat)
 
     def _output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """With --global_residual the network predicts a correction added to its input.
@@ -123,8 +139,8 @@ class ResnetGenerator(nn.Module):
 def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                      no_antialias: bool = False, no_antialias_up: bool = False,
                      global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
-                     rain_layer_sign: int = -1) -> ResnetGenerator:
+                     rain_layer_sign: int = -1, skips: bool = False) -> ResnetGenerator:
     if netG not in GENERATOR_BLOCKS:
         raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(GENERATOR_BLOCKS)}")
     return ResnetGenerator(input_nc, output_nc, ngf, norm, GENERATOR_BLOCKS[netG], no_antialias, no_antialias_up,
-                           global_residual, upsample_taps, rain_layer, rain_layer_sign)
+                           global_residual, upsample_taps, rain_layer, rain_layer_sign, skips)
