@@ -1,4 +1,4 @@
-"""Score restored images against their ground truth (PSNR / SSIM, docs/METHODS.md, section 4).
+"""Score restored images against their ground truth (PSNR / SSIM, docs/METHODS.md, section 5).
 
     python evaluate.py --pred results/NAME/test_latest/images/fake_B --gt datasets/rain/testB
     python evaluate.py --pred OUT --gt GT --channel rgb --csv scores.csv   # dehazing convention

@@ -1,4 +1,4 @@
-"""PSNR and SSIM as the deraining / dehazing papers report them (docs/METHODS.md, section 4).
+"""PSNR and SSIM as the deraining / dehazing papers report them (docs/METHODS.md, section 5).
 
 Deraining papers score the Y channel of YCbCr (BT.601, MATLAB's ``rgb2ycbcr``), dehazing
 papers score RGB; both with data range 255 and Wang et al.'s Gaussian-window SSIM.
