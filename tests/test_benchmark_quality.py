@@ -161,3 +161,22 @@ def test_learning_curve_plot_averages_seeds_and_writes_png_and_table(tmp_path):
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"input": {"psnr": 1, "ssim": 1}, "runs": [{"spec": "cut"}]}))
     assert plot.main([str(empty), "--out", str(tmp_path / "none")]) == 2
+
+
+def test_comparison_grid_rows_are_input_outputs_and_ground_truth(tiny_dataroot, tmp_path):
+    spec = importlib.util.spec_from_file_location("comparison_grid", REPO / "scripts" / "comparison_grid.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "grid.png"
+    # The degraded inputs stand in for a restoration: the middle column must equal the first.
+    assert module.main(["--dataroot", str(tiny_dataroot), "--results", str(tiny_dataroot / "testA"),
+                        "--label", "same", "--out", str(out), "--every", "1"]) == 0
+    from PIL import Image
+    import numpy as np
+    image = np.asarray(Image.open(out))
+    h, w = 40, 48  # conftest's image size
+    assert image.shape == (module.TITLE_HEIGHT + 2 * h, 3 * w, 3)
+    body = image[module.TITLE_HEIGHT:]
+    assert np.array_equal(body[:, :w], body[:, w:2 * w]) and not np.array_equal(body[:, :w], body[:, 2 * w:])
+    assert module.main(["--dataroot", str(tiny_dataroot), "--results", str(tmp_path / "nowhere"),
+                        "--out", str(out)]) == 2
