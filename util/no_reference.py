@@ -91,6 +91,14 @@ def imresize(image: np.ndarray, scale: float) -> np.ndarray:
     return _resize_axis(_resize_axis(image, scale, 0), scale, 1)
 
 
+def _nearest(increasing: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of the closest entry of an increasing array to each value (the first on a tie),
+    what an argmin of squared differences gives, without the len(values) x len(array) table."""
+    right = np.clip(np.searchsorted(increasing, values), 1, len(increasing) - 1)
+    left = right - 1
+    return np.where(values - increasing[left] <= increasing[right] - values, left, right)
+
+
 def aggd_fit(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Asymmetric generalised Gaussian fit of each row: (shape alpha, left scale, right scale).
 
@@ -105,8 +113,7 @@ def aggd_fit(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ratio = left / right
         r_hat = np.abs(samples).mean(1) ** 2 / square.mean(1)
         r_norm = r_hat * (ratio**3 + 1) * (ratio + 1) / (ratio**2 + 1) ** 2
-    best = np.argmin((_RHO[None, :] - np.nan_to_num(r_norm, nan=np.inf)[:, None]) ** 2, axis=1)
-    alpha = np.where(np.isfinite(r_norm), _ALPHAS[best], np.nan)
+    alpha = np.where(np.isfinite(r_norm), _ALPHAS[_nearest(_RHO, np.nan_to_num(r_norm))], np.nan)
     spread = np.sqrt(gamma(1 / alpha) / gamma(3 / alpha))
     return alpha, left * spread, right * spread
 
