@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
+# basicsr: the NIQE reference tests/test_no_reference.py compares with, imported there module
+# by module, so none of its own dependencies (OpenCV, LMDB, tb-nightly) is installed.
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "setuptools<81" wheel
 	$(PY) -m pip install -q --no-build-isolation -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation basicsr==1.4.2
 	touch $(STAMP)
 
 demo: venv
