@@ -51,6 +51,9 @@ class TestOptions(BaseOptions):
         at_least(opt, 0, "crop_border", "tile_overlap")
         if opt.tile and opt.tile < MIN_TILE:
             raise OptionError(f"--tile {opt.tile}: give 0 (whole images) or a tile of at least {MIN_TILE} pixels")
+        if opt.pretrained and opt.direction != "AtoB":
+            raise OptionError(f"--pretrained {opt.pretrained} restores (AtoB) only; for --direction {opt.direction} "
+                              "test a training run with --name")
         if opt.tile and opt.tile_overlap >= opt.tile:
             raise OptionError(f"--tile_overlap {opt.tile_overlap} must be smaller than --tile {opt.tile} "
                               f"(e.g. --tile_overlap {opt.tile // 8})")

@@ -160,11 +160,14 @@ def test_one_image_file_as_dataroot_with_ground_truth(shipped, tmp_path):
     assert run_test("--dataroot", str(tmp_path / "notes.txt"), "--pretrained", str(out)) == 2
 
 
-def test_a_missing_shipped_model_is_a_one_line_error(tmp_path, caplog):
+def test_a_missing_shipped_model_or_another_direction_is_a_one_line_error(tmp_path, caplog, capsys):
     write_images(tmp_path / "imgs", 1)
     assert run_test("--dataroot", str(tmp_path / "imgs"), "--pretrained", "no_such_model",
                     "--results_dir", str(tmp_path / "res")) == 2
     assert "no shipped model" in caplog.text and "no_such_model.pt" in caplog.text
+    with pytest.raises(SystemExit) as stop:
+        run_test("--dataroot", str(tmp_path / "imgs"), "--pretrained", "x", "--direction", "BtoA")
+    assert stop.value.code == 2 and "restores (AtoB) only" in capsys.readouterr().err
 
 
 def test_nr_metrics_can_be_switched_off(shipped, tmp_path):
