@@ -105,8 +105,8 @@ def scores(restored: np.ndarray, image: np.ndarray, gt: np.ndarray, channel: str
 
 def no_reference_row(restored: np.ndarray, image: np.ndarray) -> dict:
     """NIQE / PIQE of the output and (as input_*) of the input; NIQE None for small images."""
-    output, source = no_reference_scores(restored), no_reference_scores(image)
-    return {**output, **{f"input_{metric}": value for metric, value in source.items()}}
+    output, given = no_reference_scores(restored), no_reference_scores(image)
+    return {**output, **{f"input_{metric}": value for metric, value in given.items()}}
 
 
 def make_restorer(opt) -> tuple[Restorer, str, str]:

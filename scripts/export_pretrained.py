@@ -55,7 +55,8 @@ def model_card(state: dict, out: Path, export_args: str) -> str:
     architecture = ", ".join(f"{key} {value}" for key, value in state["opt"].items())
     parameters = sum(t.numel() for t in generator_from_saved_options(state["opt"], net_name).parameters())
     facts = {
-        "name": out.stem, "file": str(out), "size_mb": f"{out.stat().st_size / 1e6:.2f}", "sha256": file_digest(out, 64),
+        "name": out.stem, "file": str(out), "size_mb": f"{out.stat().st_size / 1e6:.2f}",
+        "sha256": file_digest(out, 64),
         "dtype": str(next(iter(weights.values())).dtype).removeprefix("torch."), "export_args": export_args,
         "source": state["source"]["checkpoint"], "source_sha256": state["source"]["sha256"],
         "position": describe_position(state["position"]), "net_name": net_name,
