@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: venv demo test clean
 
@@ -16,10 +17,17 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q --no-build-isolation -r requirements.txt
 	touch $(STAMP)
 
+# basicsr: the NIQE reference tests/test_no_reference.py compares with, imported there module
+# by module, so none of its own dependencies (OpenCV, LMDB, tb-nightly) is installed.
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(PY) -m pip install -q -r requirements-test.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation basicsr==1.4.2
+	touch $(TEST_STAMP)
+
 demo: venv
 	PY=$(PY) bash scripts/demo.sh
 
-test: venv
+test: $(TEST_STAMP)
 	PY=$(PY) bash scripts/setup_test_services.sh
 	$(PY) -m pytest -q tests
 

@@ -1,8 +1,11 @@
 """Restore a folder of images: python test.py --dataroot DIR --name NAME [--epoch latest]
+or with a shipped model: python test.py --dataroot DIR --pretrained rain_synthetic
 
-DIR is a plain folder of images or a dataset root with testA/ (and testB/ ground truth).
-Every image is processed at full resolution; outputs keep their input's size and go to
-results/<name>/test_<epoch>/images/<stem>.png, with an index.html beside them.
+DIR is a plain folder of images, one image file, or a dataset root with testA/ (and testB/
+ground truth). Every image is processed at full resolution; outputs keep their input's size
+and go to results/<name>/test_<epoch>/images/<stem>.png (results/<NAME>/test_pretrained/
+with --pretrained NAME), with an index.html beside them. Every input and output gets its
+no-reference scores (NIQE, PIQE: quality.csv), and PSNR/SSIM where there is ground truth.
 
 Each run replaces what an earlier run wrote there, and the page and metrics name the
 checkpoint (file, epoch, iteration, SHA-256) that made the outputs.
@@ -18,7 +21,6 @@ import logging
 import os
 import shutil
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +28,27 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from data.image_folder import DatasetError, make_dataset
-from data.single_dataset import test_image_folder
-from models.loading import LoadedCheckpoint, load_generator
+from data.image_folder import DatasetError
+from data.single_dataset import test_images
+from models.loading import LoadedCheckpoint
+from models.restorer import Restorer
 from options.test_options import MIN_TILE, TestOptions
 from util.atomic_file import atomic_write
 from util.checkpoint import CheckpointError
 from util.distributed import device_of
 from util.html import save_test_page
-from util.image_io import ImageReadError, display_name, load_rgb, save_image, tensor_to_uint8, uint8_to_tensor
-from util.inference import is_out_of_memory, restore
+from util.image_io import ImageReadError, display_name, load_rgb, save_image
+from util.inference import is_out_of_memory
 from util.log import setup_logging
 from util.metrics import psnr, ssim
+from util.no_reference import NO_REFERENCE_METRICS, mean_scores, no_reference_scores
 
 logger = logging.getLogger("test")
 
 EXIT_SKIPPED = 3
 EXIT_USAGE = 2
 # What a run writes in its page folder; an earlier run's copies are removed first.
-OUTPUTS = ("images", "inputs", "gt", "index.html", "metrics.txt", "metrics.csv", "skipped.txt")
+OUTPUTS = ("images", "inputs", "gt", "index.html", "metrics.txt", "metrics.csv", "quality.csv", "skipped.txt")
 
 
 def output_name(path: str, folder: str, taken: set[str]) -> str:
@@ -89,12 +93,6 @@ def clear_earlier_results(page_dir: Path) -> None:
         logger.info("replaced the results of an earlier run in %s", page_dir)
 
 
-def restore_image(net, image: np.ndarray, opt, device) -> np.ndarray:
-    x = uint8_to_tensor(image)[None].to(device)
-    with torch.autocast(device.type, dtype=torch.bfloat16) if opt.amp else nullcontext():
-        return tensor_to_uint8(restore(net, x, opt.tile, opt.tile_overlap))
-
-
 def out_of_memory_hint(image: np.ndarray, tile: int) -> str:
     smaller = f"a smaller --tile (e.g. --tile {max(MIN_TILE, tile // 2)})" if tile else "--tile 512"
     return f"out of memory for a {image.shape[1]}x{image.shape[0]} image: rerun with {smaller}"
@@ -105,14 +103,25 @@ def scores(restored: np.ndarray, image: np.ndarray, gt: np.ndarray, channel: str
             "input_psnr": psnr(image, gt, channel, crop_border), "input_ssim": ssim(image, gt, channel, crop_border)}
 
 
-def run(opt) -> int:
-    device = device_of(opt.gpu_ids)
+def no_reference_row(restored: np.ndarray, image: np.ndarray) -> dict:
+    """NIQE / PIQE of the output and (as input_*) of the input; NIQE None for small images."""
+    output, given = no_reference_scores(restored), no_reference_scores(image)
+    return {**output, **{f"input_{metric}": value for metric, value in given.items()}}
+
+
+def make_restorer(opt) -> tuple[Restorer, str, str]:
+    """The restorer the options ask for, and the run name and label of its results folder."""
+    settings = {"device": device_of(opt.gpu_ids), "tile": opt.tile, "tile_overlap": opt.tile_overlap, "amp": opt.amp}
+    if opt.pretrained:
+        return Restorer.from_pretrained(opt.pretrained, **settings), Path(opt.pretrained).stem, "pretrained"
     checkpoint = Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}.pt"
-    net, source = load_generator(checkpoint, opt.direction, device)
-    folder = test_image_folder(opt.dataroot, opt.direction)
-    paths = make_dataset(folder)
-    if not paths:
-        raise DatasetError(f"no images found in '{folder}'")
+    return Restorer.from_checkpoint(checkpoint, opt.direction, **settings), opt.name, opt.epoch
+
+
+def run(opt) -> int:
+    restorer, run_name, label = make_restorer(opt)
+    device, source = restorer.device, restorer.source
+    folder, paths = test_images(opt.dataroot, opt.direction)
     if opt.num_test is not None:
         paths = paths[:opt.num_test]
     gt_dir = Path(opt.gt_dir) if opt.gt_dir else None
@@ -122,7 +131,7 @@ def run(opt) -> int:
     if gt_dir is not None and not gt_dir.is_dir():
         raise DatasetError(f"--gt_dir '{gt_dir}' is not a folder")
 
-    page_dir = Path(opt.results_dir) / opt.name / f"test_{opt.epoch}"
+    page_dir = Path(opt.results_dir) / run_name / f"test_{label}"
     page_dir.mkdir(parents=True, exist_ok=True)
     clear_earlier_results(page_dir)
     rows, skipped, taken = [], [], set()
@@ -136,7 +145,7 @@ def run(opt) -> int:
                 skipped.append((path, err.reason))
                 continue
             try:
-                restored = restore_image(net, image, opt, device)
+                restored = restorer.restore_array(image)
             except (MemoryError, RuntimeError) as err:
                 if not is_out_of_memory(err):
                     raise
@@ -150,6 +159,8 @@ def run(opt) -> int:
             save_image(restored, page_dir / "images" / name)
             save_image(image, page_dir / "inputs" / name)
             row = {"name": name, "input": f"inputs/{name}", "output": f"images/{name}"}
+            if opt.nr_metrics:
+                row.update(no_reference_row(restored, image))
             gt_path = find_ground_truth(gt_dir, name)
             gt = read_ground_truth(gt_path) if gt_path is not None else None
             if gt is not None:
@@ -166,7 +177,7 @@ def run(opt) -> int:
             rows.append(row)
 
     write_metrics(page_dir, rows, opt.metric_channel, source)
-    save_test_page(page_dir, rows, title=f"{opt.name} / {opt.epoch}", subtitle=f"checkpoint: {source.describe()}")
+    save_test_page(page_dir, rows, title=f"{run_name} / {label}", subtitle=f"checkpoint: {source.describe()}")
     logger.info("%d images restored; page: %s", len(rows), page_dir / "index.html")
     if skipped:
         lines = [f"{display_name(p)}\t{reason}" for p, reason in skipped]
@@ -179,21 +190,45 @@ def run(opt) -> int:
 
 
 def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: LoadedCheckpoint) -> None:
-    """metrics.csv (per image) and metrics.txt (the means), each naming the checkpoint."""
+    """metrics.csv (PSNR/SSIM per image with ground truth), quality.csv (NIQE/PIQE per image)
+    and metrics.txt (the means), each naming the checkpoint."""
+    summaries = []
     scored = [r for r in rows if "psnr" in r]
-    if not scored:
+    if scored:
+        fields = ["name", "psnr", "ssim", "input_psnr", "input_ssim"]
+        write_csv(page_dir / "metrics.csv", fields, scored, source.digest)
+        mean = {k: float(np.mean([r[k] for r in scored])) for k in fields[1:]}
+        summaries.append(f"{len(scored)} images, {channel.upper()} channel: output PSNR {mean['psnr']:.2f} dB SSIM "
+                         f"{mean['ssim']:.4f} | input PSNR {mean['input_psnr']:.2f} dB SSIM {mean['input_ssim']:.4f}")
+    rated = [r for r in rows if "piqe" in r]
+    if rated:
+        fields = ["name", *NO_REFERENCE_METRICS, *(f"input_{m}" for m in NO_REFERENCE_METRICS)]
+        write_csv(page_dir / "quality.csv", fields, rated, source.digest)
+        mean = mean_scores(rated, tuple(fields[1:]))
+        niqe_count = sum(r["niqe"] is not None for r in rated)
+        niqe_note = "" if niqe_count == len(rated) else f" (NIQE on {niqe_count}: it needs 192 x 96 pixels)"
+        summaries.append(f"{len(rated)} images, no reference (lower is better){niqe_note}: output NIQE "
+                         f"{score_text(mean['niqe'])} PIQE {score_text(mean['piqe'])} | input NIQE "
+                         f"{score_text(mean['input_niqe'])} PIQE {score_text(mean['input_piqe'])}")
+    if not summaries:
         return
-    fields = ["name", "psnr", "ssim", "input_psnr", "input_ssim"]
-    with atomic_write(page_dir / "metrics.csv", "w") as fh:
+    with atomic_write(page_dir / "metrics.txt", "w") as fh:
+        fh.write("\n".join(summaries) + f"\ncheckpoint: {source.describe()}\n")
+    for summary in summaries:
+        logger.info("%s", summary)
+
+
+def score_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def write_csv(path: Path, fields: list[str], rows: list[dict], digest: str) -> None:
+    """One line per row (a missing score is an empty cell), then the checkpoint's hash column."""
+    with atomic_write(path, "w") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(fields + ["checkpoint_sha256"])
-        writer.writerows([display_name(r["name"])] + [r[k] for k in fields[1:]] + [source.digest] for r in scored)
-    mean = {k: float(np.mean([r[k] for r in scored])) for k in fields[1:]}
-    summary = (f"{len(scored)} images, {channel.upper()} channel: output PSNR {mean['psnr']:.2f} dB SSIM "
-               f"{mean['ssim']:.4f} | input PSNR {mean['input_psnr']:.2f} dB SSIM {mean['input_ssim']:.4f}")
-    with atomic_write(page_dir / "metrics.txt", "w") as fh:
-        fh.write(f"{summary}\ncheckpoint: {source.describe()}\n")
-    logger.info("%s", summary)
+        writer.writerows([display_name(r["name"])] + ["" if r[k] is None else r[k] for k in fields[1:]] + [digest]
+                         for r in rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from util.image_io import load_rgb
+from util.image_io import IMG_EXTENSIONS, is_image_file, load_rgb
 
 from .base_dataset import BaseDataset, transform_image
 from .image_folder import DatasetError, make_dataset
@@ -19,6 +19,20 @@ def test_image_folder(dataroot: str, direction: str = "AtoB") -> str:
         raise DatasetError(f"'{sub}' does not exist; put the test images there, "
                            "or pass a plain folder of images as --dataroot")
     return dataroot
+
+
+def test_images(dataroot: str, direction: str = "AtoB") -> tuple[str, list[str]]:
+    """(folder, image paths) test.py restores: one image file, or every image of
+    `test_image_folder` (output names are relative to the folder)."""
+    if os.path.isfile(dataroot):
+        if not is_image_file(dataroot):
+            raise DatasetError(f"--dataroot '{dataroot}' is a file but not an image ({', '.join(IMG_EXTENSIONS)})")
+        return os.path.dirname(dataroot) or ".", [dataroot]
+    folder = test_image_folder(dataroot, direction)
+    paths = make_dataset(folder)
+    if not paths:
+        raise DatasetError(f"no images found in '{folder}'")
+    return folder, paths
 
 
 class SingleDataset(BaseDataset):

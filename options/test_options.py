@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from util.flags import OneLineParser
+from util.flags import OneLineParser, str2bool
 
 from .base_options import BaseOptions, OptionError, at_least
 
@@ -19,6 +19,11 @@ class TestOptions(BaseOptions):
     def initialize(self, parser):
         parser = super().initialize(parser)
         g = parser.add_argument_group("restoring")
+        g.add_argument("--pretrained", default=None, metavar="NAME",
+                       help="restore with the shipped model pretrained/NAME.pt (or a path to such a file) "
+                            "instead of --name/--epoch; results go to <results_dir>/NAME/test_pretrained/")
+        g.add_argument("--nr_metrics", type=str2bool, nargs="?", const=True, default=True,
+                       help="score every input and output with NIQE and PIQE (no ground truth needed)")
         g.add_argument("--results_dir", default="./results", help="outputs go to <results_dir>/<name>/test_<epoch>/")
         g.add_argument("--num_test", type=int, default=None, help="process at most this many images (default: all)")
         g.add_argument("--gt_dir", default=None, help="ground-truth folder (default: <dataroot>/testB if present)")
@@ -46,6 +51,9 @@ class TestOptions(BaseOptions):
         at_least(opt, 0, "crop_border", "tile_overlap")
         if opt.tile and opt.tile < MIN_TILE:
             raise OptionError(f"--tile {opt.tile}: give 0 (whole images) or a tile of at least {MIN_TILE} pixels")
+        if opt.pretrained and opt.direction != "AtoB":
+            raise OptionError(f"--pretrained {opt.pretrained} restores (AtoB) only; for --direction {opt.direction} "
+                              "test a training run with --name")
         if opt.tile and opt.tile_overlap >= opt.tile:
             raise OptionError(f"--tile_overlap {opt.tile_overlap} must be smaller than --tile {opt.tile} "
                               f"(e.g. --tile_overlap {opt.tile // 8})")

@@ -10,6 +10,7 @@ import models
 from data.base_dataset import PREPROCESS_MODES
 from models.builders import CHOICES, generator_architecture
 from models.contrastive import parse_layers
+from util.boards import DISPLAY_BACKENDS
 from util.flags import OneLineParser, str2bool
 from util.schedulers import LR_POLICIES
 from util.weight_init import INIT_TYPES
@@ -72,6 +73,10 @@ class TrainOptions(BaseOptions):
         g.add_argument("--serial_batches", action="store_true", help="take B images in order instead of at random")
 
         g = parser.add_argument_group("display")
+        g.add_argument("--display_backend", default="visdom", choices=DISPLAY_BACKENDS,
+                       help="dashboards: visdom, tensorboard (event files in checkpoints/<name>/), both, "
+                            "or wandb (Weights & Biases; WANDB_MODE=offline works without an account)")
+        g.add_argument("--wandb_project", default="dcdgan", help="W&B project of --display_backend wandb")
         g.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 disables visdom")
         g.add_argument("--display_server", default="http://localhost", help="visdom server")
         g.add_argument("--display_port", type=int, default=8097, help="visdom port")

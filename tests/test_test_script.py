@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import evaluate
+import models.restorer as restorer_module
 import test as test_script
 import train
 from options.test_options import TestOptions
@@ -108,8 +109,11 @@ def test_a_second_run_leaves_only_its_own_outputs_naming_its_checkpoint(trained,
     assert (out / "metrics.csv").is_file() and (out / "gt").is_dir()
     assert run_test(trained, second, "--results_dir", str(results)) == 0
     assert sorted(p.name for p in (out / "images").iterdir()) == ["other000.png"]
-    for stale in ("metrics.csv", "metrics.txt", "gt"):
+    for stale in ("metrics.csv", "gt"):
         assert not (out / stale).exists(), f"{stale} of the first run would describe another run"
+    assert "PSNR" not in (out / "metrics.txt").read_text()  # only this run's no-reference scores
+    with open(out / "quality.csv") as fh:
+        assert [row["name"] for row in csv.DictReader(fh)] == ["other000.png"]
     checkpoint = trained / "ck" / "t" / "latest.pt"
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
     page = (out / "index.html").read_text(encoding="utf-8")
@@ -161,7 +165,7 @@ def test_an_image_too_small_for_ssim_loses_only_its_own_scores(trained, tmp_path
 def test_an_image_too_large_for_memory_is_skipped_with_a_hint(trained, tmp_path, monkeypatch):
     write_images(tmp_path / "photos", 1, size=(20, 24), prefix="small")
     write_images(tmp_path / "photos", 1, size=(90, 120), prefix="huge")
-    restore = test_script.restore
+    restore = restorer_module.restore
 
     def allocator(net, x, tile, overlap):
         if x.shape[-1] > 100 and not tile:
@@ -169,7 +173,7 @@ def test_an_image_too_large_for_memory_is_skipped_with_a_hint(trained, tmp_path,
                                "you tried to allocate 95883599872 bytes. Error code 12 (Cannot allocate memory)")
         return restore(net, x, tile, overlap)
 
-    monkeypatch.setattr(test_script, "restore", allocator)
+    monkeypatch.setattr(restorer_module, "restore", allocator)
     results = tmp_path / "results"
     assert run_test(trained, tmp_path / "photos", "--results_dir", str(results)) == 3
     out = results / "t" / "test_latest"

@@ -67,7 +67,8 @@ def make_visualizer(opt) -> Visualizer:
     return Visualizer(opt.name, opt.checkpoints_dir, display_id=opt.display_id, display_server=opt.display_server,
                       display_port=opt.display_port, display_env=opt.display_env, display_ncols=opt.display_ncols,
                       display_winsize=opt.display_winsize, no_html=opt.no_html,
-                      update_html_freq=opt.update_html_freq, continue_train=opt.continue_train, options=vars(opt))
+                      update_html_freq=opt.update_html_freq, continue_train=opt.continue_train, options=vars(opt),
+                      display_backend=opt.display_backend, wandb_project=opt.wandb_project)
 
 
 def iteration_budget(opt) -> int | None:
@@ -225,7 +226,8 @@ class Trainer:
         else:  # stepped every iteration
             lr = next(iter(self.model.optimizers.values())).param_groups[0]["lr"]
         if self.visualizer and self.model.visuals:
-            self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save_result=True)
+            self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save_result=True,
+                                                    step=p["total_iters"])
         p["epoch"], p["epoch_iter"] = epoch + 1, 0
         self.save("latest")
         if epoch % o.save_epoch_freq == 0:
@@ -237,13 +239,14 @@ class Trainer:
         total = p["total_iters"]
         if self.visualizer and total % o.display_freq == 0:
             save = total % o.update_html_freq == 0
-            self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save_result=save)
+            self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save_result=save,
+                                                    step=total)
         if total % o.print_freq == 0:
             losses = self.model.get_current_losses()
             self.last_losses = losses
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
             if self.visualizer:
                 self.visualizer.log_losses(epoch, p["epoch_iter"], losses, t_comp, t_data)
-                self.visualizer.plot_current_losses(epoch, p["epoch_iter"] / self.iters_per_epoch, losses)
+                self.visualizer.plot_current_losses(epoch, p["epoch_iter"] / self.iters_per_epoch, losses, step=total)
         if total % o.save_latest_freq == 0:
             self.save("latest")

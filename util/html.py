@@ -209,15 +209,19 @@ class TrainingPage:
 
 
 # Optional metric keys of a test row and their column headers, in column order.
-_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "input_psnr": "input PSNR (dB)", "input_ssim": "input SSIM"}
+_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "input_psnr": "input PSNR (dB)", "input_ssim": "input SSIM",
+            "niqe": "NIQE", "piqe": "PIQE", "input_niqe": "input NIQE", "input_piqe": "input PIQE"}
+# Decimals shown per metric (by the name's ending).
+_DECIMALS = {"psnr": 2, "ssim": 4, "niqe": 3, "piqe": 2}
 
 
 def save_test_page(page_dir: str | os.PathLike, rows: Sequence[Mapping], title: str,
                    image_width: int = 256, subtitle: str = "") -> Path:
-    """Write `page_dir/index.html`: input | output | ground truth per image, with PSNR/SSIM.
+    """Write `page_dir/index.html`: input | output | ground truth per image, with the scores.
 
-    Each row is a dict with `name`, `input`, `output` and optionally `gt`, `psnr`, `ssim`
-    (and `input_psnr`, `input_ssim`: the rainy input's own scores, the floor to beat); image
+    Each row is a dict with `name`, `input`, `output` and optionally `gt`, `psnr`, `ssim`,
+    the no-reference `niqe`, `piqe` (lower is better), and each again as `input_<metric>`
+    (the rainy input's own score, the floor to beat); image
     paths are relative to `page_dir`. A last row gives the mean of each metric. `subtitle`
     (e.g. which checkpoint made the outputs) is shown under the title.
     """
@@ -264,4 +268,4 @@ def save_test_page(page_dir: str | os.PathLike, rows: Sequence[Mapping], title: 
 
 
 def _format_metric(name: str, value: float) -> str:
-    return f"{value:.2f}" if name.endswith("psnr") else f"{value:.4f}"
+    return f"{value:.{_DECIMALS[name.rpartition('_')[2]]}f}"

@@ -43,7 +43,8 @@ def display_name(name: str | os.PathLike) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit RGB: 16-bit and float grey scaled, transparency on white."""
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -94,7 +95,7 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     with _decoding(path), Image.open(path) as img:
         img.load()
         img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        return to_rgb(img)
 
 
 def probe_image(path: str | os.PathLike) -> tuple[int, int]:

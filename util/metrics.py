@@ -100,7 +100,7 @@ def _prepare(
     return pred.astype(np.float64), gt.astype(np.float64)
 
 
-def _images_by_stem(folder: Path) -> dict[str, Path]:
+def images_by_stem(folder: Path) -> dict[str, Path]:
     """Map file stem -> path for the images directly inside ``folder``."""
     if not folder.is_dir():
         raise MetricsError(f"'{folder}' is not a folder: pass the folder that holds the images")
@@ -117,7 +117,8 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _load(path: Path) -> np.ndarray:
+def load_scored(path: Path) -> np.ndarray:
+    """The image as uint8 RGB; an unreadable file is a MetricsError naming it."""
     try:
         return np.asarray(load_rgb(path))
     except ImageReadError as err:
@@ -148,10 +149,10 @@ def evaluate_folders(
     """
     if channel not in CHANNELS:
         raise MetricsError(f"channel must be one of {CHANNELS}, got {channel!r}")
-    preds = _images_by_stem(Path(pred_dir))
+    preds = images_by_stem(Path(pred_dir))
     if not preds:
         raise MetricsError(f"no images in '{pred_dir}' (looked for {', '.join(IMG_EXTENSIONS)})")
-    gts = _images_by_stem(Path(gt_dir))
+    gts = images_by_stem(Path(gt_dir))
     rows = []
     for stem, pred_path in preds.items():
         gt_path = gts.get(stem)
@@ -159,7 +160,7 @@ def evaluate_folders(
             raise MetricsError(
                 f"no ground truth for '{pred_path}': expected a file named '{stem}.<ext>' in '{gt_dir}'"
             )
-        pred, gt = _load(pred_path), _load(gt_path)
+        pred, gt = load_scored(pred_path), load_scored(gt_path)
         if pred.shape != gt.shape:
             raise MetricsError(
                 f"size mismatch: '{pred_path}' is {pred.shape[1]}x{pred.shape[0]} but "

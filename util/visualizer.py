@@ -1,4 +1,5 @@
-"""Training feedback: the visdom dashboard, the loss log file and the HTML training page.
+"""Training feedback: the dashboards (visdom, TensorBoard, W&B), the loss log file and the
+HTML training page.
 
 The dashboard is optional and must never slow down or stop training: with no server (or a
 server that dies) the Visualizer warns once, keeps going, and retries the connection with an
@@ -20,8 +21,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 
+from util.boards import TensorBoardBoard, WandbBoard, backends_of, compose_grid
 from util.html import TrainingPage
 from util.image_io import tensor_to_uint8
 
@@ -103,27 +104,6 @@ def _open_client(server: str, port: int, env: str) -> Any:
 def _format_options(options: Mapping[str, Any]) -> str:
     lines = [f"{key}: {value}" for key, value in sorted(options.items())]
     return "<pre>" + html.escape("\n".join(lines)) + "</pre>"
-
-
-def _compose_grid(images: Mapping[str, np.ndarray], ncols: int, cell: int) -> np.ndarray:
-    """The visuals side by side, `ncols` per row, each scaled to fit `cell` px, label below."""
-    font = ImageFont.load_default(size=14)
-    label_h, pad = 20, 4
-    ncols = max(1, min(ncols, len(images)))
-    nrows = math.ceil(len(images) / ncols)
-    grid = Image.new("RGB", (ncols * (cell + pad) + pad, nrows * (cell + label_h + pad) + pad), "white")
-    draw = ImageDraw.Draw(grid)
-    for i, (label, array) in enumerate(images.items()):
-        img = Image.fromarray(array)
-        scale = cell / max(img.size)
-        # Nearest when enlarging keeps the pixels of small crops visible instead of a blur.
-        resample = Image.NEAREST if scale >= 1 else Image.LANCZOS
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), resample)
-        x = pad + (i % ncols) * (cell + pad)
-        y = pad + (i // ncols) * (cell + label_h + pad)
-        grid.paste(img, (x + (cell - img.width) // 2, y + (cell - img.height) // 2))
-        draw.text((x + cell // 2, y + cell + 2), label, fill="black", font=font, anchor="ma")
-    return np.asarray(grid).transpose(2, 0, 1)  # visdom wants CxHxW
 
 
 class _Dashboard:
@@ -233,7 +213,7 @@ class _Dashboard:
     def show_images(self, images: Mapping[str, np.ndarray], title: str) -> None:
         if not self._connected():
             return
-        grid = _compose_grid(images, self.ncols, self.cell_size)
+        grid = compose_grid(images, self.ncols, self.cell_size).transpose(2, 0, 1)  # visdom wants CxHxW
         caption = " | ".join(images)
         try:
             # The caption takes two text lines that visdom does not add to the pane's height.
@@ -249,20 +229,24 @@ class _Dashboard:
 
 
 class Visualizer:
-    """Loss log file, visdom dashboard (display_id > 0) and HTML training page (unless no_html).
+    """Loss log file, dashboards and HTML training page (unless no_html).
 
-    Everything goes under `<checkpoints_dir>/<name>/`. The dashboard talks to
-    `display_server:display_port` in environment `display_env` ('' = the run name) and shows
-    `options` (e.g. the run's flags) in a text pane; `display_ncols` images per row at
-    `display_winsize` px, as on the HTML page. With `continue_train` the log, plot and page
-    of an earlier run under the same name are extended instead of replaced.
+    Everything goes under `<checkpoints_dir>/<name>/`. `display_backend` (util.boards.
+    DISPLAY_BACKENDS) picks the dashboards: visdom (when display_id > 0) talks to
+    `display_server:display_port` in environment `display_env` ('' = the run name);
+    TensorBoard writes event files into the run folder; W&B logs to project `wandb_project`.
+    Each shows the loss curves, the grid of visuals (`display_ncols` per row at
+    `display_winsize` px, as on the HTML page) and `options` (e.g. the run's flags). With
+    `continue_train` the log, plots and page of an earlier run under the same name are
+    extended instead of replaced.
     """
 
     def __init__(self, name: str, checkpoints_dir: str | Path, *, display_id: int = 0,
                  display_server: str = "http://localhost", display_port: int = 8097, display_env: str = "",
                  display_ncols: int = 4, display_winsize: int = 256, no_html: bool = False,
                  update_html_freq: int = 1000, continue_train: bool = False,
-                 options: Mapping[str, Any] | None = None):
+                 options: Mapping[str, Any] | None = None, display_backend: str = "visdom",
+                 wandb_project: str = "dcdgan"):
         self.name = name
         self.run_dir = Path(checkpoints_dir) / name
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -273,13 +257,22 @@ class Visualizer:
         self._resumed_at: tuple[int, int] | None = None
         self._nonfinite_warned: set[str] = set()
         self._continue_train = continue_train
+        self._steps = 0  # the boards' x axis when a caller gives no iteration
+        self.ncols, self.cell_size = display_ncols, display_winsize
 
+        backends = backends_of(display_backend)
         self.dashboard: _Dashboard | None = None
-        if display_id > 0:
+        if "visdom" in backends and display_id > 0:
             self.dashboard = _Dashboard(
                 server=display_server, port=display_port, env=display_env or name, run_name=name,
                 options_html=_format_options(options or {}), keep_existing_plot=continue_train,
                 ncols=display_ncols, cell_size=display_winsize)
+
+        self.boards: list[TensorBoardBoard | WandbBoard] = []
+        if "tensorboard" in backends:
+            self.boards.append(TensorBoardBoard(self.run_dir, options or {}, continue_train))
+        if "wandb" in backends:
+            self.boards.append(WandbBoard(self.run_dir, name, wandb_project, options or {}))
 
         self.page: TrainingPage | None = None
         if not no_html:
@@ -296,28 +289,40 @@ class Visualizer:
         being redone). Without a loss log the dashboard keeps its window and appends.
         """
         self._resumed_at = (int(position["epoch"]), int(position["epoch_iter"]))
+        self._steps = int(position.get("total_iters", 0))
+        for board in self.boards:
+            board.resume(self._steps)
         self.loss_history = read_loss_history(self.log_path, self._resumed_at, iters_per_epoch)
         if self.loss_history and self.dashboard is not None:
             self.dashboard.replace_plot()
             self.dashboard.plot(self.loss_history)
 
-    def display_current_results(self, visuals: Mapping[str, torch.Tensor], epoch: int, save_result: bool) -> None:
-        """Show the visuals (tensors in [-1, 1], 1xCxHxW) on the dashboard; with `save_result`
-        also save them to the HTML page with the current loss curve."""
+    def display_current_results(self, visuals: Mapping[str, torch.Tensor], epoch: int, save_result: bool,
+                                step: int | None = None) -> None:
+        """Show the visuals (tensors in [-1, 1], 1xCxHxW) on the dashboards (at iteration
+        `step`); with `save_result` also save them to the HTML page with the current loss curve."""
         # A batch shows its first image, as a preview.
         images = {label: tensor_to_uint8(t[:1] if t.dim() == 4 else t) for label, t in visuals.items()}
         if not images:
             return
         if self.dashboard is not None:
             self.dashboard.show_images(images, title=f"{self.name} epoch {epoch}")
+        if self.boards:
+            grid = compose_grid(images, self.ncols, self.cell_size)
+            for board in self.boards:
+                board.show_images(self._steps if step is None else step, grid, caption=" | ".join(images))
         if save_result and self.page is not None:
             self.page.add_epoch(epoch, images)
             self.page.set_loss_curve(self.loss_history)
             self.page.render()
 
-    def plot_current_losses(self, epoch: int, counter_ratio: float, losses: Mapping[str, float]) -> None:
-        """Add one point per loss at x = epoch + counter_ratio (fraction of the epoch done)."""
+    def plot_current_losses(self, epoch: int, counter_ratio: float, losses: Mapping[str, float],
+                            step: int | None = None) -> None:
+        """Add one point per loss at x = epoch + counter_ratio (fraction of the epoch done) on
+        visdom and the HTML page, at x = `step` (the iteration) on TensorBoard and W&B."""
         x = epoch + counter_ratio
+        self._steps = self._steps + 1 if step is None else step
+        finite = {}
         for name, value in losses.items():
             value = float(value)
             if not math.isfinite(value):
@@ -327,8 +332,11 @@ class Visualizer:
                     self._nonfinite_warned.add(name)
                 continue
             self.loss_history.setdefault(name, []).append((x, value))
+            finite[name] = value
         if self.dashboard is not None:
             self.dashboard.plot(self.loss_history)
+        for board in self.boards:
+            board.plot_losses(self._steps, finite)
 
     def log_losses(self, epoch: int, iters: int, losses: Mapping[str, float], t_comp: float, t_data: float) -> None:
         """Append one line to `<run>/loss_log.txt` and log it; `t_comp`, `t_data`: seconds of
@@ -349,6 +357,8 @@ class Visualizer:
         logger.info("%s", message)
 
     def close(self) -> None:
-        """Release the dashboard connection. The files are complete after every call already."""
+        """Release the dashboard connection and flush the boards' files."""
         if self.dashboard is not None:
             self.dashboard.close()
+        for board in self.boards:
+            board.close()
