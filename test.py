@@ -9,7 +9,7 @@ checkpoint (file, epoch, iteration, SHA-256) that made the outputs.
 
 Exit status: 0 all images restored; 3 some images were unreadable or too large for memory
 and skipped (listed at the end and in skipped.txt); 2 bad options, no usable checkpoint or
-folder, or results that cannot be written (no space left).
+folder, a --backend that cannot run here, or results that cannot be written (no space left).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from data.single_dataset import test_image_folder
 from models.loading import LoadedCheckpoint, load_generator
 from options.test_options import MIN_TILE, TestOptions
 from util.atomic_file import atomic_write
+from util.backends import BackendError, inference_network
 from util.checkpoint import CheckpointError
 from util.distributed import device_of
 from util.html import save_test_page
@@ -107,8 +108,11 @@ def scores(restored: np.ndarray, image: np.ndarray, gt: np.ndarray, channel: str
 
 def run(opt) -> int:
     device = device_of(opt.gpu_ids)
+    if opt.threads:
+        torch.set_num_threads(opt.threads)
     checkpoint = Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}.pt"
     net, source = load_generator(checkpoint, opt.direction, device)
+    net = inference_network(net, opt.backend, device)
     folder = test_image_folder(opt.dataroot, opt.direction)
     paths = make_dataset(folder)
     if not paths:
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(opt.verbose)
     try:
         return run(opt)
-    except (CheckpointError, DatasetError) as err:
+    except (CheckpointError, DatasetError, BackendError) as err:
         logger.error("%s", err)
         return EXIT_USAGE
     except OSError as err:  # results that cannot be written: no space left, a file in the way, permissions
