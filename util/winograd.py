@@ -39,7 +39,11 @@ def winograd_available() -> bool:
 def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                     padding: Sequence[int]) -> torch.Tensor:
     """Stride-1 convolution of a float32 NCHW CPU tensor through NNPACK (zero padding)."""
-    return torch._nnpack_spatial_convolution(x.contiguous(), weight.contiguous(), bias, list(padding), [1, 1])
+    x, weight = x.contiguous(), weight.contiguous()
+    # One image at a time: NNPACK's batched path (nnp_convolution_output) took 1.3-2.2x
+    # longer per image than its single-image inference path here.
+    outputs = [torch._nnpack_spatial_convolution(image, weight, bias, list(padding), [1, 1]) for image in x.split(1)]
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
 @winograd_conv2d.register_fake
