@@ -270,3 +270,20 @@ def test_benchmark_compares_backends_on_the_same_images(capsys):
             assert other["batch"] == int(key[-1]) and other["speedup"] > 0
             assert other["max_abs_difference"] < 1e-3
             assert other["images_per_s"] == pytest.approx(1 / other["sec_per_image"])
+
+
+def test_benchmark_times_the_reference_in_the_same_run_and_profiles(capsys):
+    status = load_script("benchmark_speed").main([
+        "--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16", "--num_patches", "16",
+        "--crop_size", "32", "--netG", "resnet_6blocks", "--iters", "1", "--warmup", "0", "--infer_sizes", "",
+        "--skip_peak", "--winograd", "false,true", "--against_reference", "--profile", "5"])
+    assert status == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # The reference is timed once, when the first configuration needs it, and emitted first.
+    assert [(line["reference_costs"], line["config"]["winograd"]) for line in lines] == [
+        (True, False), (False, False), (False, True)]
+    for line in lines[1:]:
+        train = line["train"]
+        assert train["speedup_over_reference"] == pytest.approx(lines[0]["train"]["sec_per_iter"]
+                                                                / train["sec_per_iter"])
+        assert len(train["profile"]["operators"]) == 5 and 0 < train["profile"]["convolution_share"] < 1
