@@ -2,9 +2,10 @@
 
 A stride-1 3x3 convolution computed with Winograd's minimal filtering algorithm (NNPACK's
 F(6x6, 3x3)) needs about a fifth of the multiplications of the direct method; on this
-project's CPU the residual blocks' convolutions run 2.2-3.3x faster, single-threaded, than
-oneDNN's direct kernels. The price is rounding: outputs differ from the direct
-convolution by about 1e-5 of their magnitude (a direct float32 convolution: about 3e-7).
+project's CPU the generators' 3x3 convolutions ran 2.2-3.3x faster than oneDNN's direct
+kernels (one thread, best of 7 calls, 2026-11-26). The price is rounding: outputs differ
+from the direct convolution by about 1e-5 of their magnitude (a direct float32
+convolution: about 3e-7).
 
 `use_winograd(net)` turns every eligible `nn.Conv2d` of a network into a `WinogradConv2d`:
 the same parameters and state dict, whose float32 CPU forward runs through NNPACK, and
