@@ -12,7 +12,7 @@ checkpoint (file, epoch, iteration, SHA-256) that made the outputs.
 
 Exit status: 0 all images restored; 3 some images were unreadable or too large for memory
 and skipped (listed at the end and in skipped.txt); 2 bad options, no usable checkpoint or
-folder, or results that cannot be written (no space left).
+folder, a --backend that cannot run here, or results that cannot be written (no space left).
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from models.loading import LoadedCheckpoint
 from models.restorer import Restorer
 from options.test_options import MIN_TILE, TestOptions
 from util.atomic_file import atomic_write
+from util.backends import BackendError
 from util.checkpoint import CheckpointError
 from util.distributed import device_of
 from util.html import save_test_page
@@ -111,7 +112,8 @@ def no_reference_row(restored: np.ndarray, image: np.ndarray) -> dict:
 
 def make_restorer(opt) -> tuple[Restorer, str, str]:
     """The restorer the options ask for, and the run name and label of its results folder."""
-    settings = {"device": device_of(opt.gpu_ids), "tile": opt.tile, "tile_overlap": opt.tile_overlap, "amp": opt.amp}
+    settings = {"device": device_of(opt.gpu_ids), "tile": opt.tile, "tile_overlap": opt.tile_overlap, "amp": opt.amp,
+                "backend": opt.backend}
     if opt.pretrained:
         return Restorer.from_pretrained(opt.pretrained, **settings), Path(opt.pretrained).stem, "pretrained"
     checkpoint = Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}.pt"
@@ -119,6 +121,8 @@ def make_restorer(opt) -> tuple[Restorer, str, str]:
 
 
 def run(opt) -> int:
+    if opt.threads:
+        torch.set_num_threads(opt.threads)
     restorer, run_name, label = make_restorer(opt)
     device, source = restorer.device, restorer.source
     folder, paths = test_images(opt.dataroot, opt.direction)
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(opt.verbose)
     try:
         return run(opt)
-    except (CheckpointError, DatasetError) as err:
+    except (CheckpointError, DatasetError, BackendError) as err:
         logger.error("%s", err)
         return EXIT_USAGE
     except OSError as err:  # results that cannot be written: no space left, a file in the way, permissions

@@ -27,6 +27,7 @@ from util.distributed import device_of, prepare_for_training, unwrap
 from util.ema import EMA, warmed_up_decay
 from util.image_pool import ImagePool
 from util.schedulers import get_scheduler
+from util.winograd import use_winograd, winograd_available
 
 from .loading import architecture_differences, first_line
 
@@ -135,6 +136,12 @@ class BaseModel(ABC):
             net.to(self.device)
             if self.opt.channels_last:
                 net.to(memory_format=torch.channels_last)
+        if self.opt.winograd and self.device.type == "cpu":
+            if not winograd_available():
+                logger.warning("--winograd: this PyTorch has no NNPACK; the convolutions stay direct")
+            else:
+                count = sum(use_winograd(net) for net in self.networks().values())
+                logger.info("--winograd: %d convolutions run as Winograd convolutions (NNPACK)", count)
 
     def wrap_networks(self, distributed: bool = False) -> None:
         """Compile (--compile) and, under torchrun, wrap in DDP every network that trains.

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from util.backends import DEFAULT_BACKEND, inference_network
 from util.image_io import tensor_to_uint8, to_rgb, uint8_to_tensor
 from util.inference import restore
 
@@ -27,14 +28,15 @@ from .pretrained import PRETRAINED_DIR, pretrained_path
 
 class Restorer:
     """One restoring generator on one device; `tile` > 0 restores in overlapping tiles of
-    that size (bounded memory for large photos); `amp` runs in bf16 autocast."""
+    that size (bounded memory for large photos); `amp` runs in bf16 autocast; `backend` is
+    how it runs (util.backends: the default Winograd convolutions on the CPU, torch, ...)."""
 
     def __init__(self, net: nn.Module, source: LoadedCheckpoint, device: torch.device | str = "cpu",
-                 tile: int = 0, tile_overlap: int = 32, amp: bool = False):
+                 tile: int = 0, tile_overlap: int = 32, amp: bool = False, backend: str = DEFAULT_BACKEND):
         if tile and not 0 <= tile_overlap < tile:
             raise ValueError(f"tile_overlap ({tile_overlap}) must be at least 0 and smaller than tile ({tile})")
         self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
+        self.net = inference_network(net.to(self.device).eval(), backend, self.device)
         self.source = source
         self.tile, self.tile_overlap, self.amp = tile, tile_overlap, amp
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from util.backends import BACKENDS, DEFAULT_BACKEND
 from util.flags import OneLineParser, str2bool
 
 from .base_options import BaseOptions, OptionError, at_least
@@ -32,6 +33,10 @@ class TestOptions(BaseOptions):
         g.add_argument("--crop_border", type=int, default=0, help="pixels ignored at each border for metrics")
         g.add_argument("--tile", type=int, default=0, help="process images in tiles of this size (0: whole image)")
         g.add_argument("--tile_overlap", type=int, default=32, help="overlap between tiles, blended with feathering")
+        g.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
+                       help="how the generator runs (util/backends.py): winograd, fastest on the CPU without a "
+                            "compiler; torch, the plain network; channels_last, compile, onnxruntime")
+        g.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
         return parser
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
@@ -49,6 +54,7 @@ class TestOptions(BaseOptions):
         super().validate(opt)
         at_least(opt, 1, "num_test")
         at_least(opt, 0, "crop_border", "tile_overlap")
+        at_least(opt, 1, "threads")
         if opt.tile and opt.tile < MIN_TILE:
             raise OptionError(f"--tile {opt.tile}: give 0 (whole images) or a tile of at least {MIN_TILE} pixels")
         if opt.pretrained and opt.direction != "AtoB":

@@ -133,6 +133,9 @@ class TrainOptions(BaseOptions):
                        help="channels-last memory format for convolutions")
         g.add_argument("--compile", type=str2bool, nargs="?", const=True, default=False,
                        help="torch.compile the networks (needs a C++ compiler on the CPU, Triton on CUDA)")
+        g.add_argument("--winograd", type=str2bool, nargs="?", const=True, default=False,
+                       help="CPU, float32: stride-1 convolutions and their input gradients as Winograd "
+                            "convolutions (NNPACK; util/winograd.py): faster, rounding about 1e-5 relative")
         return parser
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
@@ -180,6 +183,8 @@ class TrainOptions(BaseOptions):
         if (opt.input_nc, opt.output_nc) != (3, 3):
             raise OptionError(f"--input_nc {opt.input_nc} / --output_nc {opt.output_nc}: the data loaders give "
                               "RGB images, so both must be 3")
+        if opt.winograd and opt.channels_last:
+            raise OptionError("--winograd needs the NCHW layout that NNPACK reads: drop --channels_last")
         check_generator(opt)
 
 

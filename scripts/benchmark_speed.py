@@ -4,7 +4,7 @@
 
 Takes train.py's flags (--dataroot is optional: without it the batches are random tensors,
 so only compute is timed). A comma-separated value of a sweepable flag (--amp,
---channels_last, --compile, --model, --dcd_variant, --batch_size, --crop_size, --ngf, --ndf,
+--channels_last, --compile, --winograd, --model, --dcd_variant, --batch_size, --crop_size, --ngf, --ndf,
 --netG, --num_threads) runs every combination. Each line reports:
 - train: seconds per iteration (wall and this process's CPU seconds: on a shared machine
   the wall time grows with other load, the CPU time much less), iterations/s, images/s,
@@ -12,15 +12,24 @@ so only compute is timed). A comma-separated value of a sweepable flag (--amp,
   also torch.cuda.max_memory_allocated), FLOPs of one iteration counted by
   torch.utils.flop_counter.FlopCounterMode, achieved GFLOP/s and its fraction of the
   measured matmul peak of the same dtype; with --dataroot also the DataLoader's images/s;
-- infer: per size (N for N x N, or WxH), images/s, megapixels/s, achieved GFLOP/s and peak
-  RSS of the restoring generator (util.inference.restore, the test.py path), whole or in
-  tiles of --infer_tile;
+- infer: per size (N for N x N, or WxH), images/s, megapixels/s, achieved GFLOP/s (the
+  direct convolutions' count, whatever algorithm runs them), its fraction of the measured
+  fp32 matmul peak and peak RSS of the restoring generator (util.inference.restore, the
+  test.py path), whole or in tiles of --infer_tile, for each of --infer_backends
+  (util/backends.py) with its speed-up over the first and its largest difference to the
+  first's output; --infer_batch restores that many images per call (instance norm keeps
+  each image's statistics its own, so batching changes no output);
 - peak: this machine's dense matmul GFLOP/s in fp32 and bf16, measured in the same run;
 - load: the 1-minute load average before and after (other processes skew CPU figures).
 
 `--reference_costs` (dcl, dcdgan) emulates the released DCLGAN code's per-iteration costs
 on the same machine: fresh encoder passes for every PatchNCE term and the broadcast cosine
 similarity that materialises a P x P x C tensor (the losses are the same values).
+`--against_reference` times, in the same run, each configuration's reference (its model and
+sizes, no speed lever, costs emulated) and adds `speedup_over_reference` to its line.
+
+`--profile N` profiles one more training iteration with torch.profiler and reports its N
+most expensive operators (self CPU time) and the share of the convolutions.
 
 `--nan_guard` times the steps with the training loop's NaN/Inf check (NonFiniteGuard) on:
 on a GPU it reads a flag back to the host before every optimizer step, which the plain
@@ -53,14 +62,15 @@ from models.builders import generator_architecture  # noqa: E402
 from models.dcl_model import DCLModel  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
 from training.guards import NonFiniteGuard  # noqa: E402
+from util.backends import BACKENDS, DEFAULT_BACKEND, inference_network  # noqa: E402
 from util.distributed import compile_network, device_of, unwrap  # noqa: E402
 from util.inference import restore  # noqa: E402
 from util.log import setup_logging  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
-SWEEPABLE = ("amp", "channels_last", "compile", "model", "dcd_variant", "batch_size", "crop_size", "ngf", "ndf",
-             "netG", "num_threads")
+SWEEPABLE = ("amp", "channels_last", "compile", "winograd", "model", "dcd_variant", "batch_size", "crop_size", "ngf",
+             "ndf", "netG", "num_threads")
 # Inference FLOPs are counted at this size and scaled by pixel count: every layer is a
 # convolution whose cost is proportional to its output area (sizes multiple of 4).
 FLOP_PROBE_SIZE = 128
@@ -75,6 +85,11 @@ def bench_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--infer_tile", type=int, default=0,
                         help="restore in tiles of this size (overlap --tile_overlap), as test.py --tile; 0: whole")
     parser.add_argument("--infer_iters", type=int, default=2, help="timed images per inference size")
+    parser.add_argument("--infer_backends", default=DEFAULT_BACKEND,
+                        help=f"comma-separated, side by side: {', '.join(BACKENDS)} (the first is the reference "
+                             "for speed-ups and output differences)")
+    parser.add_argument("--infer_batch", default="1",
+                        help="images restored per call; comma-separated to compare (results keyed '<size> batch <n>')")
     parser.add_argument("--skip_train", action="store_true", help="inference only")
     parser.add_argument("--skip_peak", action="store_true", help="do not measure the matmul peak")
     parser.add_argument("--data_batches", type=int, default=20, help="batches read to time the DataLoader")
@@ -84,6 +99,11 @@ def bench_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--tile_overlap", type=int, default=32, help="tile overlap for --tiled_memory and --infer_tile")
     parser.add_argument("--reference_costs", action="store_true",
                         help="dcl/dcdgan: emulate the released DCLGAN code's costs (see emulate_reference_costs)")
+    parser.add_argument("--against_reference", action="store_true",
+                        help="dcl/dcdgan: also time each configuration as the released code computes it, without "
+                             "speed levers, and report the speed-up over it")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile one training iteration; report its N most expensive operators")
     parser.add_argument("--nan_guard", action="store_true",
                         help="time the steps with the training loop's NaN/Inf check (NonFiniteGuard) on")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -283,7 +303,31 @@ def benchmark_training(opt, model, batch, args) -> dict:
     losses = model.get_current_losses()  # read once, after timing: a host-device sync
     if not all(math.isfinite(v) for v in losses.values()):
         logger.warning("non-finite losses in the benchmark run: %s", losses)
+    if args.profile:
+        result["profile"] = profile_iteration(model, batch, args.profile)
     return result
+
+
+def profile_iteration(model, batch: dict, rows: int) -> dict:
+    """Where one training iteration spends its time: the `rows` operators with the most self
+    time (CPU; on CUDA the device time), and the convolutions' share of all of it."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if model.device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        model.set_input(batch)
+        model.optimize_parameters()
+        synchronize(model.device)
+    attribute = "self_device_time_total" if model.device.type == "cuda" else "self_cpu_time_total"
+    events = sorted(profiler.key_averages(), key=lambda e: getattr(e, attribute), reverse=True)
+    total = sum(getattr(e, attribute) for e in events)
+    logger.info("profile of one iteration:\n%s", profiler.key_averages().table(
+        sort_by=attribute, row_limit=rows, max_name_column_width=50))
+    # aten::convolution_backward, aten::mkldnn_convolution, dcdgan::winograd_conv2d, aten::_nnpack_...
+    convolutions = sum(getattr(e, attribute) for e in events if "conv" in e.key or "nnpack" in e.key)
+    return {"seconds": total / 1e6, "convolution_share": convolutions / total,
+            "operators": [{"name": e.key, "self_seconds": getattr(e, attribute) / 1e6, "calls": e.count,
+                           "share": getattr(e, attribute) / total} for e in events[:rows]]}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -299,34 +343,59 @@ def inference_flops(net: torch.nn.Module, opt, device: torch.device) -> int:
     return counter.get_total_flops()
 
 
-def benchmark_inference(opt, model, sizes: list[str], iters: int, tile: int = 0, overlap: int = 32) -> dict:
+def time_restoration(net, x, iters: int, tile: int, overlap: int, autocast) -> tuple[torch.Tensor, float]:
+    """(output, seconds per call) of restoring `x`, after one untimed call."""
+    with autocast:
+        out = restore(net, x, tile, overlap)  # warm-up: allocator, oneDNN/cuDNN kernel choice, compilation
+        synchronize(x.device)
+        reset_device_peak(x.device)
+        start = time.perf_counter()
+        for _ in range(iters):
+            restore(net, x, tile, overlap)
+        synchronize(x.device)
+    return out, (time.perf_counter() - start) / iters
+
+
+def benchmark_inference(opt, model, sizes: list[str], iters: int, tile: int = 0, overlap: int = 32,
+                        backends: list[str] | None = None, batches: list[int] | None = None,
+                        peak_gflops: float | None = None) -> dict:
+    """{size (with ' batch <n>' when several batch sizes are compared): figures of the first
+    backend, with every backend's figures under "backends"}."""
     device = model.device
-    net = unwrap(model.net(model.test_net_names()[opt.direction])).eval()
-    probe_flops = inference_flops(net, opt, device)
-    if opt.compile:
-        net = compile_network(net, device)
+    plain = unwrap(model.net(model.test_net_names()[opt.direction])).eval()
+    probe_flops = inference_flops(plain, opt, device)
+    nets = {}
+    for name in backends or [DEFAULT_BACKEND]:
+        nets[name] = inference_network(plain, name, device)
+        if opt.compile and name != "compile":
+            nets[name] = compile_network(nets[name], device)
     autocast = model.autocast()
+    batches = batches or [1]
     results = {}
-    for size in sizes:
+    for size, batch in itertools.product(sizes, batches):
         height, width = parse_size(size)
-        x = torch.rand(1, opt.input_nc, height, width, device=device) * 2 - 1
-        x = model.to_device(x)
-        with autocast:
-            restore(net, x, tile, overlap)  # warm-up: allocator, oneDNN/cuDNN kernel choice, compilation
-            synchronize(device)
-            reset_device_peak(device)
-            start = time.perf_counter()
-            for _ in range(iters):
-                restore(net, x, tile, overlap)
-            synchronize(device)
-        per_image = (time.perf_counter() - start) / iters
+        x = model.to_device(torch.rand(batch, opt.input_nc, height, width, device=device) * 2 - 1)
         # Counted on the image's pixels: the work tiles repeat in their overlaps is left out.
         flops = probe_flops * height * width / FLOP_PROBE_SIZE**2
-        results[size] = {"sec_per_image": per_image, "images_per_s": 1 / per_image,
-                         "megapixels_per_s": height * width / 1e6 / per_image,
-                         "tile": tile if height > tile or width > tile else 0,  # restore() skips tiling then
-                         "flops_per_image": flops, "achieved_gflops": flops / per_image / 1e9,
-                         "peak_rss_mb": peak_rss_mb(), "cuda_max_allocated_mb": device_peak_mb(device)}
+        figures, reference = {}, None
+        for name, net in nets.items():
+            out, per_call = time_restoration(net, x, iters, tile, overlap, autocast)
+            per_image = per_call / batch
+            entry = {"backend": name, "sec_per_image": per_image, "images_per_s": 1 / per_image,
+                     "megapixels_per_s": height * width / 1e6 / per_image, "batch": batch,
+                     "tile": tile if height > tile or width > tile else 0,  # restore() skips tiling then
+                     "flops_per_image": flops, "achieved_gflops": flops / per_image / 1e9,
+                     "peak_rss_mb": peak_rss_mb(), "cuda_max_allocated_mb": device_peak_mb(device)}
+            if peak_gflops:
+                entry["fraction_of_peak"] = entry["achieved_gflops"] / peak_gflops
+            if reference is None:
+                reference = (out.float(), per_image)
+            else:
+                entry["speedup"] = reference[1] / per_image
+                entry["max_abs_difference"] = float((out.float() - reference[0]).abs().max())
+            figures[name] = entry
+        key = size if len(batches) == 1 else f"{size} batch {batch}"
+        results[key] = {**next(iter(figures.values())), "backends": figures}
     return results
 
 
@@ -357,16 +426,19 @@ def run_config(opt, args, peak: dict) -> dict:
         emulate_reference_costs(model)
     line = {"kind": "speed", "reference_costs": args.reference_costs, "config": describe(opt, model),
             "peak_matmul_gflops": peak}
+    peak_for_dtype = peak.get("bf16" if model.amp_dtype == torch.bfloat16 else "fp32")
     if not args.skip_train:
         line["train"] = benchmark_training(opt, model, random_batch(opt), args)
-        peak_for_dtype = peak.get("bf16" if model.amp_dtype == torch.bfloat16 else "fp32")
         if peak_for_dtype:
             line["train"]["fraction_of_peak"] = line["train"]["achieved_gflops"] / peak_for_dtype
         if os.path.isdir(opt.dataroot):
             line["train"]["loader_images_per_s"] = loader_images_per_s(opt, args.data_batches)
     sizes = [s.strip() for s in args.infer_sizes.split(",") if s.strip()]
     if sizes:
-        line["infer"] = benchmark_inference(opt, model, sizes, args.infer_iters, args.infer_tile, args.tile_overlap)
+        backends = [b.strip() for b in args.infer_backends.split(",") if b.strip()]
+        batches = [int(b) for b in args.infer_batch.split(",") if b.strip()]
+        line["infer"] = benchmark_inference(opt, model, sizes, args.infer_iters, args.infer_tile, args.tile_overlap,
+                                            backends, batches, peak_for_dtype)
     line["load_avg_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
     return line
 
@@ -414,10 +486,33 @@ def main(argv: list[str] | None = None) -> int:
     peak = {} if args.skip_peak else {"fp32": matmul_peak_gflops(device, torch.float32),
                                       "bf16": matmul_peak_gflops(device, torch.bfloat16)}
     logger.info("matmul peak on %s: %s GFLOP/s; %d configuration(s)", device, peak, len(configs))
+    references: dict[tuple, dict] = {}
     for opt in configs:
         logger.info("benchmarking %s", {key: getattr(opt, key) for key in SWEEPABLE if hasattr(opt, key)})
-        emit(run_config(opt, args, peak), args.out)
+        line = run_config(opt, args, peak)
+        if args.against_reference and "train" in line:
+            reference = reference_line(opt, args, peak, references)
+            line["train"]["speedup_over_reference"] = (reference["train"]["sec_per_iter"]
+                                                       / line["train"]["sec_per_iter"])
+        emit(line, args.out)
     return 0
+
+
+# The levers --against_reference turns off: the released code has none of them.
+LEVERS = {"amp": False, "channels_last": False, "compile": False, "winograd": False}
+
+
+def reference_line(opt, args, peak: dict, cache: dict[tuple, dict]) -> dict:
+    """The reference of `opt` (same model and sizes, no lever, the released code's costs),
+    timed and emitted the first time a configuration needs it."""
+    ref_opt = argparse.Namespace(**{**vars(opt), **LEVERS})
+    key = tuple(getattr(ref_opt, name, None) for name in SWEEPABLE)
+    if key not in cache:
+        logger.info("benchmarking the reference of %s", {k: getattr(opt, k) for k in SWEEPABLE if hasattr(opt, k)})
+        ref_args = argparse.Namespace(**{**vars(args), "reference_costs": True, "infer_sizes": "", "profile": 0})
+        cache[key] = run_config(ref_opt, ref_args, peak)
+        emit(cache[key], args.out)
+    return cache[key]
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,53 +25,11 @@ from options.base_options import OptionError, check_plain_name  # noqa: E402
 from util.checkpoint import CheckpointError  # noqa: E402
 from models.loading import first_line, load_generator  # noqa: E402
 from util.flags import OneLineParser  # noqa: E402
-from util.inference import pad_to_multiple, run_padded  # noqa: E402
+from util.inference import run_padded  # noqa: E402
+from util.onnx_export import MIN_OPSET, MIN_SIDE, export_onnx  # noqa: E402
 from util.log import setup_logging  # noqa: E402
 
 logger = logging.getLogger("export_onnx")
-
-# Traced at a size that needs padding, so the graph holds the pad (a zero pad is a no-op).
-TRACE_SIZE = (70, 66)
-MIN_SIDE = 16
-# The pad's size depends on the input's: opsets below 11 only export constant pads.
-MIN_OPSET = 11
-
-
-class PaddedRestorer(nn.Module):
-    """generator(reflect-pad to a multiple of 4) cropped back to the input size."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-        self.multiple = getattr(net, "size_multiple", 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded, (h, w) = pad_to_multiple(x, self.multiple)
-        return self.net(padded)[..., :h, :w]
-
-
-def export(net: nn.Module, out: Path, opset: int = 17) -> Path:
-    """Write `net` wrapped in PaddedRestorer as ONNX with dynamic batch, height and width."""
-    model = PaddedRestorer(net).eval()
-    example = torch.zeros(1, 3, *TRACE_SIZE)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # The pad/crop sizes are read from the input's shape: the tracer warns that Python
-        # branches on them become constants, which holds here (the pad is always present;
-        # its amount stays dynamic in the graph, as the onnxruntime check confirms).
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-        warnings.filterwarnings("ignore", message=".*Constant folding.*")
-        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
-        # Instance norm without running statistics always normalises by the input's own
-        # statistics, which is what the exporter's train=True means here.
-        warnings.filterwarnings("ignore", message=".*operator 'instance_norm' is set to train=True.*")
-        axes = {0: "batch", 2: "height", 3: "width"}
-        torch.onnx.export(model, (example,), str(out), dynamo=False, opset_version=opset,
-                          input_names=["image"], output_names=["restored"],
-                          dynamic_axes={"image": axes, "restored": axes})
-    return out
-
 
 def check_with_onnxruntime(net: nn.Module, path: Path, size: tuple[int, int] = (61, 83)) -> float | None:
     """Largest absolute difference to PyTorch on a random image; None without onnxruntime."""
@@ -121,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out) if args.out else run_dir / f"{args.epoch}_{args.direction}.onnx"
     try:
-        export(net, out, args.opset)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(net, out, args.opset)
     except RuntimeError as err:  # torch.onnx's errors, e.g. an opset newer than it knows
         logger.error("cannot export with --opset %d: %s (opset 17, the default, works)", args.opset, first_line(err))
         return 2

@@ -62,14 +62,23 @@ def test_channels_last_gives_the_same_step(tiny_dataroot, tmp_path):
         assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-5), name
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "torch 2.14.1 CPU: instance_norm's backward is wrong for channels-last gradients at batch size 1"))
-def test_channels_last_gives_the_same_gradients(tiny_dataroot, tmp_path):
-    plain = make_model(tiny_dataroot, tmp_path)
-    cl = make_model(tiny_dataroot, tmp_path, "--channels_last")
-    one_step(plain), one_step(cl)
-    for a, b in zip(cl.netG_A.parameters(), plain.netG_A.parameters()):
-        assert torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-3 * float(b.grad.abs().max()))
+def test_channels_last_gives_the_same_gradients_at_batch_size_1(tiny_dataroot, tmp_path):
+    """torch 2.14's instance-norm backward is wrong for channels-last gradients at batch size 1;
+    InstanceNorm computes that case as group norm (tests/test_speed.py). Compared in float64
+    against the network's largest gradient: the biases before instance norm have an exactly
+    zero gradient whose computed value is rounding noise (DEVELOPERS.md)."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        plain = make_model(tiny_dataroot, tmp_path)
+        cl = make_model(tiny_dataroot, tmp_path, "--channels_last")
+        assert one_step(cl) == pytest.approx(one_step(plain), rel=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    for net in ("G_A", "G_B", "D_A", "D_B", "F1", "F2"):
+        pairs = [(a, b) for a, b in zip(cl.net(net).parameters(), plain.net(net).parameters()) if b.grad is not None]
+        scale = max(float(b.grad.abs().max()) for _, b in pairs)
+        for a, b in pairs:
+            assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-9 * scale), net
 
 
 def test_compile_wraps_trainable_nets_and_checkpoints_stay_plain(tiny_dataroot, tmp_path):

@@ -11,6 +11,24 @@ import torch.nn.functional as F
 NORMS = ("instance", "batch", "none")  # --normG, --normD
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm without affine parameters or running statistics (the CycleGAN family's).
+
+    On channels-last inputs it is computed as group norm with one channel per group, the
+    same function: torch 2.14's CPU instance-norm backward is wrong for channels-last
+    gradients at batch size 1, group norm's is exact (tests/test_amp.py). Other inputs keep
+    instance norm's own kernel.
+    """
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, affine=False, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            return F.group_norm(x, self.num_features, eps=self.eps)
+        return super().forward(x)
+
+
 def get_norm_layer(norm_type: str = "instance"):
     """Return a constructor `norm(num_channels)`.
 
@@ -18,7 +36,7 @@ def get_norm_layer(norm_type: str = "instance"):
     CycleGAN family: every image is normalised by its own statistics at train and test time.
     """
     if norm_type == "instance":
-        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+        return InstanceNorm
     if norm_type == "batch":
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if norm_type == "none":
@@ -74,9 +92,17 @@ class BlurUpsample(nn.Module):
         super().__init__()
         self.channels = channels
         self.taps = taps
+        # With 4 taps the CPU forward interpolates instead; the kernel stays a buffer either
+        # way, as checkpoints hold it.
         self.register_buffer("kernel", (_binomial_kernel(taps) * 4)[None, None].repeat(channels, 1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.taps == 4 and x.device.type == "cpu":
+            # The same filter as the transposed convolution below, in PyTorch's bilinear
+            # kernel: one pass instead of a grouped convolution over a zero-stuffed image.
+            # Its borders clamp, as the replication pad does. CUDA keeps the convolution:
+            # the bilinear backward there is not deterministic (--deterministic).
+            return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         h, w = x.shape[-2:]
         x = F.pad(x, (1, 1, 1, 1), mode="replicate")
         y = F.conv_transpose2d(x, self.kernel.to(x.dtype), stride=2, groups=self.channels)
