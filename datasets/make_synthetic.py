@@ -234,22 +234,21 @@ def add_rain(
         streaks = _rain_layer(img.shape[:2], rng, **layer)
         rain = 1.0 - (1.0 - rain) * (1.0 - streaks)  # layers overlap like light, never > 1
         layers.append(layer)
+    out, veil = _blend_rain(img, rain, p.blend == "screen", p.veil, rng)
+    params = {"preset": preset, "blend": p.blend, "layers": layers, **veil}
+    return out, params
+
+
+def _blend_rain(img: np.ndarray, rain: np.ndarray, screen: bool, veil_range: tuple[float, float],
+                rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Lay the streak map over the image (screen: like light; else additive), then a bright
+    veil of opacity drawn from `veil_range`. Returns the image (float32, [0, 1]) and the veil drawn."""
     rain3 = rain[..., None]
-    if p.blend == "screen":
-        out = 1.0 - (1.0 - img) * (1.0 - rain3)
-    else:
-        out = img + rain3
-    veil = float(rng.uniform(*p.veil))
+    out = 1.0 - (1.0 - img) * (1.0 - rain3) if screen else img + rain3
+    veil = float(rng.uniform(*veil_range))
     veil_level = float(rng.uniform(0.75, 0.95)) if veil > 0 else 0.0
     out = out * (1.0 - veil) + veil * veil_level
-    params = {
-        "preset": preset,
-        "blend": p.blend,
-        "layers": layers,
-        "veil": veil,
-        "veil_level": veil_level,
-    }
-    return np.clip(out, 0.0, 1.0).astype(np.float32), params
+    return np.clip(out, 0.0, 1.0).astype(np.float32), {"veil": veil, "veil_level": veil_level}
 
 
 def _add_layered_rain(img: np.ndarray, rng: np.random.Generator, preset: str) -> tuple[np.ndarray, dict]:
@@ -278,14 +277,8 @@ def _add_layered_rain(img: np.ndarray, rng: np.random.Generator, preset: str) ->
         rain = 1.0 - (1.0 - rain) * (1.0 - np.clip(streaks, 0.0, 1.0))
         layers.append(layer)
     screen = bool(rng.random() < p.screen_probability)
-    rain3 = rain[..., None]
-    out = 1.0 - (1.0 - img) * (1.0 - rain3) if screen else img + rain3
-    veil = float(rng.uniform(*p.veil))
-    veil_level = float(rng.uniform(0.75, 0.95)) if veil > 0 else 0.0
-    out = out * (1.0 - veil) + veil * veil_level
-    params = {"preset": preset, "blend": "screen" if screen else "additive", "layers": layers,
-              "veil": veil, "veil_level": veil_level}
-    return np.clip(out, 0.0, 1.0).astype(np.float32), params
+    out, veil = _blend_rain(img, rain, screen, p.veil, rng)
+    return out, {"preset": preset, "blend": "screen" if screen else "additive", "layers": layers, **veil}
 
 
 def _depth_proxy(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
