@@ -67,10 +67,14 @@ class DCDGANModel(DCLModel):
              "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN}
         # CGB on the translations. (R, N_R): keys G_A's encoding of R, queries G_B's of N_R,
         # which the paper variant's cycle pass R* = G_B(N_R) has computed already.
-        queries_N_R = self.feat_fake_B if self.paper else self.encode("G_B", self.fake_B)
-        L["NCE1"] = self.nce(self.feat_real_A, queries_N_R, self.netF1, self.netF2) * o.lambda_NCE
-        queries_R_N = self.feat_fake_A if self.paper else self.encode("G_A", self.fake_A)
-        L["NCE2"] = self.nce(self.feat_real_B, queries_R_N, self.netF2, self.netF1) * o.lambda_NCE
+        # --lambda_NCE 0 skips the encoder passes and heads (a third of an iteration) and logs 0.
+        if o.lambda_NCE > 0:
+            queries_N_R = self.feat_fake_B if self.paper else self.encode("G_B", self.fake_B)
+            L["NCE1"] = self.nce(self.feat_real_A, queries_N_R, self.netF1, self.netF2) * o.lambda_NCE
+            queries_R_N = self.feat_fake_A if self.paper else self.encode("G_A", self.fake_A)
+            L["NCE2"] = self.nce(self.feat_real_B, queries_R_N, self.netF2, self.netF1) * o.lambda_NCE
+        else:
+            L["NCE1"] = L["NCE2"] = torch.zeros((), device=self.fake_B.device)
         # BTB's identity terms: each generator leaves an image of its target domain alone.
         identity = 0.0
         if o.lambda_IDT > 0:
@@ -91,8 +95,11 @@ class DCDGANModel(DCLModel):
         # encoding of N_R and the queries G_A's encoding of R*.
         L["cycle_A"] = F.l1_loss(self.rec_A, self.real_A) * o.lambda_cyc
         L["cycle_B"] = F.l1_loss(self.rec_B, self.real_B) * o.lambda_cyc
-        L["NCE3"] = self.nce(self.feat_fake_B, self.encode("G_A", self.rec_A), self.netF2, self.netF1) * o.lambda_NCE
-        L["NCE4"] = self.nce(self.feat_fake_A, self.encode("G_B", self.rec_B), self.netF1, self.netF2) * o.lambda_NCE
+        if o.lambda_NCE > 0:
+            L["NCE3"] = self.nce(self.feat_fake_B, self.encode("G_A", self.rec_A), self.netF2, self.netF1) * o.lambda_NCE
+            L["NCE4"] = self.nce(self.feat_fake_A, self.encode("G_B", self.rec_B), self.netF1, self.netF2) * o.lambda_NCE
+        else:
+            L["NCE3"] = L["NCE4"] = torch.zeros((), device=self.fake_B.device)
         nce = 0.25 * (L["NCE1"] + L["NCE2"] + L["NCE3"] + L["NCE4"])
         L["G"] = gan + identity + sparse + (L["cycle_A"] + L["cycle_B"]) + nce
         return L

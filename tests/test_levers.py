@@ -208,3 +208,22 @@ def test_checkpoints_rebuild_the_skips(tiny_dataroot, tmp_path):
     Trainer(TrainOptions().parse(flags)).run()
     net, _ = load_generator(tmp_path / "ck" / "sk" / "latest.pt")
     assert len(net.skips) == 2
+
+
+# ----- --lambda_NCE 0 skips the contrastive passes -----------------------------------------------
+@pytest.mark.parametrize("variant", ["official", "paper"])
+def test_zero_nce_weight_runs_no_projection_head_and_logs_zero(tiny_dataroot, tmp_path, variant):
+    flags = tiny_flags(tiny_dataroot, tmp_path / "ck", "nce0") + ["--dcd_variant", variant, "--lambda_NCE", "0"]
+    model = model_after(flags, 1)
+    calls = []
+    for head in (model.netF1, model.netF2):
+        head.register_forward_hook(lambda *args: calls.append(1))
+    model.optimize_parameters()
+    losses = model.get_current_losses()
+    assert not calls, "the heads ran although their terms weigh 0"
+    assert losses["NCE1"] == 0 and losses["NCE2"] == 0 and np.isfinite(losses["G"])
+    with_nce = model_after(tiny_flags(tiny_dataroot, tmp_path / "ck", "nce") + ["--dcd_variant", variant], 1)
+    for head in (with_nce.netF1, with_nce.netF2):
+        head.register_forward_hook(lambda *args: calls.append(1))
+    with_nce.optimize_parameters()
+    assert calls and with_nce.get_current_losses()["NCE1"] > 0
