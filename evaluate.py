@@ -74,6 +74,30 @@ def write_no_reference_csv(path: Path, rows: list[dict], mean: dict) -> None:
         writer.writerow(["mean"] + [format_score(mean[m]) for m in NO_REFERENCE_METRICS])
 
 
+def print_table(rows: list[dict], mean: dict, columns: dict[str, int], cell, note: str) -> None:
+    """One line per image and a mean line: the name, then `cell(row, column)` right-aligned in
+    each column of `columns` (title -> width), the mean line followed by `note`."""
+    names = [display_name(r["name"]) for r in rows]
+    width = max(len("name"), max(map(len, names)))
+    print(f"{'name':<{width}}" + "".join(f"  {title:>{w}}" for title, w in columns.items()))
+    for name, row in [*zip(names, rows), ("mean", mean)]:
+        line = f"{name:<{width}}" + "".join(f"  {cell(row, title):>{w}}" for title, w in columns.items())
+        print(line + (f"  ({note})" if row is mean else ""))
+
+
+def save_csv(writer, path: str | None, rows: list[dict], mean: dict) -> int:
+    """Write --csv with `writer` when asked; 0, or 2 with a logged error when it cannot."""
+    if not path:
+        return 0
+    try:
+        writer(Path(path), rows, mean)
+    except OSError as err:
+        log.error("cannot write the CSV '%s': %s", path, err)
+        return 2
+    log.info("wrote %s", path)
+    return 0
+
+
 def no_reference(args: argparse.Namespace) -> int:
     """NIQE / PIQE of every image in --pred, one line each and the mean."""
     try:
@@ -81,21 +105,12 @@ def no_reference(args: argparse.Namespace) -> int:
     except MetricsError as err:
         log.error("%s", err)
         return 2
-    names = [display_name(r["name"]) for r in rows]
-    width = max(len("name"), max(map(len, names)))
-    print(f"{'name':<{width}}  {'NIQE':>8}  {'PIQE':>8}")
-    for name, row in zip(names, rows):
-        print(f"{name:<{width}}  {format_score(row['niqe']) or '-':>8}  {format_score(row['piqe'], 2):>8}")
-    print(f"{'mean':<{width}}  {format_score(mean['niqe']) or '-':>8}  {format_score(mean['piqe'], 2):>8}"
-          f"  ({mean['count']} images; lower is better)")
-    if args.csv:
-        try:
-            write_no_reference_csv(Path(args.csv), rows, mean)
-        except OSError as err:
-            log.error("cannot write the CSV '%s': %s", args.csv, err)
-            return 2
-        log.info("wrote %s", args.csv)
-    return 0
+
+    def cell(row: dict, column: str) -> str:
+        return (format_score(row["niqe"]) or "-") if column == "NIQE" else format_score(row["piqe"], 2)
+
+    print_table(rows, mean, {"NIQE": 8, "PIQE": 8}, cell, f"{mean['count']} images; lower is better")
+    return save_csv(write_no_reference_csv, args.csv, rows, mean)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,23 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     except MetricsError as err:
         log.error("%s", err)
         return 2
-    names = [display_name(r["name"]) for r in rows]
-    width = max(len("name"), max(map(len, names)))
-    print(f"{'name':<{width}}  {'PSNR':>8}  {'SSIM':>7}")
-    for name, row in zip(names, rows):
-        print(f"{name:<{width}}  {row['psnr']:8.4f}  {row['ssim']:7.4f}")
-    print(
-        f"{'mean':<{width}}  {mean['psnr']:8.4f}  {mean['ssim']:7.4f}"
-        f"  ({mean['count']} images, channel {args.channel}, crop_border {args.crop_border})"
-    )
-    if args.csv:
-        try:
-            write_csv(Path(args.csv), rows, mean)
-        except OSError as err:
-            log.error("cannot write the CSV '%s': %s", args.csv, err)
-            return 2
-        log.info("wrote %s", args.csv)
-    return 0
+    print_table(rows, mean, {"PSNR": 8, "SSIM": 7}, lambda row, column: f"{row[column.lower()]:.4f}",
+                f"{mean['count']} images, channel {args.channel}, crop_border {args.crop_border}")
+    return save_csv(write_csv, args.csv, rows, mean)
 
 
 if __name__ == "__main__":
