@@ -185,3 +185,16 @@ def test_script_runs_as_a_command(shipped, tmp_path):
                            "--checkpoints_dir", str(tmp / "ck"), "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert out.is_file() and out.with_suffix(".md").is_file()
+
+
+@pytest.mark.parametrize("model_file", sorted((REPO / "pretrained").glob("*.pt")), ids=lambda p: p.stem)
+def test_every_committed_model_has_a_filled_card_and_restores(model_file):
+    assert model_file.stat().st_size <= MAX_SHIPPED_MB * 1024 * 1024
+    card = model_file.with_suffix(".md")
+    assert card.is_file() and "TODO" not in card.read_text(), f"{card}: the model card is missing or unfilled"
+    restorer = Restorer.from_pretrained(model_file.stem)
+    rainy = np.full((40, 52, 3), 128, np.uint8)
+    rainy[:, ::6] = 250  # bright vertical streaks on grey
+    restored = np.asarray(restorer.restore(Image.fromarray(rainy)))
+    assert restored.shape == rainy.shape
+    assert restored[:, ::6].mean() < rainy[:, ::6].mean(), "the streaks were not dimmed at all"
