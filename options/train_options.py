@@ -135,7 +135,8 @@ class TrainOptions(BaseOptions):
                        help="torch.compile the networks (needs a C++ compiler on the CPU, Triton on CUDA)")
         g.add_argument("--winograd", type=str2bool, nargs="?", const=True, default=False,
                        help="CPU, float32: stride-1 convolutions and their input gradients as Winograd "
-                            "convolutions (NNPACK; util/winograd.py): faster, rounding about 1e-5 relative")
+                            "convolutions (NNPACK; util/winograd.py): faster on AVX2 CPUs, slower than oneDNN on "
+                            "AVX-512 ones (README Performance); rounding about 1e-5 relative")
         return parser
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
