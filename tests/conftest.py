@@ -50,6 +50,21 @@ def tiny_flags(dataroot: Path, checkpoints: Path, name: str = "tiny", model: str
             "--display_id", "0", "--print_freq", "1", "--netG", "resnet_6blocks"]
 
 
+def save_tiny_dcdgan(dataroot: Path, checkpoints: Path, name: str) -> None:
+    """Save checkpoints/<name>/latest.pt of a tiny dcdgan whose G_A has PyTorch's default conv
+    weights: the 0.02-gain init gives outputs too flat to compare backends or exports on."""
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    model = create_model(TrainOptions().parse(tiny_flags(dataroot, checkpoints, name)))
+    model.setup()
+    torch.manual_seed(0)
+    for module in model.netG_A.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.reset_parameters()
+    model.save("latest", {"epoch": 1, "epoch_iter": 0, "total_iters": 0})
+
+
 # Every model the repository trains; "dcdgan:paper" is --model dcdgan --dcd_variant paper.
 MODEL_KEYS = ["cycle_gan", "cut", "fastcut", "dcl", "negcut", "dcdgan:official", "dcdgan:paper", "cddgan"]
 CONTRASTIVE_FLAGS = ("--netF_nc", "--num_patches")

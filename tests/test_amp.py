@@ -203,6 +203,12 @@ def test_paper_variant_gradients_match_fresh_encoder_passes(tiny_dataroot, tmp_p
             assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-9 * scale), net
 
 
+# benchmark_speed.py on a tiny dcl: the tests add what they measure.
+TINY_BENCHMARK = ["--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16",
+                  "--num_patches", "16", "--netG", "resnet_6blocks"]
+TINY_TRAIN_BENCHMARK = TINY_BENCHMARK + ["--crop_size", "32", "--iters", "1", "--warmup", "0"]
+
+
 def load_script(name: str):
     """A module from scripts/ (not a package), e.g. load_script("benchmark_speed")."""
     path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
@@ -222,9 +228,8 @@ def test_benchmark_sweeps_comma_separated_levers_only():
 
 def test_benchmark_prints_one_json_line_per_configuration(capsys):
     status = load_script("benchmark_speed").main([
-        "--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16", "--num_patches", "16",
-        "--crop_size", "32", "--netG", "resnet_6blocks", "--iters", "1", "--warmup", "0", "--infer_sizes", "32",
-        "--infer_iters", "1", "--skip_peak", "--reference_costs", "--channels_last", "false,true"])
+        *TINY_TRAIN_BENCHMARK, "--infer_sizes", "32", "--infer_iters", "1", "--skip_peak", "--reference_costs",
+        "--channels_last", "false,true"])
     assert status == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["config"]["channels_last"] for line in lines] == [False, True]
@@ -237,9 +242,8 @@ def test_benchmark_prints_one_json_line_per_configuration(capsys):
 def test_benchmark_times_tiled_wxh_inference_and_the_nan_guard(capsys):
     """The GPU check's inference at 4000x3000 in tiles and its NaN-guard row, in miniature."""
     status = load_script("benchmark_speed").main([
-        "--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16", "--num_patches", "16",
-        "--crop_size", "32", "--netG", "resnet_6blocks", "--iters", "1", "--warmup", "0", "--skip_peak",
-        "--infer_sizes", "32,48x40", "--infer_tile", "32", "--tile_overlap", "8", "--infer_iters", "1", "--nan_guard"])
+        *TINY_TRAIN_BENCHMARK, "--skip_peak", "--infer_sizes", "32,48x40", "--infer_tile", "32", "--tile_overlap", "8",
+        "--infer_iters", "1", "--nan_guard"])
     assert status == 0
     line = json.loads(capsys.readouterr().out)
     assert line["train"]["nan_guard"] is True

@@ -2,10 +2,8 @@
 import pytest
 import torch
 
-from models import create_model
 from models.loading import load_generator
-from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
+from tests.conftest import save_tiny_dcdgan
 from tests.test_amp import load_script
 from util.inference import run_padded
 
@@ -14,14 +12,7 @@ onnxruntime = pytest.importorskip("onnxruntime")
 @pytest.fixture
 def checkpoint_dir(tiny_dataroot, tmp_path):
     """A saved tiny dcdgan whose G_A has PyTorch's default (not near-zero) weights."""
-    opt = TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path / "ck", "export"))
-    model = create_model(opt)
-    model.setup()
-    torch.manual_seed(0)
-    for module in model.netG_A.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            module.reset_parameters()  # the 0.02-gain init gives outputs too flat to compare
-    model.save("latest", {"epoch": 1, "epoch_iter": 0, "total_iters": 0})
+    save_tiny_dcdgan(tiny_dataroot, tmp_path / "ck", "export")
     return tmp_path / "ck"
 
 

@@ -14,12 +14,11 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 import test as test_script
-from models import create_model
 from models.networks import define_generator
 from models.networks.layers import BlurUpsample, InstanceNorm
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
-from tests.test_amp import load_script, make_model, one_step
+from tests.conftest import save_tiny_dcdgan, tiny_flags
+from tests.test_amp import TINY_BENCHMARK, TINY_TRAIN_BENCHMARK, load_script, make_model, one_step
 from util.backends import BACKENDS, inference_network
 from util.inference import restore
 from util.winograd import WinogradConv2d, use_winograd, winograd_available
@@ -215,14 +214,7 @@ def test_batched_restoration_gives_each_images_own_result():
 
 @pytest.fixture
 def trained(tiny_dataroot, tmp_path):
-    opt = TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path / "ck", "speed"))
-    model = create_model(opt)
-    model.setup()
-    torch.manual_seed(0)
-    for module in model.netG_A.modules():
-        if isinstance(module, nn.Conv2d):
-            module.reset_parameters()
-    model.save("latest", {"epoch": 1, "epoch_iter": 0, "total_iters": 0})
+    save_tiny_dcdgan(tiny_dataroot, tmp_path / "ck", "speed")
     return tiny_dataroot, tmp_path
 
 
@@ -257,8 +249,7 @@ def test_test_py_names_a_backend_that_cannot_run(trained, monkeypatch, caplog):
 def test_benchmark_compares_backends_on_the_same_images(capsys):
     pytest.importorskip("onnxruntime")
     status = load_script("benchmark_speed").main([
-        "--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16", "--num_patches", "16",
-        "--netG", "resnet_6blocks", "--skip_train", "--skip_peak", "--infer_sizes", "48,40x36", "--infer_iters", "1",
+        *TINY_BENCHMARK, "--skip_train", "--skip_peak", "--infer_sizes", "48,40x36", "--infer_iters", "1",
         "--infer_backends", "torch,winograd,onnxruntime", "--infer_batch", "1,2"])
     assert status == 0
     line = json.loads(capsys.readouterr().out)
@@ -274,9 +265,7 @@ def test_benchmark_compares_backends_on_the_same_images(capsys):
 
 def test_benchmark_times_the_reference_in_the_same_run_and_profiles(capsys):
     status = load_script("benchmark_speed").main([
-        "--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netF_nc", "16", "--num_patches", "16",
-        "--crop_size", "32", "--netG", "resnet_6blocks", "--iters", "1", "--warmup", "0", "--infer_sizes", "",
-        "--skip_peak", "--winograd", "false,true", "--against_reference", "--profile", "5"])
+        *TINY_TRAIN_BENCHMARK, "--infer_sizes", "", "--skip_peak", "--winograd", "false,true", "--against_reference", "--profile", "5"])
     assert status == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     # The reference is timed once, when the first configuration needs it, and emitted first.
