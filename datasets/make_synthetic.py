@@ -1,4 +1,4 @@
-"""Synthetic rain / haze datasets from clean photographs (SPEC.md 6).
+"""Synthetic rain / haze datasets from clean photographs (layout, rain model: datasets/README.md).
 
     python -m datasets.make_synthetic --kind rain --preset varied_heavy --out datasets/rain_heavy
     python -m datasets.make_synthetic --kind haze --out datasets/haze --source my_photos/
@@ -13,7 +13,7 @@ Split (``--split``):
   scenes. Every other photo is cut in two halves: a seeded coin flip per photo picks the
   half that gives the degraded training crops (trainA); the other gives the clean ones
   (trainB). Test crops are non-overlapping grid cells of the test photos.
-- 'stripes' (the first round's layout): each photo gives a middle test stripe and two outer
+- 'stripes' (the layout of the oldest sets): each photo gives a middle test stripe and two outer
   training stripes.
 Either way no trainA crop overlaps a trainB crop or a test crop, yet both domains see the
 same photographs (colours, lighting, subjects), so an unpaired model cannot pass a colour or
@@ -21,8 +21,8 @@ content shift off as deraining. Every box is recorded in ``meta.json`` as
 ``[top, left, height, width]``.
 
 Rain models (``--preset``): ``varied_light``, ``varied_heavy`` and ``varied_mixed`` draw rain
-of several depths from wide ranges (``LayeredRain``); ``light`` and ``heavy`` are the first
-round's presets, kept bit-for-bit.
+of several depths from wide ranges (``LayeredRain``); ``light`` and ``heavy`` are fixed-look
+presets (one or two streak directions), kept bit-for-bit.
 
 Everything is drawn from ``numpy.random.default_rng([seed, photo_index, stream])`` with one
 stream per purpose (layout, trainA degradations, test degradations), so a seed fixes the
@@ -62,7 +62,7 @@ _LAYOUT, _TRAIN_DEGRADE, _TEST_DEGRADE = 0, 1, 2
 
 @dataclass(frozen=True)
 class RainPreset:
-    """First-round presets: ranges the per-image rain parameters are drawn from, uniformly.
+    """Fixed-look presets: ranges the per-image rain parameters are drawn from, uniformly.
 
     Kept bit-for-bit under their names (`light`, `heavy`) so earlier datasets can be rebuilt.
     """
