@@ -19,6 +19,12 @@ with G_X = lambda_GAN hinge(D_X(...)), idt = lambda_IDT L1, cycle = lambda_cyc L
 NCE = lambda_NCE PatchNCE. The discriminator step is DCLGAN's (models/dcl_model.py).
 Either variant may add this repository's sparsity term (`--lambda_sparse`, off by default):
       + 0.5 (sparse_A + sparse_B),  sparse_A = lambda_sparse L1(G_A(a), a)
+and the pseudo-pair terms (`--lambda_pseudo`, `--pseudo_ssim`, off by default): G_B's rainy
+rendering of a clean image b, detached, is a pair with a known answer for G_A,
+      + pseudo + pseudo_ssim,  pseudo = w lambda_pseudo L1(G_A(sg(G_B(b))), b),
+                               pseudo_ssim = w pseudo_ssim (1 - SSIM(G_A(sg(G_B(b))), b)),
+with w ramping linearly from 0 to 1 over the first `--pseudo_warmup` iterations (G_B's early
+renderings are poor rain); one extra G_A pass, and no gradient reaches G_B through it.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .dcl_model import DCLModel
+from .losses import ssim_loss
 
 
 class DCDGANModel(DCLModel):
@@ -43,13 +50,31 @@ class DCDGANModel(DCLModel):
         parser.add_argument("--lambda_sparse", type=float, default=0.0,
                             help="weight of the sparsity term 0.5 (L1(G_A(a), a) + L1(G_B(b), b)): the rain a "
                                  "translation removes or adds should be sparse (not in the paper; 0 disables)")
+        parser.add_argument("--lambda_pseudo", type=float, default=0.0,
+                            help="weight of the pseudo-pair L1 L1(G_A(sg(G_B(b))), b): G_A learns to restore G_B's "
+                                 "rainy rendering of a clean image (not in the paper; 0 disables)")
+        parser.add_argument("--pseudo_ssim", type=float, default=0.0,
+                            help="weight of (1 - SSIM) on the same pseudo pair (0 disables)")
+        parser.add_argument("--pseudo_warmup", type=int, default=0,
+                            help="iterations over which the pseudo-pair weights ramp linearly from 0 to their "
+                                 "value (0: full weight from the start)")
         parser.set_defaults(lr=0.0001, n_epochs=300, n_epochs_decay=300, load_size=512, crop_size=256,
                             save_epoch_freq=10)
         return parser
 
+    def __init__(self, opt, device: torch.device | None = None):
+        super().__init__(opt, device)
+        self.use_pseudo = self.is_train and (opt.lambda_pseudo > 0 or opt.pseudo_ssim > 0)
+        self.pseudo_steps = 0  # generator steps taken: the pseudo-pair warm-up's clock
+
     @property
     def paper(self) -> bool:
         return self.opt.dcd_variant == "paper"
+
+    def pseudo_ramp(self) -> float:
+        """The pseudo-pair weights' share: linear from 0 to 1 over --pseudo_warmup steps."""
+        warmup = self.opt.pseudo_warmup
+        return 1.0 if warmup <= 0 else min(1.0, self.pseudo_steps / warmup)
 
     def forward(self) -> None:
         """DCLGAN's translations and identity passes; the paper variant adds both cycles,
@@ -59,6 +84,11 @@ class DCDGANModel(DCLModel):
             self.rec_A, self.feat_fake_B = self.netG_B(self.fake_B, self.nce_layers)
             self.rec_B, self.feat_fake_A = self.netG_A(self.fake_A, self.nce_layers)
             self.visuals.update(rec_A=self.rec_A, rec_B=self.rec_B)
+        if self.use_pseudo:
+            # Detached: the pseudo pair teaches G_A only; G_B is not pulled towards easy rain.
+            self.pseudo_A = self.fake_A.detach()
+            self.pseudo_restored = self.netG_A(self.pseudo_A)
+            self.visuals.update(pseudo_A=self.pseudo_A, pseudo_restored=self.pseudo_restored)
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
         """The chosen variant's weighted terms and their total "G" (formulas in the module docstring)."""
@@ -88,8 +118,18 @@ class DCDGANModel(DCLModel):
             L["sparse_A"] = F.l1_loss(self.fake_B, self.real_A) * o.lambda_sparse
             L["sparse_B"] = F.l1_loss(self.fake_A, self.real_B) * o.lambda_sparse
             sparse = 0.5 * (L["sparse_A"] + L["sparse_B"])
+        # G_A restores G_B's rendering of b, whose clean answer is b itself (--lambda_pseudo).
+        pseudo = 0.0
+        if self.use_pseudo:
+            ramp = self.pseudo_ramp()
+            if o.lambda_pseudo > 0:
+                L["pseudo"] = ramp * o.lambda_pseudo * F.l1_loss(self.pseudo_restored, self.real_B)
+                pseudo = pseudo + L["pseudo"]
+            if o.pseudo_ssim > 0:
+                L["pseudo_ssim"] = ramp * o.pseudo_ssim * ssim_loss(self.pseudo_restored, self.real_B)
+                pseudo = pseudo + L["pseudo_ssim"]
         if not self.paper:
-            L["G"] = gan + identity + sparse + 0.5 * (L["NCE1"] + L["NCE2"])
+            L["G"] = gan + identity + sparse + pseudo + 0.5 * (L["NCE1"] + L["NCE2"])
             return L
         # BTB's cycles, then CGB on them. (N_R, R*): R* = G_B(N_R), so the keys are G_B's
         # encoding of N_R and the queries G_A's encoding of R*.
@@ -101,5 +141,18 @@ class DCDGANModel(DCLModel):
         else:
             L["NCE3"] = L["NCE4"] = torch.zeros((), device=self.fake_B.device)
         nce = 0.25 * (L["NCE1"] + L["NCE2"] + L["NCE3"] + L["NCE4"])
-        L["G"] = gan + identity + sparse + (L["cycle_A"] + L["cycle_B"]) + nce
+        L["G"] = gan + identity + sparse + pseudo + (L["cycle_A"] + L["cycle_B"]) + nce
         return L
+
+    def optimize_parameters(self) -> None:
+        super().optimize_parameters()
+        self.pseudo_steps += 1
+
+    # ----- checkpoints ---------------------------------------------------------------
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "pseudo_steps": self.pseudo_steps}
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        # A checkpoint from before the pseudo pair existed restarts its warm-up.
+        self.pseudo_steps = state.get("pseudo_steps", 0)

@@ -1,4 +1,4 @@
-"""Loss functions: GAN objectives, PatchNCE, and the negative generator's diversity term.
+"""Loss functions: GAN objectives, PatchNCE, the negative generator's diversity term, SSIM.
 
 Each takes what it needs as arguments; the model files combine them into their objectives
 (docs/METHODS.md).
@@ -128,3 +128,38 @@ def negative_diversity(negatives: list[torch.Tensor], count: int) -> torch.Tenso
         per_image = neg.reshape(-1, count, neg.shape[1])
         per_layer.append((per_image[:, :half] - per_image[:, half:2 * half]).abs().float().mean())
     return sum(per_layer) / len(per_layer)
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """A normalised 2-D Gaussian window, shape (size, size)."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim_loss(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """1 - SSIM of two image batches in [-1, 1], differentiable in both.
+
+    Wang et al.'s SSIM on the images mapped to [0, 1] (data range 1, K1 0.01, K2 0.03), per
+    RGB channel with a Gaussian window (sigma 1.5, 11 px) over the positions where the window
+    fits (no padding), averaged over positions, channels and images: the convention of
+    docs/METHODS.md section 5 (scikit-image's `gaussian_weights=True`), here on float images.
+    """
+    if min(x.shape[-2:]) < window_size:
+        raise ValueError(f"SSIM needs images of at least {window_size} x {window_size} px, got {tuple(x.shape[-2:])}")
+    dtype = torch.promote_types(x.dtype, torch.float32)  # half precision would lose the small variances
+    x, y = (x.to(dtype) + 1) / 2, (y.to(dtype) + 1) / 2
+    channels = x.shape[1]
+    window = gaussian_window(window_size, sigma).to(x).expand(channels, 1, window_size, window_size)
+
+    def local_mean(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, window, groups=channels)
+
+    mu_x, mu_y = local_mean(x), local_mean(y)
+    var_x = local_mean(x * x) - mu_x * mu_x
+    var_y = local_mean(y * y) - mu_y * mu_y
+    cov = local_mean(x * y) - mu_x * mu_y
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+    return 1 - ssim_map.mean()

@@ -162,6 +162,7 @@ class TrainOptions(BaseOptions):
                  "neg_nz")
         at_least(opt, 0, "num_threads", "n_epochs", "n_epochs_decay", "n_iters", "n_iters_decay", "pool_size",
                  "neg_queue", "init_gain", *(name for name in vars(opt) if name.startswith("lambda_")))
+        at_least(opt, 0, "pseudo_warmup", "pseudo_ssim")
         for name in ("lr", "lr_N", "nce_T"):
             if getattr(opt, name, None) is not None and not getattr(opt, name) > 0:
                 raise OptionError(f"--{name} must be greater than 0, got {getattr(opt, name)}")

@@ -1,0 +1,120 @@
+"""Objectives: DCD-GAN's pseudo-pair term and the SSIM loss it may use."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage.metrics import structural_similarity
+
+from data import create_dataset
+from models import create_model
+from models.losses import ssim_loss
+from options.train_options import TrainOptions
+from tests.conftest import tiny_flags
+
+
+def build(dataroot, tmp_path, *extra):
+    opt = TrainOptions().parse(tiny_flags(dataroot, tmp_path / "ck") + list(extra))
+    torch.manual_seed(0)
+    model = create_model(opt)
+    model.setup()
+    dataset = create_dataset(opt)
+    model.set_input(torch.utils.data.default_collate([dataset[(0, 1)]]))
+    return model, dataset
+
+
+def translation_passes(model) -> dict[str, int]:
+    """Counts the full passes (not the encode-only ones) of G_A and G_B from now on."""
+    counts = {"G_A": 0, "G_B": 0}
+    for name in counts:
+        def record(module, args, kwargs, output, name=name):
+            if not kwargs.get("encode_only", False):
+                counts[name] += 1
+        model.net(name).register_forward_hook(record, with_kwargs=True)
+    return counts
+
+
+# ----- the pseudo pair -----------------------------------------------------------------------
+@pytest.mark.parametrize("variant,passes", [("official", 4), ("paper", 6)])
+def test_pseudo_pair_at_weight_zero_runs_no_pass_and_adds_no_term(tiny_dataroot, tmp_path, variant, passes):
+    model, _ = build(tiny_dataroot, tmp_path, "--dcd_variant", variant)
+    counts = translation_passes(model)
+    model.optimize_parameters()
+    assert counts["G_A"] + counts["G_B"] == passes, counts
+    assert not {"pseudo", "pseudo_ssim"} & set(model.get_current_losses())
+    assert not {"pseudo_A", "pseudo_restored"} & set(model.get_current_visuals())
+
+
+@pytest.mark.parametrize("variant,passes", [("official", 5), ("paper", 7)])
+def test_pseudo_pair_adds_one_g_a_pass_and_its_visuals(tiny_dataroot, tmp_path, variant, passes):
+    model, _ = build(tiny_dataroot, tmp_path, "--dcd_variant", variant, "--lambda_pseudo", "1")
+    counts = translation_passes(model)
+    model.optimize_parameters()
+    assert counts["G_A"] + counts["G_B"] == passes, counts
+    visuals = model.get_current_visuals()
+    assert torch.equal(visuals["pseudo_A"], visuals["fake_A"])
+    assert visuals["pseudo_restored"].shape == model.real_B.shape
+    assert "pseudo" in model.get_current_losses()
+
+
+def test_pseudo_terms_are_their_weighted_losses_and_train_g_a_only(tiny_dataroot, tmp_path):
+    model, _ = build(tiny_dataroot, tmp_path, "--lambda_pseudo", "2", "--pseudo_ssim", "0.5")
+    model.forward()
+    terms = model.compute_G_loss()
+    with torch.no_grad():
+        restored = model.netG_A(model.netG_B(model.real_B))
+    assert float(terms["pseudo"].detach()) == pytest.approx(2 * float(F.l1_loss(restored, model.real_B)), rel=1e-5)
+    assert float(terms["pseudo_ssim"].detach()) == pytest.approx(0.5 * float(ssim_loss(restored, model.real_B)),
+                                                                 rel=1e-5)
+    g_a, g_b = list(model.netG_A.parameters()), list(model.netG_B.parameters())
+    grads = torch.autograd.grad(terms["pseudo"] + terms["pseudo_ssim"], g_a + g_b, allow_unused=True)
+    assert all(g is None for g in grads[len(g_a):]), "a gradient reached G_B through the pseudo pair"
+    assert sum(float(g.abs().sum()) for g in grads[:len(g_a)] if g is not None) > 0
+
+
+def test_pseudo_weight_ramps_linearly_over_the_warmup_and_resumes(tiny_dataroot, tmp_path):
+    model, dataset = build(tiny_dataroot, tmp_path, "--lambda_pseudo", "3", "--pseudo_warmup", "4")
+    shares = []
+    for step in range(6):
+        model.set_input(torch.utils.data.default_collate([dataset[(step % 4, 1)]]))
+        model.optimize_parameters()
+        l1 = float(F.l1_loss(model.pseudo_restored.detach(), model.real_B))
+        shares.append(model.get_current_losses()["pseudo"] / (3 * l1))
+    assert shares[0] == 0.0, "the first step's pseudo term weighs exactly 0"
+    assert shares == pytest.approx([0, 0.25, 0.5, 0.75, 1, 1], abs=1e-6)
+    resumed, _ = build(tiny_dataroot, tmp_path, "--lambda_pseudo", "3", "--pseudo_warmup", "8")
+    resumed.load_extra_state(model.extra_state())
+    assert resumed.pseudo_ramp() == pytest.approx(6 / 8)
+
+
+@pytest.mark.parametrize("flag", ["--pseudo_warmup", "--pseudo_ssim", "--lambda_pseudo"])
+def test_negative_pseudo_flags_are_a_one_line_error(tiny_dataroot, tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as info:
+        TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path / "ck") + [flag, "-1"])
+    assert info.value.code == 2 and f"{flag} must be at least 0" in capsys.readouterr().err
+
+
+# ----- SSIM ------------------------------------------------------------------------------
+def test_ssim_loss_is_zero_for_identical_images_and_grows_with_noise():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 40) * 2 - 1
+    assert float(ssim_loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    noise = torch.randn_like(x)
+    losses = [float(ssim_loss(x, (x + s * noise).clamp(-1, 1))) for s in (0.02, 0.1, 0.4)]
+    assert 0 < losses[0] < losses[1] < losses[2], losses
+
+
+def test_ssim_loss_matches_scikit_image_gaussian_ssim():
+    rng = np.random.default_rng(0)
+    a = rng.random((24, 30, 3))
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
+    expected = structural_similarity(a, b, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+    to_tensor = lambda img: torch.from_numpy(img).permute(2, 0, 1)[None] * 2 - 1  # noqa: E731
+    assert float(ssim_loss(to_tensor(a), to_tensor(b))) == pytest.approx(1 - expected, abs=1e-9)
+
+
+def test_ssim_loss_passes_gradients_to_both_images():
+    x = (torch.rand(1, 3, 16, 16) * 2 - 1).requires_grad_()
+    y = (torch.rand(1, 3, 16, 16) * 2 - 1).requires_grad_()
+    ssim_loss(x, y).backward()
+    assert x.grad.abs().sum() > 0 and y.grad.abs().sum() > 0
