@@ -32,6 +32,7 @@ from scipy.ndimage import uniform_filter
 from skimage.metrics import structural_similarity
 
 from util.image_io import IMG_EXTENSIONS, ImageReadError, is_image_file, load_rgb
+from util.reporting import column_means, present
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +251,8 @@ def evaluate_folders(
         "count": len(rows),
     }
     if inputs is not None:
-        residues = [r["rain_residue"] for r in rows if r["rain_residue"] is not None]
-        mean["rain_residue"] = float(np.mean(residues)) if residues else None
-        mean["rain_residue_count"] = len(residues)
-        mean["dark_artifacts"] = float(np.mean([r["dark_artifacts"] for r in rows]))
+        mean.update(column_means(rows, ("rain_residue", "dark_artifacts")))
+        mean["rain_residue_count"] = len(present(r["rain_residue"] for r in rows))
     return rows, mean
 
 
