@@ -2,17 +2,21 @@
 
     python evaluate.py --pred results/NAME/test_latest/images/fake_B --gt datasets/rain/testB
     python evaluate.py --pred OUT --gt GT --channel rgb --csv scores.csv   # dehazing convention
+    python evaluate.py --pred OUT --gt GT --input datasets/rain/testA      # + rain residue, dark artifacts
     python evaluate.py --pred MY_PHOTOS --no_reference                     # NIQE / PIQE, no ground truth
 
 Files are matched by stem (pred ``foo.png`` is scored against gt ``foo.jpg``). Prints one
 line per image and the mean; exits with status 2 and a one-line message when the folders
 cannot be scored. With --no_reference every image of --pred gets NIQE and PIQE (lower is
-better; NIQE is left empty for images smaller than two 96 x 96 blocks).
+better; NIQE is left empty for images smaller than two 96 x 96 blocks). With --input (the
+rainy images that were restored) every image also gets its rain residue (the share of the
+rain's added brightness left: 1 untouched, 0 gone; '-' without rain pixels) and its dark
+artifacts (the share of pixels made darker than input and ground truth on flat ground truth;
+per cent in the table, a fraction in the CSV): docs/METHODS.md, section 5.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import sys
 from pathlib import Path
@@ -22,6 +26,7 @@ from util.flags import OneLineParser
 from util.image_io import display_name
 from util.metrics import CHANNELS, MetricsError, evaluate_folders
 from util.no_reference import NO_REFERENCE_METRICS, score_folder
+from util.reporting import fmt, text_table, write_csv
 
 log = logging.getLogger("evaluate")
 
@@ -30,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pred", required=True, help="folder of restored images")
     parser.add_argument("--gt", help="folder of ground-truth images (same stems); required without --no_reference")
+    parser.add_argument("--input", help="folder of the degraded inputs that were restored (same stems): adds the "
+                                        "rain residue and dark artifact columns")
     parser.add_argument("--no_reference", action="store_true",
                         help="score --pred alone with NIQE and PIQE (no ground truth needed)")
     parser.add_argument(
@@ -42,47 +49,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--crop_border", type=int, default=0, help="pixels ignored at each image border"
     )
     parser.add_argument(
-        "--csv", help="also write name,psnr,ssim per image and a final 'mean' row to this file"
+        "--csv", help="also write name,psnr,ssim (+ rain_residue,dark_artifacts with --input) per image and a "
+                      "final 'mean' row to this file"
     )
     args = parser.parse_args(argv)
     if args.crop_border < 0:
         parser.error(f"--crop_border must be at least 0, got {args.crop_border}")
     if not args.no_reference and args.gt is None:
         parser.error("--gt is required (or pass --no_reference to score --pred without ground truth)")
+    if args.no_reference and args.input is not None:
+        parser.error("--input needs ground truth: drop it with --no_reference, or pass --gt instead")
     return args
 
 
-def write_csv(path: Path, rows: list[dict], mean: dict) -> None:
-    with atomic_write(path, "w") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["name", "psnr", "ssim"])
-        for row in rows:
-            writer.writerow([display_name(row["name"]), f"{row['psnr']:.4f}", f"{row['ssim']:.6f}"])
-        writer.writerow(["mean", f"{mean['psnr']:.4f}", f"{mean['ssim']:.6f}"])
+def write_scores_csv(path: Path, rows: list[dict], mean: dict) -> None:
+    """name, psnr, ssim (and rain_residue, dark_artifacts as fractions when scored) per image, then the mean."""
+    diagnostics = "dark_artifacts" in mean
+    header = ["name", "psnr", "ssim"] + (["rain_residue", "dark_artifacts"] if diagnostics else [])
 
+    def cells(name: str, row: dict) -> list[str]:
+        scores = [fmt(row["psnr"], 4), fmt(row["ssim"], 6)]
+        if diagnostics:
+            scores += [fmt(row["rain_residue"], 6, missing=""), fmt(row["dark_artifacts"], 6)]
+        return [name, *scores]
 
-def format_score(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+    write_csv(path, header, [*(cells(display_name(r["name"]), r) for r in rows), cells("mean", mean)])
 
 
 def write_no_reference_csv(path: Path, rows: list[dict], mean: dict) -> None:
-    with atomic_write(path, "w") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["name", *NO_REFERENCE_METRICS])
-        for row in rows:
-            writer.writerow([display_name(row["name"])] + [format_score(row[m]) for m in NO_REFERENCE_METRICS])
-        writer.writerow(["mean"] + [format_score(mean[m]) for m in NO_REFERENCE_METRICS])
+    write_csv(path, ["name", *NO_REFERENCE_METRICS],
+              [[display_name(r["name"])] + [fmt(r[m], 4, missing="") for m in NO_REFERENCE_METRICS] for r in rows]
+              + [["mean"] + [fmt(mean[m], 4, missing="") for m in NO_REFERENCE_METRICS]])
 
 
 def print_table(rows: list[dict], mean: dict, columns: dict[str, int], cell, note: str) -> None:
     """One line per image and a mean line: the name, then `cell(row, column)` right-aligned in
     each column of `columns` (title -> width), the mean line followed by `note`."""
-    names = [display_name(r["name"]) for r in rows]
-    width = max(len("name"), max(map(len, names)))
-    print(f"{'name':<{width}}" + "".join(f"  {title:>{w}}" for title, w in columns.items()))
-    for name, row in [*zip(names, rows), ("mean", mean)]:
-        line = f"{name:<{width}}" + "".join(f"  {cell(row, title):>{w}}" for title, w in columns.items())
-        print(line + (f"  ({note})" if row is mean else ""))
+    named = [*((display_name(r["name"]), r) for r in rows), ("mean", mean)]
+    table = [["name", *columns]] + [[name, *(cell(row, title) for title in columns)] for name, row in named]
+    lines = text_table(table, list(columns.values()))
+    print("\n".join(lines[:-1] + [f"{lines[-1]}  ({note})"]))
 
 
 def save_csv(writer, path: str | None, rows: list[dict], mean: dict) -> int:
@@ -107,7 +113,7 @@ def no_reference(args: argparse.Namespace) -> int:
         return 2
 
     def cell(row: dict, column: str) -> str:
-        return (format_score(row["niqe"]) or "-") if column == "NIQE" else format_score(row["piqe"], 2)
+        return fmt(row["niqe"], 4) if column == "NIQE" else fmt(row["piqe"], 2)
 
     print_table(rows, mean, {"NIQE": 8, "PIQE": 8}, cell, f"{mean['count']} images; lower is better")
     return save_csv(write_no_reference_csv, args.csv, rows, mean)
@@ -119,13 +125,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_reference:
         return no_reference(args)
     try:
-        rows, mean = evaluate_folders(args.pred, args.gt, args.channel, args.crop_border)
+        rows, mean = evaluate_folders(args.pred, args.gt, args.channel, args.crop_border, args.input)
     except MetricsError as err:
         log.error("%s", err)
         return 2
-    print_table(rows, mean, {"PSNR": 8, "SSIM": 7}, lambda row, column: f"{row[column.lower()]:.4f}",
-                f"{mean['count']} images, channel {args.channel}, crop_border {args.crop_border}")
-    return save_csv(write_csv, args.csv, rows, mean)
+    columns = {"PSNR": 8, "SSIM": 7}
+    note = f"{mean['count']} images, channel {args.channel}, crop_border {args.crop_border}"
+    if args.input is not None:
+        columns.update({"residue": 7, "dark %": 6})
+        note += f"; residue over the {mean['rain_residue_count']} images with rain pixels"
+    print_table(rows, mean, columns, score_cell, note)
+    return save_csv(write_scores_csv, args.csv, rows, mean)
+
+
+def score_cell(row: dict, column: str) -> str:
+    if column == "residue":
+        return fmt(row["rain_residue"], 3)
+    if column == "dark %":
+        return fmt(100 * row["dark_artifacts"], 2)
+    return fmt(row[column.lower()], 4)
 
 
 if __name__ == "__main__":

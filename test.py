@@ -5,7 +5,8 @@ DIR is a plain folder of images, one image file, or a dataset root with testA/ (
 ground truth). Every image is processed at full resolution; outputs keep their input's size
 and go to results/<name>/test_<epoch>/images/<stem>.png (results/<NAME>/test_pretrained/
 with --pretrained NAME), with an index.html beside them. Every input and output gets its
-no-reference scores (NIQE, PIQE: quality.csv), and PSNR/SSIM where there is ground truth.
+no-reference scores (NIQE, PIQE: quality.csv), and where there is ground truth PSNR/SSIM,
+the rain residue and the dark artifacts (metrics.csv; docs/METHODS.md, section 5).
 
 Each run replaces what an earlier run wrote there, and the page and metrics name the
 checkpoint (file, epoch, iteration, SHA-256) that made the outputs.
@@ -16,7 +17,6 @@ folder, a --backend that cannot run here, or results that cannot be written (no 
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import shutil
@@ -41,8 +41,9 @@ from util.html import save_test_page
 from util.image_io import ImageReadError, display_name, load_rgb, save_image
 from util.inference import is_out_of_memory
 from util.log import setup_logging
-from util.metrics import psnr, ssim
-from util.no_reference import NO_REFERENCE_METRICS, mean_scores, no_reference_scores
+from util.metrics import dark_artifacts, psnr, rain_residue, ssim
+from util.no_reference import NO_REFERENCE_METRICS, no_reference_scores
+from util.reporting import column_means, fmt, write_csv
 
 logger = logging.getLogger("test")
 
@@ -100,8 +101,11 @@ def out_of_memory_hint(image: np.ndarray, tile: int) -> str:
 
 
 def scores(restored: np.ndarray, image: np.ndarray, gt: np.ndarray, channel: str, crop_border: int) -> dict:
+    """PSNR/SSIM of output and input, and the output's rain residue (None without rain pixels)
+    and dark artifacts (the input has none, and all of its rain, by definition)."""
     return {"psnr": psnr(restored, gt, channel, crop_border), "ssim": ssim(restored, gt, channel, crop_border),
-            "input_psnr": psnr(image, gt, channel, crop_border), "input_ssim": ssim(image, gt, channel, crop_border)}
+            "input_psnr": psnr(image, gt, channel, crop_border), "input_ssim": ssim(image, gt, channel, crop_border),
+            "rain_residue": rain_residue(restored, image, gt), "dark_artifacts": dark_artifacts(restored, image, gt)}
 
 
 def no_reference_row(restored: np.ndarray, image: np.ndarray) -> dict:
@@ -194,26 +198,27 @@ def run(opt) -> int:
 
 
 def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: LoadedCheckpoint) -> None:
-    """metrics.csv (PSNR/SSIM per image with ground truth), quality.csv (NIQE/PIQE per image)
-    and metrics.txt (the means), each naming the checkpoint."""
+    """metrics.csv (PSNR/SSIM, rain residue, dark artifacts as a fraction, per image with ground
+    truth), quality.csv (NIQE/PIQE per image) and metrics.txt (the means), each naming the checkpoint."""
     summaries = []
     scored = [r for r in rows if "psnr" in r]
     if scored:
-        fields = ["name", "psnr", "ssim", "input_psnr", "input_ssim"]
-        write_csv(page_dir / "metrics.csv", fields, scored, source.digest)
-        mean = {k: float(np.mean([r[k] for r in scored])) for k in fields[1:]}
+        fields = ["name", "psnr", "ssim", "input_psnr", "input_ssim", "rain_residue", "dark_artifacts"]
+        write_rows(page_dir / "metrics.csv", fields, scored, source.digest)
+        mean = column_means(scored, fields[1:])
         summaries.append(f"{len(scored)} images, {channel.upper()} channel: output PSNR {mean['psnr']:.2f} dB SSIM "
-                         f"{mean['ssim']:.4f} | input PSNR {mean['input_psnr']:.2f} dB SSIM {mean['input_ssim']:.4f}")
+                         f"{mean['ssim']:.4f} | input PSNR {mean['input_psnr']:.2f} dB SSIM {mean['input_ssim']:.4f}"
+                         f" | {diagnostics_text(scored, mean)}")
     rated = [r for r in rows if "piqe" in r]
     if rated:
         fields = ["name", *NO_REFERENCE_METRICS, *(f"input_{m}" for m in NO_REFERENCE_METRICS)]
-        write_csv(page_dir / "quality.csv", fields, rated, source.digest)
-        mean = mean_scores(rated, tuple(fields[1:]))
+        write_rows(page_dir / "quality.csv", fields, rated, source.digest)
+        mean = column_means(rated, fields[1:])
         niqe_count = sum(r["niqe"] is not None for r in rated)
         niqe_note = "" if niqe_count == len(rated) else f" (NIQE on {niqe_count}: it needs 192 x 96 pixels)"
         summaries.append(f"{len(rated)} images, no reference (lower is better){niqe_note}: output NIQE "
-                         f"{score_text(mean['niqe'])} PIQE {score_text(mean['piqe'])} | input NIQE "
-                         f"{score_text(mean['input_niqe'])} PIQE {score_text(mean['input_piqe'])}")
+                         f"{fmt(mean['niqe'], 3)} PIQE {fmt(mean['piqe'], 3)} | input NIQE "
+                         f"{fmt(mean['input_niqe'], 3)} PIQE {fmt(mean['input_piqe'], 3)}")
     if not summaries:
         return
     with atomic_write(page_dir / "metrics.txt", "w") as fh:
@@ -222,17 +227,17 @@ def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: Loaded
         logger.info("%s", summary)
 
 
-def score_text(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def diagnostics_text(scored: list[dict], mean: dict) -> str:
+    """'rain residue 0.123 (29 images with rain), dark artifacts 1.35% of pixels' (lower is better)."""
+    with_rain = sum(r["rain_residue"] is not None for r in scored)
+    return (f"rain residue {fmt(mean['rain_residue'], 3)} ({with_rain} images with rain), dark artifacts "
+            f"{mean['dark_artifacts'] * 100:.2f}% of pixels (lower is better)")
 
 
-def write_csv(path: Path, fields: list[str], rows: list[dict], digest: str) -> None:
+def write_rows(path: Path, fields: list[str], rows: list[dict], digest: str) -> None:
     """One line per row (a missing score is an empty cell), then the checkpoint's hash column."""
-    with atomic_write(path, "w") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(fields + ["checkpoint_sha256"])
-        writer.writerows([display_name(r["name"])] + ["" if r[k] is None else r[k] for k in fields[1:]] + [digest]
-                         for r in rows)
+    write_csv(path, fields + ["checkpoint_sha256"],
+              ([display_name(r["name"])] + [r[k] for k in fields[1:]] + [digest] for r in rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,12 @@ such table from earlier runs of the same data and budget (e.g. one run per seed)
 levers at one budget. `--eval_every N` scores the test set every N iterations (training
 resumes exactly from each checkpoint, so the curve is that of one uninterrupted run) and
 stores the learning curve in results.json. The colour-shift column is the mean over images
-of util.metrics.color_shift (per-channel mean difference to the ground truth, 0-255).
+of util.metrics.color_shift (per-channel mean difference to the ground truth, 0-255). Rain
+residue and dark % are util.metrics.rain_residue and dark_artifacts of each testA
+restoration (means over images; the residue over the images with rain pixels); "clean
+PSNR" is the harm to clean images: test.py runs the model on the clean testB photographs
+(into --out/results_clean/) and scores its outputs against those photographs
+(`--no_clean` skips it).
 Exit status: 0 when every run finished, 1 when some failed (listed in the table), 2 on bad
 usage.
 """
@@ -36,7 +41,6 @@ import json
 import logging
 import platform
 import shlex
-import statistics
 import sys
 import time
 import traceback
@@ -59,6 +63,7 @@ from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor  # noqa: E4
 from util.inference import restore  # noqa: E402
 from util.log import setup_logging  # noqa: E402
 from util.metrics import CHANNELS, MetricsError, evaluate_folders, psnr, ssim  # noqa: E402
+from util.reporting import fmt, markdown_table, mean_std, spread  # noqa: E402
 
 logger = logging.getLogger("benchmark_quality")
 
@@ -98,6 +103,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--no_baseline", action="store_true", help="with --lever: skip the runs without a lever")
     parser.add_argument("--eval_every", type=int, default=0,
                         help="score the test set every N iterations (a learning curve in results.json); 0: only at the end")
+    parser.add_argument("--no_clean", action="store_true",
+                        help="skip the clean-image column (restoring testB and scoring it against itself)")
     parser.add_argument("--channel", choices=CHANNELS, default="y", help="y for deraining, rgb for dehazing")
     parser.add_argument("--crop_border", type=int, default=0, help="pixels ignored at each border when scoring")
     parser.add_argument("--gpu_ids", default=default_gpu_ids(), help="as for train.py; -1 for the CPU")
@@ -194,18 +201,20 @@ def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path
     restoring_net = trainer.model.test_net_names()["AtoB"]
     del trainer
 
-    results_dir = out / "results"
-    status = test_entry.main(["--dataroot", args.dataroot, "--name", name,
-                              "--checkpoints_dir", str(out / "checkpoints"), "--results_dir", str(results_dir),
-                              "--gpu_ids", args.gpu_ids, "--metric_channel", args.channel,
-                              "--crop_border", str(args.crop_border)])
-    if status != 0:
-        raise BenchmarkError(f"test.py exited with status {status} for run '{name}'; see its log above")
-    rows, mean = evaluate_folders(results_dir / name / "test_latest" / "images", Path(args.dataroot) / "testB",
-                                  args.channel, args.crop_border)
+    root = Path(args.dataroot)
+    images = restore_with_test_py(name, args.dataroot, out / "results", args, out)
+    rows, mean = evaluate_folders(images, root / "testB", args.channel, args.crop_border, input_dir=root / "testA")
+    clean = {}
+    if not args.no_clean:  # a derainer should leave a rain-free photograph alone
+        clean_images = restore_with_test_py(name, str(root / "testB"), out / "results_clean", args, out,
+                                            "--nr_metrics", "false")
+        _, clean_mean = evaluate_folders(clean_images, root / "testB", args.channel, args.crop_border)
+        clean = {"clean_psnr": clean_mean["psnr"], "clean_ssim": clean_mean["ssim"]}
     return {"spec": spec, "label": spec + (f"+{lever}" if lever else ""), "lever": lever,
             "lever_flags": " ".join(extra), "model": model, "variant": variant, "name": name, "seed": seed,
             "psnr": mean["psnr"], "ssim": mean["ssim"], "color_shift": mean["color_shift"], "images": mean["count"],
+            "rain_residue": mean["rain_residue"], "rain_residue_images": mean["rain_residue_count"],
+            "dark_artifacts": mean["dark_artifacts"], **clean,
             "iterations": iterations, "seconds_per_iter": seconds / max(iterations, 1),
             "params": params, "restoring_net": restoring_net, "restoring_params": params[restoring_net],
             # EMA copies are not trained: they average the generators' weights.
@@ -213,20 +222,32 @@ def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path
             "curve": curve, "per_image": rows}
 
 
-def _spread(values: list[float], digits: int) -> str:
-    """'17.49' for one value, '17.49 ± 0.52' (sample standard deviation) for several."""
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+def restore_with_test_py(name: str, dataroot: str, results_dir: Path, args: argparse.Namespace, out: Path,
+                         *flags: str) -> Path:
+    """Run test.py with the run's latest checkpoint on `dataroot`; the folder of its restorations."""
+    status = test_entry.main(["--dataroot", dataroot, "--name", name,
+                              "--checkpoints_dir", str(out / "checkpoints"), "--results_dir", str(results_dir),
+                              "--gpu_ids", args.gpu_ids, "--metric_channel", args.channel,
+                              "--crop_border", str(args.crop_border), *flags])
+    if status != 0:
+        raise BenchmarkError(f"test.py exited with status {status} on '{dataroot}' for run '{name}'; "
+                             "see its log above")
+    return results_dir / name / "test_latest" / "images"
 
 
-def _shift(group: list[dict]) -> str:
-    """Mean colour shift of the runs that recorded one ('-' for results from before it existed)."""
-    values = [r["color_shift"] for r in group if "color_shift" in r]
-    return f"{statistics.mean(values):.2f}" if values else "-"
+def _mean(group: list[dict], key: str, digits: int) -> str:
+    """Mean of `key` over the runs that recorded it ('-' for results from before it existed)."""
+    return fmt(mean_std(r.get(key) for r in group)[0], digits)
 
 
-def markdown_table(runs: list[dict], floor: dict, settings: dict) -> str:
+def _diagnostics(group: list[dict]) -> list[str]:
+    """Rain residue, dark % and clean PSNR cells: mean ± std over the runs that recorded them."""
+    return [spread([r.get("rain_residue") for r in group], 3),
+            spread([r.get("dark_artifacts") for r in group], 2, scale=100),
+            spread([r.get("clean_psnr") for r in group], 2)]
+
+
+def results_table(runs: list[dict], floor: dict, settings: dict) -> str:
     """Ranked by mean PSNR over the runs of each spec (one run per seed)."""
     lines = ["# Quality benchmark", ""]
     lines += [f"- {key}: {value}" for key, value in settings.items()]
@@ -235,27 +256,29 @@ def markdown_table(runs: list[dict], floor: dict, settings: dict) -> str:
         if "error" not in r:
             by_spec.setdefault(r.get("label", r["spec"]), []).append(r)
     seeded = any(len(group) > 1 for group in by_spec.values())
-    seed_column = " PSNR per seed |" if seeded else ""
-    lines += ["", f"| rank | model | PSNR (dB) | SSIM |{seed_column} s / iter | restoring G (M params) | "
-                  "trained (M params) | colour shift |",
-              "|---:|---|---:|---:|" + ("---|" if seeded else "") + "---:|---:|---:|---:|"]
-    ranked = sorted(by_spec.items(), key=lambda item: statistics.mean(r["psnr"] for r in item[1]), reverse=True)
+    header = ["rank", "model", "PSNR (dB)", "SSIM", *(["PSNR per seed"] if seeded else []), "rain residue", "dark %",
+              "clean PSNR (dB)", "s / iter", "restoring G (M params)", "trained (M params)", "colour shift"]
+    rows = []
+    ranked = sorted(by_spec.items(), key=lambda item: mean_std(r["psnr"] for r in item[1])[0], reverse=True)
     for rank, (spec, group) in enumerate(ranked, 1):
         group = sorted(group, key=lambda r: r.get("seed", 0))
-        per_seed = (" " + ", ".join(f"{r['psnr']:.2f} (seed {r.get('seed', '?')})" for r in group) + " |"
-                    if seeded else "")
+        per_seed = [", ".join(f"{r['psnr']:.2f} (seed {r.get('seed', '?')})" for r in group)] if seeded else []
         first = group[0]
-        lines.append(f"| {rank} | {spec} | {_spread([r['psnr'] for r in group], 2)} | "
-                     f"{_spread([r['ssim'] for r in group], 4)} |{per_seed} "
-                     f"{statistics.mean(r['seconds_per_iter'] for r in group):.3f} | "
-                     f"{first['restoring_params'] / 1e6:.3f} | {first['trained_params'] / 1e6:.3f} | "
-                     f"{_shift(group)} |")
-    dashes = " - |" if seeded else ""
-    lines.append(f"| floor | input (degraded testA) | {floor['psnr']:.2f} | {floor['ssim']:.4f} |{dashes} - | - | - | "
-                 f"{_shift([floor])} |")
+        rows.append([str(rank), spec, spread([r["psnr"] for r in group], 2), spread([r["ssim"] for r in group], 4),
+                     *per_seed, *_diagnostics(group), _mean(group, "seconds_per_iter", 3),
+                     f"{first['restoring_params'] / 1e6:.3f}", f"{first['trained_params'] / 1e6:.3f}",
+                     _mean(group, "color_shift", 2)])
+    # The input keeps all its rain and adds no dark pixel by definition; it has no clean PSNR.
+    rows.append(["floor", "input (degraded testA)", f"{floor['psnr']:.2f}", f"{floor['ssim']:.4f}",
+                 *(["-"] if seeded else []), *_diagnostics([floor]), "-", "-", "-", _mean([floor], "color_shift", 2)])
     failed = [r for r in runs if "error" in r]
-    for r in failed:
-        lines.append(f"| failed | {r.get('label', r['spec'])} | - | - |{dashes} - | - | - | - |")
+    rows += [["failed", r.get("label", r["spec"])] + ["-"] * (len(header) - 2) for r in failed]
+    align = "rlrr" + ("l" if seeded else "") + "r" * 7
+    lines += ["", *markdown_table(header, rows, align), "",
+              "Rain residue: the share of the rain's added brightness left in the output (1 untouched, 0 gone). "
+              "Dark %: pixels the output makes more than 20 Y levels darker than both input and ground truth "
+              "where the ground truth is flat. Clean PSNR: the model run on the clean testB photographs, "
+              "against themselves (lower means it harms rain-free images). docs/METHODS.md, section 5."]
     if seeded:
         lines += ["", "± is the standard deviation over the seeds (training randomness: initial weights, "
                       "crops, patch positions); the same test images every time."]
@@ -295,7 +318,7 @@ def merge_results(paths: list[Path]) -> tuple[list[dict], dict, dict]:
 
 def write_outputs(out: Path, runs: list[dict], floor: dict, settings: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(markdown_table(runs, floor, settings))
+    (out / "table.md").write_text(results_table(runs, floor, settings))
     with open(out / "results.json", "w") as fh:
         json.dump({"settings": settings, "input": floor, "runs": runs}, fh, indent=1)
     logger.info("table: %s\n%s", out / "table.md", (out / "table.md").read_text())
@@ -343,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or default_out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        _, floor = evaluate_folders(root / "testA", root / "testB", args.channel, args.crop_border)
+        _, floor = evaluate_folders(root / "testA", root / "testB", args.channel, args.crop_border,
+                                    input_dir=root / "testA")
     except MetricsError as err:
         logger.error("cannot score the degraded inputs: %s", err)
         return 2

@@ -20,10 +20,8 @@ import argparse
 import csv
 import json
 import logging
-import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +31,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from util.reporting import fmt, markdown_table, mean_std  # noqa: E402
 
 logger = logging.getLogger("gpu_check")
 
@@ -163,10 +163,12 @@ def quality(args) -> int:
     metrics = args.results / "metrics.csv"
     if metrics.is_file():
         with open(metrics, newline="") as fh:
-            scores = ("psnr", "ssim", "input_psnr", "input_ssim")
-            rows = [{"name": row["name"], **{key: float(row[key]) for key in scores}} for row in csv.DictReader(fh)]
+            # test.py leaves the residue of an image without rain pixels empty.
+            scores = ("psnr", "ssim", "input_psnr", "input_ssim", "rain_residue", "dark_artifacts")
+            rows = [{"name": row["name"], **{key: float(row[key]) if row.get(key) else None for key in scores}}
+                    for row in csv.DictReader(fh)]
         result["images"] = rows
-        result["mean"] = {key: statistics.fmean(row[key] for row in rows) for key in scores}
+        result["mean"] = {key: mean_std(row[key] for row in rows)[0] for key in scores}
     path.write_text(json.dumps(result, indent=1))
     return 0
 
@@ -197,12 +199,6 @@ def passed(args) -> int:
 
 
 # ----- summary --------------------------------------------------------------------------
-def fmt(value, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:.{digits}f}"
-
-
 def model_label(config: dict) -> str:
     variant = config.get("dcd_variant")
     return f"{config['model']} {variant}" if variant else config["model"]
@@ -236,24 +232,23 @@ def speed_section(lines: list[dict], peak: float | None) -> list[str]:
         out.append("")
     train = [line for line in lines if "train" in line]
     if train:
-        out += ["| model | crop | batch | precision | s/it | images/s | TFLOP/it | TFLOP/s | % of bf16 peak | GPU memory (GiB) |",
-                "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+        rows = []
         for line in train:
             c, t = line["config"], line["train"]
             memory = t["cuda_max_allocated_mb"] / 1024 if t.get("cuda_max_allocated_mb") else None
-            out.append(f"| {model_label(c)} | {c['crop_size']} | {c['batch_size']} | "
-                       f"{precision_label(c, t.get('nan_guard', False))} | {fmt(t['sec_per_iter'], 4)} | "
-                       f"{fmt(t['images_per_s'], 1)} | {fmt(t['flops_per_iter'] / 1e12, 3)} | "
-                       f"{fmt(t['achieved_gflops'] / 1e3, 1)} | {percent(t['achieved_gflops'], peak)} | {fmt(memory)} |")
-        out.append("")
+            rows.append([model_label(c), str(c["crop_size"]), str(c["batch_size"]),
+                         precision_label(c, t.get("nan_guard", False)), fmt(t["sec_per_iter"], 4),
+                         fmt(t["images_per_s"], 1), fmt(t["flops_per_iter"] / 1e12, 3),
+                         fmt(t["achieved_gflops"] / 1e3, 1), percent(t["achieved_gflops"], peak), fmt(memory)])
+        out += markdown_table(["model", "crop", "batch", "precision", "s/it", "images/s", "TFLOP/it", "TFLOP/s",
+                               "% of bf16 peak", "GPU memory (GiB)"], rows, "lrrlrrrrrr") + [""]
     infer = [(line["config"], size, result) for line in lines for size, result in line.get("infer", {}).items()]
     if infer:
-        out += ["| restoring generator | image | tile | precision | s/image | megapixels/s | TFLOP/s | % of bf16 peak |",
-                "|---|---|---:|---|---:|---:|---:|---:|",
-                *(f"| {c['netG']} ngf {c['ngf']} | {size} | {r.get('tile') or 'whole'} | {precision_label(c)} | "
-                  f"{fmt(r['sec_per_image'], 4)} | {fmt(r['megapixels_per_s'], 1)} | "
-                  f"{fmt(r['achieved_gflops'] / 1e3, 1)} | {percent(r['achieved_gflops'], peak)} |"
-                  for c, size, r in infer), ""]
+        rows = [[f"{c['netG']} ngf {c['ngf']}", size, str(r.get("tile") or "whole"), precision_label(c),
+                 fmt(r["sec_per_image"], 4), fmt(r["megapixels_per_s"], 1), fmt(r["achieved_gflops"] / 1e3, 1),
+                 percent(r["achieved_gflops"], peak)] for c, size, r in infer]
+        out += markdown_table(["restoring generator", "image", "tile", "precision", "s/image", "megapixels/s",
+                               "TFLOP/s", "% of bf16 peak"], rows, "llrlrrrr") + [""]
     return out
 
 
@@ -279,9 +274,14 @@ def quality_section(result: dict) -> list[str]:
            f"{result.get('train_seconds', '?')} s, {result.get('train_status', 'not run')})."]
     mean = result.get("mean")
     if mean:
-        out += ["", f"| {len(result['images'])} test images (Y channel) | PSNR (dB) | SSIM |", "|---|---:|---:|",
-                f"| restored | {fmt(mean['psnr'])} | {fmt(mean['ssim'], 4)} |",
-                f"| rainy input | {fmt(mean['input_psnr'])} | {fmt(mean['input_ssim'], 4)} |"]
+        # The rainy input keeps all its rain and has no dark artifact by definition.
+        dark = mean.get("dark_artifacts")
+        rows = [["restored", fmt(mean["psnr"]), fmt(mean["ssim"], 4), fmt(mean.get("rain_residue"), 3),
+                 fmt(None if dark is None else 100 * dark)],
+                ["rainy input", fmt(mean["input_psnr"]), fmt(mean["input_ssim"], 4),
+                 "-" if mean.get("rain_residue") is None else "1.000", "-" if dark is None else "0.00"]]
+        out += ["", *markdown_table([f"{len(result['images'])} test images (Y channel)", "PSNR (dB)", "SSIM",
+                                     "rain residue", "dark %"], rows, "lrrrr")]
     if result.get("error"):
         out.append(f"\nError: {result['error']}")
     return out + [""]
@@ -297,8 +297,9 @@ def summary(args) -> int:
              f"{gpu.get('name', 'no GPU (CPU run)')}" + (f", {gpu['memory_gib']} GiB, driver {gpu['driver']}" if gpu else "")
              + f"; torch {env.get('torch', '?')} (CUDA {env.get('cuda')}), Python {env.get('python', '?')}; "
              f"commit {env.get('commit') or 'unknown'}; mode {env.get('mode', '?')}.", "",
-             "| part | status | seconds | note |", "|---|---|---:|---|"]
-    lines += [f"| {name} | {p['status']} | {p['seconds']} | {p.get('note') or ''} |" for name, p in finished.items()]
+             *markdown_table(["part", "status", "seconds", "note"],
+                             [[name, p["status"], str(p["seconds"]), p.get("note") or ""] for name, p in finished.items()],
+                             "llrl")]
     lines += ["", "## CUDA tests", ""]
     lines += tests_section("tests/test_cuda.py", junit_cases(folder / "tests.xml")) or ["Not run.", ""]
     lines += tests_section("compile test", junit_cases(folder / "compile.xml"))

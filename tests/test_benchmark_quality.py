@@ -41,11 +41,25 @@ def test_two_models_end_to_end(tiny_dataroot, tmp_path):
     options = (out / "checkpoints" / "dcdgan_official" / "train_opt.txt").read_text()
     assert "dcd_variant: official" in " ".join(options.split())
     assert "crop_size: 32" in " ".join(options.split())
+    for r in runs.values():  # the diagnostics of test.py's restorations, and of the clean testB photographs
+        restored = out / "results" / r["name"] / "test_latest" / "images"
+        _, scored = evaluate_folders(restored, tiny_dataroot / "testB", input_dir=tiny_dataroot / "testA")
+        assert r["rain_residue"] == pytest.approx(scored["rain_residue"]) and 0 <= r["rain_residue"] <= 1
+        assert r["dark_artifacts"] == pytest.approx(scored["dark_artifacts"])
+        cleaned = out / "results_clean" / r["name"] / "test_latest" / "images"
+        _, clean = evaluate_folders(cleaned, tiny_dataroot / "testB")
+        assert clean["count"] == 2 and r["clean_psnr"] == pytest.approx(clean["psnr"])
 
     _, floor = evaluate_folders(tiny_dataroot / "testA", tiny_dataroot / "testB")
     assert result["input"]["psnr"] == pytest.approx(floor["psnr"])
+    assert result["input"]["rain_residue"] == 1.0 and result["input"]["dark_artifacts"] == 0.0
     table = (out / "table.md").read_text()
     assert "| floor | input (degraded testA) |" in table
+    assert "| SSIM | rain residue | dark % | clean PSNR (dB) | s / iter |" in table
+    first = next(line for line in table.splitlines() if line.startswith("| 1 "))
+    best = runs[max(runs, key=lambda s: runs[s]["psnr"])]
+    assert (f"| {best['rain_residue']:.3f} | {100 * best['dark_artifacts']:.2f} | {best['clean_psnr']:.2f} |"
+            in first)
     ranked = [line.split("|")[2].strip() for line in table.splitlines() if line.startswith("| 1 ") or
               line.startswith("| 2 ")]
     expected = sorted(runs, key=lambda s: runs[s]["psnr"], reverse=True)
@@ -95,6 +109,26 @@ def test_merge_ranks_by_the_mean_over_seeds_and_shows_the_spread(tmp_path):
     assert sorted(r["seed"] for r in merged["runs"]) == [0, 0, 1, 1]
 
 
+def test_merged_table_shows_residue_dark_and_clean_psnr_as_mean_and_spread(tmp_path):
+    bench = load_script()
+    paths = []
+    for seed, (residue, dark, clean) in enumerate([(0.2, 0.01, 30.0), (0.4, 0.03, 32.0)]):
+        path = fake_results(tmp_path / f"s{seed}" / "results.json", seed, [("dcdgan:official", 20.0)])
+        result = json.loads(path.read_text())
+        result["runs"][0].update(rain_residue=residue, dark_artifacts=dark, clean_psnr=clean)
+        result["input"].update(rain_residue=1.0, dark_artifacts=0.0)
+        path.write_text(json.dumps(result))
+        paths.append(str(path))
+    old = fake_results(tmp_path / "old" / "results.json", 0, [("cut", 19.0)])  # from before the columns existed
+    assert bench.main(["--merge", *paths, "--out", str(tmp_path / "m")]) == 0
+    rows = [line for line in (tmp_path / "m" / "table.md").read_text().splitlines() if line.startswith("| ")]
+    assert "| 0.300 ± 0.141 | 2.00 ± 1.41 | 31.00 ± 1.41 |" in rows[1]
+    assert rows[2].startswith("| floor | input (degraded testA) | 16.00 | 0.5000 | - | 1.000 | 0.00 | - |")
+    assert bench.main(["--merge", str(old), "--out", str(tmp_path / "o")]) == 0
+    rows = [line for line in (tmp_path / "o" / "table.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| 1 | cut | 19.00 | 0.5000 | - | - | - | 0.500 |")
+
+
 def test_merge_refuses_results_of_another_budget(tmp_path):
     bench = load_script()
     a = fake_results(tmp_path / "a.json", 0, [("cut", 17.0)])
@@ -121,10 +155,11 @@ def test_levers_share_one_table_and_the_curve_matches_the_final_checkpoint(tiny_
     out = tmp_path / "bench"
     status = bench.main(["--dataroot", str(tiny_dataroot), "--models", "dcdgan:official", "--out", str(out),
                          *TINY[:1], "3", *TINY[2:], "--num_threads", "0", "--netG", "resnet_6blocks",
-                         "--lever", "ema=--ema_decay 0.9", "--eval_every", "2"])
+                         "--lever", "ema=--ema_decay 0.9", "--eval_every", "2", "--no_clean"])
     assert status == 0
     result = json.loads((out / "results.json").read_text())
     runs = {r["label"]: r for r in result["runs"]}
+    assert not any("clean_psnr" in r for r in runs.values()) and not (out / "results_clean").exists()
     assert set(runs) == {"dcdgan:official", "dcdgan:official+ema"}
     ema = runs["dcdgan:official+ema"]
     assert ema["restoring_net"] == "G_A_ema" and runs["dcdgan:official"]["restoring_net"] == "G_A"

@@ -1,4 +1,5 @@
-"""PSNR and SSIM as the deraining / dehazing papers report them (docs/METHODS.md, section 5).
+"""PSNR and SSIM as the deraining / dehazing papers report them, and two deraining
+diagnostics that PSNR hides (docs/METHODS.md, section 5).
 
 Deraining papers score the Y channel of YCbCr (BT.601, MATLAB's ``rgb2ycbcr``), dehazing
 papers score RGB; both with data range 255 and Wang et al.'s Gaussian-window SSIM.
@@ -6,6 +7,18 @@ papers score RGB; both with data range 255 and Wang et al.'s Gaussian-window SSI
 Y is kept as float64 and never rounded to 8 bits: the MATLAB scripts that produced the
 published tables convert with ``im2double`` first, so ``rgb2ycbcr`` returns floats there too.
 Rounding Y would shift PSNR by up to a few hundredths of a dB on clean restorations.
+
+PSNR averages errors over the whole image, so leftover streaks and dark blotches on a few
+per cent of the pixels barely move it. Two diagnostics, in Y levels, count them:
+
+- rain residue: of the brightness the rain added (pixels where the rainy input's Y exceeds
+  the ground truth's by more than RAIN_LEVELS = 15), the share still in the output,
+  clip((out - gt) / (input - gt), 0, 1) averaged over those pixels: 1 untouched, 0 gone;
+  None for an image without such pixels.
+- dark artifacts: the share of all pixels that the output makes darker than both the input
+  and the ground truth by more than DARK_LEVELS = 20, counted where the ground truth is flat
+  (its standard deviation of Y in a FLAT_WINDOW = 7 square, borders reflected, under
+  FLAT_STD_LEVELS = 6): blotches and dark ghosts of over-subtracted streaks.
 """
 from __future__ import annotations
 
@@ -15,9 +28,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 from skimage.metrics import structural_similarity
 
 from util.image_io import IMG_EXTENSIONS, ImageReadError, is_image_file, load_rgb
+from util.reporting import column_means, present
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +41,12 @@ DATA_RANGE = 255.0
 SSIM_SIGMA = 1.5
 # skimage's Gaussian window for sigma 1.5 is 11 x 11 (truncated at 3.5 sigma).
 SSIM_WINDOW = 2 * int(3.5 * SSIM_SIGMA + 0.5) + 1
+
+# The diagnostics' thresholds, in Y levels of rgb_to_y (defined in the module docstring).
+RAIN_LEVELS = 15.0  # input brighter than the ground truth by more: a rain pixel
+DARK_LEVELS = 20.0  # output darker than input and ground truth by more: a dark pixel
+FLAT_WINDOW = 7  # side of the square in which the ground truth's flatness is measured
+FLAT_STD_LEVELS = 6.0  # local standard deviation under which the ground truth is flat
 
 
 class MetricsError(ValueError):
@@ -135,17 +156,67 @@ def color_shift(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.abs(means).mean())
 
 
+def rain_residue(out: np.ndarray, inp: np.ndarray, gt: np.ndarray) -> float | None:
+    """The share of the rain's brightness still present in the output: 1 untouched, 0 gone.
+
+    Rain pixels are those where the rainy input's Y exceeds the ground truth's by more than
+    RAIN_LEVELS; each keeps clip((out - gt) / (input - gt), 0, 1) of what the rain added, and
+    the residue is the mean over them. None when the image has no rain pixel. All three are
+    HxWx3 uint8 of one size.
+    """
+    y_out, y_in, y_gt = _luma_triple(out, inp, gt)
+    added = y_in - y_gt
+    rain = added > RAIN_LEVELS
+    if not rain.any():
+        return None
+    kept = np.clip((y_out[rain] - y_gt[rain]) / added[rain], 0.0, 1.0)
+    return float(kept.mean())
+
+
+def dark_artifacts(out: np.ndarray, inp: np.ndarray, gt: np.ndarray) -> float:
+    """The share of ALL pixels (0-1) that the output makes darker than both the input and the
+    ground truth by more than DARK_LEVELS, counted where the ground truth is flat (local
+    FLAT_WINDOW x FLAT_WINDOW standard deviation of Y under FLAT_STD_LEVELS): blotches and
+    dark ghosts of over-subtracted streaks, which no real scene detail explains there.
+    """
+    y_out, y_in, y_gt = _luma_triple(out, inp, gt)
+    darker = (y_out < y_in - DARK_LEVELS) & (y_out < y_gt - DARK_LEVELS)
+    flat = local_std(y_gt, FLAT_WINDOW) < FLAT_STD_LEVELS
+    return float(np.mean(darker & flat))
+
+
+def local_std(y: np.ndarray, size: int) -> np.ndarray:
+    """Standard deviation of ``y`` in a size x size box around each pixel (borders reflected)."""
+    mean = uniform_filter(y, size, mode="reflect")
+    mean_sq = uniform_filter(y * y, size, mode="reflect")
+    return np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+
+
+def _luma_triple(out: np.ndarray, inp: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    for what, img in (("out", out), ("input", inp), ("gt", gt)):
+        _check_rgb_uint8(img, what)
+    if not out.shape == inp.shape == gt.shape:
+        raise ValueError(f"out, input and gt differ in size: {out.shape}, {inp.shape}, {gt.shape}")
+    return rgb_to_y(out), rgb_to_y(inp), rgb_to_y(gt)
+
+
 def evaluate_folders(
     pred_dir: str | os.PathLike,
     gt_dir: str | os.PathLike,
     channel: str = "y",
     crop_border: int = 0,
+    input_dir: str | os.PathLike | None = None,
 ) -> tuple[list[dict], dict]:
     """Score every image of ``pred_dir`` against the ground truth with the same file stem.
 
     Returns ``(rows, mean)``: rows ``{name, psnr, ssim, color_shift}`` (name = the file stem)
     in sorted order, and ``{psnr, ssim, color_shift, count}`` averaged over them. The mean PSNR is ``inf`` when
     one restoration is exact. Extra ground-truth files are ignored.
+
+    With ``input_dir`` (the degraded inputs, matched by stem too) rows also hold
+    ``rain_residue`` (None for an image without rain pixels) and ``dark_artifacts``, and the
+    mean holds ``rain_residue`` over the images that have one (None if none does),
+    ``rain_residue_count`` and ``dark_artifacts``. These two use the whole image.
     """
     if channel not in CHANNELS:
         raise MetricsError(f"channel must be one of {CHANNELS}, got {channel!r}")
@@ -153,19 +224,12 @@ def evaluate_folders(
     if not preds:
         raise MetricsError(f"no images in '{pred_dir}' (looked for {', '.join(IMG_EXTENSIONS)})")
     gts = images_by_stem(Path(gt_dir))
+    inputs = images_by_stem(Path(input_dir)) if input_dir is not None else None
     rows = []
     for stem, pred_path in preds.items():
-        gt_path = gts.get(stem)
-        if gt_path is None:
-            raise MetricsError(
-                f"no ground truth for '{pred_path}': expected a file named '{stem}.<ext>' in '{gt_dir}'"
-            )
-        pred, gt = load_scored(pred_path), load_scored(gt_path)
-        if pred.shape != gt.shape:
-            raise MetricsError(
-                f"size mismatch: '{pred_path}' is {pred.shape[1]}x{pred.shape[0]} but "
-                f"'{gt_path}' is {gt.shape[1]}x{gt.shape[0]} (width x height)"
-            )
+        pred = load_scored(pred_path)
+        gt = _load_match(pred, pred_path, gts, gt_dir, "ground truth")
+        inp = _load_match(pred, pred_path, inputs, input_dir, "input") if inputs is not None else None
         try:
             row = {
                 "name": stem,
@@ -173,6 +237,9 @@ def evaluate_folders(
                 "ssim": ssim(pred, gt, channel, crop_border),
                 "color_shift": color_shift(pred, gt),
             }
+            if inp is not None:
+                row["rain_residue"] = rain_residue(pred, inp, gt)
+                row["dark_artifacts"] = dark_artifacts(pred, inp, gt)
         except ValueError as err:
             raise MetricsError(f"cannot score '{pred_path}': {err}") from err
         log.debug("%s: PSNR %.4f SSIM %.4f", stem, row["psnr"], row["ssim"])
@@ -183,4 +250,23 @@ def evaluate_folders(
         "color_shift": float(np.mean([r["color_shift"] for r in rows])),
         "count": len(rows),
     }
+    if inputs is not None:
+        mean.update(column_means(rows, ("rain_residue", "dark_artifacts")))
+        mean["rain_residue_count"] = len(present(r["rain_residue"] for r in rows))
     return rows, mean
+
+
+def _load_match(pred: np.ndarray, pred_path: Path, found: dict[str, Path], folder, what: str) -> np.ndarray:
+    """The image of ``found`` with pred's stem, checked to be pred's size; MetricsError naming both."""
+    path = found.get(pred_path.stem)
+    if path is None:
+        raise MetricsError(
+            f"no {what} for '{pred_path}': expected a file named '{pred_path.stem}.<ext>' in '{folder}'"
+        )
+    image = load_scored(path)
+    if image.shape != pred.shape:
+        raise MetricsError(
+            f"size mismatch: '{pred_path}' is {pred.shape[1]}x{pred.shape[0]} but "
+            f"'{path}' is {image.shape[1]}x{image.shape[0]} (width x height)"
+        )
+    return image
