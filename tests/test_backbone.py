@@ -63,6 +63,15 @@ def test_encode_only_stops_after_the_last_requested_layer_and_matches_the_full_p
     assert torch.equal(out, net(x))
 
 
+def test_each_upsampling_gets_the_encoder_level_of_its_resolution_added():
+    net = opened(define_generator("nafnet", ngf=4))
+    raw = {}
+    for index in (7, 9):
+        net.model[index].register_forward_hook(lambda m, i, o, index=index: raw.__setitem__(index, o))
+    _, (level0, level1, up1, up0) = net(image(32, 32), [1, 3, 7, 9])
+    assert torch.equal(up1, raw[7] + level1) and torch.equal(up0, raw[9] + level0)
+
+
 def test_bad_layers_and_sizes_are_one_line_errors():
     net = define_generator("nafnet", ngf=4)
     with pytest.raises(ValueError, match=r"--nce_layers \[12\] do not exist; --netG nafnet has layers 0..11"):
