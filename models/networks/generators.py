@@ -1,7 +1,7 @@
 """The generators (`--netG`), with an encoder-feature interface for contrastive losses:
 the ResNet generators here, `nafnet` in nafnet.py.
 
-The network is one flat `nn.Sequential` so that a layer index means the same thing as in
+A ResNet generator is one flat `nn.Sequential` so that a layer index means the same thing as in
 the CUT/DCLGAN reference code: for resnet_9blocks with anti-aliasing, 0 = padded input,
 4 = first downsampling conv, 8 = second downsampling conv, 12 = residual block 1,
 16 = residual block 5. `--nce_layers` uses these indices.
