@@ -33,7 +33,9 @@ class TrainOptions(BaseOptions):
         g.add_argument("--ngf", type=int, default=64, help="generator width (filters in the first conv)")
         g.add_argument("--ndf", type=int, default=64, help="discriminator width")
         g.add_argument("--netG", default="resnet_9blocks", choices=CHOICES["netG"],
-                       help="resnet_9blocks | resnet_6blocks | resnet_4blocks")
+                       help="resnet_9blocks | resnet_6blocks | resnet_4blocks (work at 1/4 resolution) | nafnet "
+                            "(a full-resolution U-Net of NAF blocks that adds its output to its input; "
+                            "use --ngf 16-32 and --nce_layers 0,1,3,6: docs/METHODS.md)")
         g.add_argument("--netD", default="basic", choices=CHOICES["netD"],
                        help="basic (70x70 PatchGAN) | n_layers | pixel")
         g.add_argument("--n_layers_D", type=int, default=3, help="only used if netD == n_layers")

@@ -2,6 +2,7 @@
 from .discriminators import define_discriminator
 from .generators import define_generator
 from .heads import define_head
+from .nafnet import NafnetGenerator
 from .negative import NegativeGenerator
 
-__all__ = ["define_discriminator", "define_generator", "define_head", "NegativeGenerator"]
+__all__ = ["define_discriminator", "define_generator", "define_head", "NafnetGenerator", "NegativeGenerator"]

@@ -1,6 +1,7 @@
-"""ResNet generators with an encoder-feature interface for contrastive losses.
+"""The generators (`--netG`), with an encoder-feature interface for contrastive losses:
+the ResNet generators here, `nafnet` in nafnet.py.
 
-The network is one flat `nn.Sequential` so that a layer index means the same thing as in
+A ResNet generator is one flat `nn.Sequential` so that a layer index means the same thing as in
 the CUT/DCLGAN reference code: for resnet_9blocks with anti-aliasing, 0 = padded input,
 4 = first downsampling conv, 8 = second downsampling conv, 12 = residual block 1,
 16 = residual block 5. `--nce_layers` uses these indices.
@@ -9,14 +10,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .layers import BlurDownsample, BlurUpsample, get_norm_layer, uses_bias
+from .layers import BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer, residual_output, uses_bias
+from .nafnet import NafnetGenerator
 
-
-RAIN_LAYERS = ("none", "leaky", "gray")
-# --netG: residual blocks of each generator.
+# --netG: residual blocks of each ResNet generator.
 GENERATOR_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
+GENERATORS = sorted([*GENERATOR_BLOCKS, "nafnet"])  # --netG
 
 
 class ResnetBlock(nn.Module):
@@ -45,10 +45,7 @@ class ResnetGenerator(nn.Module):
                  global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
                  rain_layer_sign: int = -1, skips: bool = False):
         super().__init__()
-        if (global_residual or rain_layer != "none") and input_nc != output_nc:
-            raise ValueError("--global_residual and --rain_layer need --input_nc == --output_nc")
-        if rain_layer not in RAIN_LAYERS:
-            raise ValueError(f"unknown --rain_layer '{rain_layer}'; choose one of {RAIN_LAYERS}")
+        check_rain_layer(rain_layer, global_residual, input_nc, output_nc)
         self.global_residual = global_residual
         self.rain_layer, self.rain_layer_sign = rain_layer, rain_layer_sign
         norm_layer, bias = get_norm_layer(norm), uses_bias(norm)
@@ -119,28 +116,19 @@ class ResnetGenerator(nn.Module):
         return (self._output(x, feat), feats) if layers else self._output(x, feat)
 
     def _output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """With --global_residual the network predicts a correction added to its input.
-
-        With --rain_layer leaky it predicts a rain layer r that is added (rain_layer_sign +1,
-        the degrading generator) or removed (-1, the restoring one): rain only brightens, so
-        r = leaky_relu(y, 0.1) is non-negative up to a small leak. The leak keeps a gradient
-        where y < 0; with a plain ReLU the identity loss drives y below zero everywhere and
-        the generator freezes at the identity. `gray` makes the layer colourless (the mean of
-        the three output channels, the same for R, G and B), as rain streaks and mist are:
-        the generator then cannot tint the image.
-        """
-        if self.rain_layer == "gray":
-            y = y.mean(dim=1, keepdim=True)
-        if self.rain_layer in ("leaky", "gray"):
-            return (x + self.rain_layer_sign * F.leaky_relu(y, 0.1)).clamp(-1.0, 1.0)
-        return (x + y).clamp(-1.0, 1.0) if self.global_residual else y
+        return residual_output(x, y, self.global_residual, self.rain_layer, self.rain_layer_sign)
 
 
 def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                      no_antialias: bool = False, no_antialias_up: bool = False,
                      global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
-                     rain_layer_sign: int = -1, skips: bool = False) -> ResnetGenerator:
+                     rain_layer_sign: int = -1, skips: bool = False) -> nn.Module:
+    """Generator `netG`. `nafnet` is a U-Net that always adds its output to its input, so
+    --global_residual and --skips are part of it, and it has its own norm and resampling:
+    `norm`, the anti-aliasing flags and `upsample_taps` apply to the ResNet generators only."""
+    if netG == "nafnet":
+        return NafnetGenerator(input_nc, output_nc, ngf, rain_layer=rain_layer, rain_layer_sign=rain_layer_sign)
     if netG not in GENERATOR_BLOCKS:
-        raise ValueError(f"unknown --netG '{netG}'; choose one of {sorted(GENERATOR_BLOCKS)}")
+        raise ValueError(f"unknown --netG '{netG}'; choose one of {GENERATORS}")
     return ResnetGenerator(input_nc, output_nc, ngf, norm, GENERATOR_BLOCKS[netG], no_antialias, no_antialias_up,
                            global_residual, upsample_taps, rain_layer, rain_layer_sign, skips)

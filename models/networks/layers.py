@@ -1,4 +1,5 @@
-"""Small building blocks: normalisation choice and anti-aliased resampling (blur pool)."""
+"""Small building blocks: normalisation choice, anti-aliased resampling (blur pool), the
+generators' residual and rain-layer outputs."""
 from __future__ import annotations
 
 import functools
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 
 
 NORMS = ("instance", "batch", "none")  # --normG, --normD
+RAIN_LAYERS = ("none", "leaky", "gray")  # --rain_layer
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -109,3 +111,33 @@ class BlurUpsample(nn.Module):
         # For both filters the output sample belonging to input pixel j (padded index j + 1)
         # is y[2j + 3]; keep [3, 3 + 2H).
         return y[..., 3:3 + 2 * h, 3:3 + 2 * w]
+
+
+def check_rain_layer(rain_layer: str, global_residual: bool, input_nc: int, output_nc: int) -> None:
+    """Raise ValueError for a --rain_layer this module does not know, or for an output that is
+    added to an input of another channel count."""
+    if rain_layer not in RAIN_LAYERS:
+        raise ValueError(f"unknown --rain_layer '{rain_layer}'; choose one of {RAIN_LAYERS}")
+    if (global_residual or rain_layer != "none") and input_nc != output_nc:
+        raise ValueError("--global_residual and --rain_layer need --input_nc == --output_nc")
+
+
+def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rain_layer: str = "none",
+                    rain_layer_sign: int = -1) -> torch.Tensor:
+    """A generator's image from its input `x` and its last layer's output `y`.
+
+    With `global_residual` the network predicts a correction added to its input.
+
+    With rain_layer `leaky` it predicts a rain layer r that is added (rain_layer_sign +1,
+    the degrading generator) or removed (-1, the restoring one): rain only brightens, so
+    r = leaky_relu(y, 0.1) is non-negative up to a small leak. The leak keeps a gradient
+    where y < 0; with a plain ReLU the identity loss drives y below zero everywhere and
+    the generator freezes at the identity. `gray` makes the layer colourless (the mean of
+    the three output channels, the same for R, G and B), as rain streaks and mist are:
+    the generator then cannot tint the image.
+    """
+    if rain_layer == "gray":
+        y = y.mean(dim=1, keepdim=True)
+    if rain_layer in ("leaky", "gray"):
+        return (x + rain_layer_sign * F.leaky_relu(y, 0.1)).clamp(-1.0, 1.0)
+    return (x + y).clamp(-1.0, 1.0) if global_residual else y
