@@ -1,5 +1,5 @@
-"""datasets/prepare.py on small fakes of the real releases: folder and file names as the
-archives have them (datasets/README.md gives each layout's source), tiny images."""
+"""datasets/prepare.py and its prepare_* modules on small fakes of the real releases: folder
+and file names as the archives have them (datasets/README.md gives each layout's source), tiny images."""
 import json
 import logging
 import shutil
@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.prepare import PrepareError, ReleaseFile, classify, main, prepare
+from datasets.prepare import main, prepare
+from datasets.prepare_catalogue import PrepareError
+from datasets.prepare_pairing import classify
+from datasets.prepare_readers import ReleaseFile
 from util.image_io import load_rgb
 
 
@@ -468,9 +471,9 @@ def test_errors_are_one_line_and_name_the_fix(tmp_path, caplog):
     assert not (tmp_path / "out").exists()
 
     # What a user sees: one line on stderr, exit status 2, no traceback.
-    script = Path(__file__).resolve().parent.parent / "datasets" / "prepare.py"
     run = subprocess.run(
-        [sys.executable, str(script), "rain100l", "--archive", str(broken), *out], capture_output=True, text=True
+        [sys.executable, "-m", "datasets.prepare", "rain100l", "--archive", str(broken), *out],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
     )
     assert run.returncode == 2
     assert run.stderr.splitlines() == [f"ERROR: cannot unpack '{broken}' (File is not a zip file): "
