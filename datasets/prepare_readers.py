@@ -27,6 +27,14 @@ _TOOL_ARCHIVES = {
     ".rar": ("RAR", ("unrar", "7z", "7zz", "bsdtar"), "`unrar x {name}` or `7z x {name}`"),
     ".7z": ("7z", ("7z", "7za", "7zz", "bsdtar"), "`7z x {name}`"),
 }
+# What tarfile's "data" filter refuses to extract, in words.
+_UNSAFE_MEMBERS = (
+    (tarfile.AbsolutePathError, "an absolute path"),
+    (tarfile.OutsideDestinationError, "a path leading outside the folder it is unpacked into"),
+    (tarfile.AbsoluteLinkError, "a link to an absolute path"),
+    (tarfile.LinkOutsideDestinationError, "a link leading outside the folder it is unpacked into"),
+    (tarfile.SpecialFileError, "a device or pipe"),
+)
 # JORDER's test archives are tarballs named rain_data_test_*.gz.
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".gz", ".tar", ".zip", ".rar", ".7z")
 
@@ -172,6 +180,12 @@ def _unpack(archive: Path, dest: Path, shown: str) -> None:
             )
     except PrepareError:
         raise
+    except tarfile.FilterError as err:  # a TarError, but no damage: the filter refused a member
+        reason = next((text for refused, text in _UNSAFE_MEMBERS if isinstance(err, refused)), "refused by tarfile")
+        raise PrepareError(
+            f"refused to unpack '{shown}': its member '{err.tarinfo.name}' is unsafe ({reason}); "
+            "no benchmark release holds such a member: check where the archive comes from"
+        ) from err
     # zipfile raises NotImplementedError for an unknown compression method and RuntimeError
     # for an encrypted member: a damaged (or foreign) archive as far as this converter goes.
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError,
