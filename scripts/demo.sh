@@ -25,7 +25,7 @@ bash scripts/train_quick.sh "$DATA" "$NAME" --gpu_ids -1 "$@"
 trained=$(date +%s)
 
 "$PY" test.py --dataroot "$DATA" --name "$NAME" --gpu_ids -1
-"$PY" scripts/comparison_grid.py --dataroot "$DATA" --results "results/$NAME/test_latest/images" \
+"$PY" -m scripts.comparison_grid --dataroot "$DATA" --results "results/$NAME/test_latest/images" \
     --label "DCD-GAN quick ($ITERS its)" --out "results/$NAME/grid.png"
 end=$(date +%s)
 echo "demo: data $((built - start)) s, training $((trained - built)) s, total $((end - start)) s"
