@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - create .venv, build the synthetic rain data, train + test DCD-GAN on it
-#   make test   - create .venv, install the test services (visdom assets, Chromium), run pytest
+#   make test   - create .venv, install the test services (visdom assets, Chromium), run ruff and pytest
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,10 +11,14 @@ TEST_STAMP := $(VENV)/.installed-test
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+# The requirements, then the repository itself: editable and without dependencies, so that
+# `python scripts/NAME.py`, the notebook and the dcdgan-train / dcdgan-test / dcdgan-evaluate
+# commands import it from any folder.
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "setuptools<81" wheel
 	$(PY) -m pip install -q --no-build-isolation -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # basicsr: the NIQE reference tests/test_no_reference.py compares with, imported there module
@@ -29,6 +33,7 @@ demo: venv
 
 test: $(TEST_STAMP)
 	PY=$(PY) bash scripts/setup_test_services.sh
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 clean:

@@ -47,24 +47,23 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import models
+from data.image_folder import make_dataset
+from models.loading import load_generator
+from options.base_options import default_gpu_ids
+from options.train_options import TrainOptions
+from scripts.console import load_test_script
+from training.trainer import Trainer
+from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor
+from util.inference import restore
+from util.log import setup_logging
+from util.metrics import CHANNELS, MetricsError, evaluate_folders, psnr, ssim
+from util.reporting import fmt, markdown_table, mean_std, spread
 
-import models  # noqa: E402
-import test as test_entry  # noqa: E402
-from data.image_folder import make_dataset  # noqa: E402
-from models.loading import load_generator  # noqa: E402
-from options.base_options import default_gpu_ids  # noqa: E402
-from options.train_options import TrainOptions  # noqa: E402
-from training.trainer import Trainer  # noqa: E402
-from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor  # noqa: E402
-from util.inference import restore  # noqa: E402
-from util.log import setup_logging  # noqa: E402
-from util.metrics import CHANNELS, MetricsError, evaluate_folders, psnr, ssim  # noqa: E402
-from util.reporting import fmt, markdown_table, mean_std, spread  # noqa: E402
-
+test_entry = load_test_script()  # test.py: `import test` can find the standard library's package instead
 logger = logging.getLogger("benchmark_quality")
 
 DEFAULT_MODELS = "cycle_gan,cut,dcl,negcut,dcdgan:official,dcdgan:paper"

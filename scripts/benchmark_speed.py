@@ -50,22 +50,19 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from models import create_model  # noqa: E402
-from models.builders import generator_architecture  # noqa: E402
-from models.dcl_model import DCLModel  # noqa: E402
-from options.train_options import TrainOptions  # noqa: E402
-from training.guards import NonFiniteGuard  # noqa: E402
-from util.backends import BACKENDS, DEFAULT_BACKEND, inference_network  # noqa: E402
-from util.distributed import compile_network, device_of, unwrap  # noqa: E402
-from util.inference import restore  # noqa: E402
-from util.log import setup_logging  # noqa: E402
+from models import create_model
+from models.builders import generator_architecture
+from models.dcl_model import DCLModel
+from options.train_options import TrainOptions
+from training.guards import NonFiniteGuard
+from util.backends import BACKENDS, DEFAULT_BACKEND, inference_network
+from util.distributed import compile_network, device_of, unwrap
+from util.inference import restore
+from util.log import setup_logging
 
 logger = logging.getLogger("benchmark")
 

@@ -19,10 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from util.image_io import IMG_EXTENSIONS, load_rgb, save_image  # noqa: E402
-from util.log import setup_logging  # noqa: E402
+from util.image_io import IMG_EXTENSIONS, load_rgb, save_image
+from util.log import setup_logging
 
 logger = logging.getLogger("comparison_grid")
 TITLE_HEIGHT = 18

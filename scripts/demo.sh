@@ -30,7 +30,7 @@ trained=$(date +%s)
 # A derainer should leave a rain-free photograph alone: restore the clean testB photographs too.
 "$PY" test.py --dataroot "$DATA/testB" --name "$NAME" --gpu_ids -1 --nr_metrics false \
     --results_dir "results/$NAME/clean"
-"$PY" scripts/comparison_grid.py --dataroot "$DATA" --results "results/$NAME/test_latest/images" \
+"$PY" -m scripts.comparison_grid --dataroot "$DATA" --results "results/$NAME/test_latest/images" \
     --label "DCD-GAN quick ($ITERS its)" --out "results/$NAME/grid.png"
 end=$(date +%s)
 echo "demo: data $((built - start)) s, training $((trained - built)) s, total $((end - start)) s"

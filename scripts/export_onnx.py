@@ -16,18 +16,16 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+import torch.nn as nn
 
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-
-from options.base_options import OptionError, check_plain_name  # noqa: E402
-from util.checkpoint import CheckpointError  # noqa: E402
-from models.loading import first_line, load_generator  # noqa: E402
-from util.flags import OneLineParser  # noqa: E402
-from util.inference import run_padded  # noqa: E402
-from util.onnx_export import MIN_OPSET, MIN_SIDE, export_onnx  # noqa: E402
-from util.log import setup_logging  # noqa: E402
+from options.base_options import OptionError, check_plain_name
+from util.checkpoint import CheckpointError
+from models.loading import first_line, load_generator
+from util.flags import OneLineParser
+from util.inference import run_padded
+from util.onnx_export import MIN_OPSET, MIN_SIDE, export_onnx
+from util.log import setup_logging
 
 logger = logging.getLogger("export_onnx")
 

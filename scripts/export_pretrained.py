@@ -15,15 +15,13 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from models.loading import generator_from_saved_options  # noqa: E402
-from models.pretrained import MAX_SHIPPED_MB, PRETRAINED_DIR, SUFFIX, export_generator  # noqa: E402
-from options.base_options import OptionError, check_plain_name  # noqa: E402
-from util.atomic_file import atomic_write  # noqa: E402
-from util.checkpoint import CheckpointError, describe_position, file_digest  # noqa: E402
-from util.flags import OneLineParser  # noqa: E402
-from util.log import setup_logging  # noqa: E402
+from models.loading import generator_from_saved_options
+from models.pretrained import MAX_SHIPPED_MB, PRETRAINED_DIR, SUFFIX, export_generator
+from options.base_options import OptionError, check_plain_name
+from util.atomic_file import atomic_write
+from util.checkpoint import CheckpointError, describe_position, file_digest
+from util.flags import OneLineParser
+from util.log import setup_logging
 
 logger = logging.getLogger("export_pretrained")
 TEMPLATE = PRETRAINED_DIR / "MODEL_CARD.template.md"

@@ -30,7 +30,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from util.reporting import fmt, markdown_table, mean_std  # noqa: E402
 

@@ -64,7 +64,7 @@ part_speed() {
     local common=(--gpu_ids "$GPU" "${NET[@]}" --iters "$TIMED" --warmup "$WARMUP" --infer_sizes ""
                   --out "$OUT_DIR/speed.jsonl")
     # One failing configuration (out of memory, say) must not hide the others.
-    bench() { "$PY" scripts/benchmark_speed.py "$@" || status=$?; }
+    bench() { "$PY" -m scripts.benchmark_speed "$@" || status=$?; }
     bench "${common[@]}" --model dcdgan --dcd_variant official,paper --batch_size "$BATCHES" --amp false,true
     bench --gpu_ids "$GPU" "${NET[@]}" --model dcdgan --skip_train --skip_peak --amp false,true \
         --infer_sizes "$INFER_SIZES" --infer_tile "$INFER_TILE" --infer_iters 3 --out "$OUT_DIR/speed.jsonl"
@@ -81,7 +81,7 @@ part_quality() {
     local data=$DATA
     if [ "$MODE" = smoke ]; then
         data=$WORK/rain
-        "$PY" scripts/gpu_check.py smoke-data "$data"
+        "$PY" -m scripts.gpu_check smoke-data "$data"
     fi
     [ -f "$data/meta.json" ] || die "no dataset in $data: run 'bash scripts/gpu_check.sh --prepare' and carry it"
     local ck=$WORK/checkpoints
@@ -91,7 +91,7 @@ part_quality() {
     local iters budget=$(($(seconds_left) - 80))
     ((budget < QUALITY_TRAIN_SECONDS)) || budget=$QUALITY_TRAIN_SECONDS
     ((budget > 0)) || die "no time left to train"
-    iters=$(ITERS=1000 "$PY" scripts/gpu_check.py calibrate --budget "$budget" --print_freq "$CALIBRATION_FREQ" \
+    iters=$(ITERS=1000 "$PY" -m scripts.gpu_check calibrate --budget "$budget" --print_freq "$CALIBRATION_FREQ" \
         "$OUT_DIR" -- bash scripts/train_quick.sh "$data" gpu_check_calibration "${flags[@]}" \
         --max_iters "$CALIBRATION_ITERS" --print_freq "$CALIBRATION_FREQ" --save_latest_freq 1000000)
     local box=$(($(seconds_left) - 40)) start=$SECONDS train_rc=0
@@ -103,7 +103,7 @@ part_quality() {
     local train_seconds=$((SECONDS - start))
     "$PY" test.py --dataroot "$data" --name gpu_check_quality --checkpoints_dir "$ck" --results_dir "$WORK/results" \
         --gpu_ids "$GPU"
-    "$PY" scripts/gpu_check.py quality "$OUT_DIR" --results "$WORK/results/gpu_check_quality/test_latest" \
+    "$PY" -m scripts.gpu_check quality "$OUT_DIR" --results "$WORK/results/gpu_check_quality/test_latest" \
         --checkpoint "$ck/gpu_check_quality/latest.pt" --train_rc "$train_rc" --train_seconds "$train_seconds"
 }
 
@@ -113,10 +113,10 @@ part_compile() {
         || status=$?
     if [ "$MODE" = smoke ]; then
         note "no benchmark in --smoke: compiling takes minutes on a CPU"
-    elif ! "$PY" scripts/gpu_check.py passed "$OUT_DIR/compile.xml"; then
+    elif ! "$PY" -m scripts.gpu_check passed "$OUT_DIR/compile.xml"; then
         note "no benchmark: the compile test did not pass (see the tests section)"
     else
-        "$PY" scripts/benchmark_speed.py --gpu_ids "$GPU" "${NET[@]}" --iters "$TIMED" --warmup 2 --skip_peak \
+        "$PY" -m scripts.benchmark_speed --gpu_ids "$GPU" "${NET[@]}" --iters "$TIMED" --warmup 2 --skip_peak \
             --model dcdgan --batch_size 1 --amp --compile --infer_sizes 1024 --out "$OUT_DIR/compile.jsonl" \
             || status=$?
     fi
@@ -159,18 +159,18 @@ run_part() {
     local cap=${!cap_name} left=$((DEADLINE - SECONDS)) start=$SECONDS rc=0
     ((left > cap)) || cap=$left
     if ((cap < 10)); then
-        "$PY" scripts/gpu_check.py record "$OUT_DIR" "$name" -1 0 \
+        "$PY" -m scripts.gpu_check record "$OUT_DIR" "$name" -1 0 \
             --note "skipped: the run's ${TOTAL} s were spent; rerun with --parts $name"
     else
         echo "== $name: up to $cap s" | tee -a "$LOG"
         # -s INT: pytest still writes its report, train.py saves; -k: what ignores it is killed.
         PART=$name PART_DEADLINE=$(($(date +%s) + cap)) timeout -s INT -k 20 "$cap" bash "$SELF" --part "$name" \
             >>"$LOG" 2>&1 || rc=$?
-        "$PY" scripts/gpu_check.py record "$OUT_DIR" "$name" "$rc" $((SECONDS - start)) \
+        "$PY" -m scripts.gpu_check record "$OUT_DIR" "$name" "$rc" $((SECONDS - start)) \
             --note "$(cat "$WORK/$name.note" 2>/dev/null || true)"
         ((rc == 0)) || FAILED=1
     fi
-    "$PY" scripts/gpu_check.py summary "$OUT_DIR"
+    "$PY" -m scripts.gpu_check summary "$OUT_DIR"
     echo "== $name: $(tail -1 "$OUT_DIR/parts.jsonl")" | tee -a "$LOG"
 }
 
@@ -222,7 +222,7 @@ DEADLINE=$((SECONDS + TOTAL))
 FAILED=0
 export GPU_CHECK_MODE=$MODE GPU_CHECK_OUT=$OUT_DIR GPU_CHECK_WORK=$WORK PY
 install_carried_wheels
-"$PY" scripts/gpu_check.py environment "$OUT_DIR" --mode "$MODE"
+"$PY" -m scripts.gpu_check environment "$OUT_DIR" --mode "$MODE"
 for part in ${PARTS//,/ }; do
     run_part "$part"
 done

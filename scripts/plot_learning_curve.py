@@ -16,10 +16,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from util.html import draw_curves  # noqa: E402
-from util.log import setup_logging  # noqa: E402
+from util.html import draw_curves
+from util.log import setup_logging
 
 logger = logging.getLogger("plot_learning_curve")
 

@@ -91,3 +91,17 @@ def test_the_check_sees_a_wrong_import_absolute_relative_or_inside_a_function():
     assert violations("data", "from . import base_dataset\nimport torch\n", is_package=True) == []
     assert violations("models.losses", "from .contrastive import EncoderNCE\n") == [
         "models.losses:1 (networks) imports models.contrastive (models)"]
+
+
+# datasets/prepare.py's steps: each imports only the steps before it.
+PREPARE_STEPS = ("datasets.prepare_catalogue", "datasets.prepare_readers", "datasets.prepare_pairing",
+                 "datasets.prepare_writer", "datasets.prepare")
+
+
+def test_the_prepare_steps_import_only_earlier_steps():
+    imports = {m: {t for _, t in imported_modules(m, (REPO / f"{m.replace('.', '/')}.py").read_text(encoding="utf-8"))}
+               for m in PREPARE_STEPS}
+    backwards = [f"{m} imports {t}" for i, m in enumerate(PREPARE_STEPS)
+                 for t in sorted(imports[m] & set(PREPARE_STEPS[i + 1:]))]
+    assert backwards == []
+    assert all(PREPARE_STEPS[i - 1] in imports[m] for i, m in enumerate(PREPARE_STEPS) if i)  # a chain, not islands

@@ -1,5 +1,6 @@
-"""datasets/prepare.py on small fakes of the real releases: folder and file names as the
-archives have them (datasets/README.md gives each layout's source), tiny images."""
+"""datasets/prepare.py and its prepare_* modules on small fakes of the real releases: folder
+and file names as the archives have them (datasets/README.md gives each layout's source), tiny images."""
+import io
 import json
 import logging
 import shutil
@@ -13,7 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.prepare import PrepareError, ReleaseFile, classify, main, prepare
+from datasets.prepare import main, prepare
+from datasets.prepare_catalogue import PrepareError
+from datasets.prepare_pairing import classify
+from datasets.prepare_readers import ReleaseFile
 from util.image_io import load_rgb
 
 
@@ -468,13 +472,42 @@ def test_errors_are_one_line_and_name_the_fix(tmp_path, caplog):
     assert not (tmp_path / "out").exists()
 
     # What a user sees: one line on stderr, exit status 2, no traceback.
-    script = Path(__file__).resolve().parent.parent / "datasets" / "prepare.py"
     run = subprocess.run(
-        [sys.executable, str(script), "rain100l", "--archive", str(broken), *out], capture_output=True, text=True
+        [sys.executable, "-m", "datasets.prepare", "rain100l", "--archive", str(broken), *out],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
     )
     assert run.returncode == 2
     assert run.stderr.splitlines() == [f"ERROR: cannot unpack '{broken}' (File is not a zip file): "
                                        "the download may be incomplete; download it again"]
+
+
+@pytest.mark.parametrize(
+    ("member", "link", "reason"),
+    [
+        ("../escape.png", None, "a path leading outside the folder it is unpacked into"),
+        ("rain/2.png", "/etc/hostname", "a link to an absolute path"),
+        ("rain/2.png", "../../../elsewhere.png", "a link leading outside the folder it is unpacked into"),
+    ],
+)
+def test_an_unsafe_archive_member_is_refused_as_unsafe(tmp_path, caplog, member, link, reason):
+    """Not reported as a damaged download: the archive is whole, one of its members was refused."""
+    image = tmp_path / "1.png"
+    _img(image, 0)
+    archive = tmp_path / "rain_data_train_Light.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(image, "rain/1.png")
+        tf.add(image, "norain/1.png")
+        unsafe = tarfile.TarInfo(member)
+        if link is None:
+            unsafe.size = image.stat().st_size
+            tf.addfile(unsafe, io.BytesIO(image.read_bytes()))
+        else:
+            unsafe.type, unsafe.linkname = tarfile.SYMTYPE, link
+            tf.addfile(unsafe)
+    assert main(["rain100l", "--archive", str(archive), "--out", str(tmp_path / "out")]) == 2
+    assert _errors(caplog) == [f"refused to unpack '{archive}': its member '{member}' is unsafe ({reason}); "
+                               "no benchmark release holds such a member: check where the archive comes from"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape.png").exists()
 
 
 def test_failed_run_leaves_the_old_dataset(tmp_path):
