@@ -4,8 +4,9 @@ A model file states the rest itself (docs/METHODS.md has the formulas):
 - its networks as attributes `net<Name>` and their names in `model_names` (saved in checkpoints);
 - `self.optimizers`: name -> optimizer (all are saved and scheduled);
 - `self.image_pools`: name -> ImagePool (saved with the rest of the state);
-- `compute_<X>_loss()` methods returning a dict of named, weighted terms, minimised through
-  `minimise`, which records them in `self.losses`: what is logged is what the steps return;
+- `compute_<X>_loss()` methods returning a dict of named terms, each weighted where it is
+  computed; `minimise` records them in `self.losses` and minimises their sum, the one place
+  an objective is totalled: what is logged is what is optimised;
 - `self.visuals`: name -> image tensor, set by its forward pass.
 """
 from __future__ import annotations
@@ -89,21 +90,31 @@ class BaseModel(ABC):
         self.scaler.update()
 
     def minimise(self, compute_terms: Callable[[], dict[str, torch.Tensor]], optimizer_names: list[str],
-                 total: str | None = None) -> dict[str, torch.Tensor]:
-        """One update of the named optimizers.
+                 log_total: str | None = None) -> dict[str, torch.Tensor]:
+        """One update of the named optimizers on the sum of the step's terms.
 
-        Clears their gradients, computes the step's named terms under autocast, records them
-        in `self.losses` (the log), backwards `terms[total]` (the sum of the terms when
-        `total` is None) and steps. Returns the terms.
+        Clears their gradients, computes the step's named, weighted terms under autocast,
+        records them in `self.losses` (the log; with `log_total`, their sum too, under that
+        name), backwards the sum and steps. Every objective is totalled here and only here, so
+        a logged term is always an optimised one. Returns the terms.
         """
         for name in optimizer_names:
             self.optimizers[name].zero_grad(set_to_none=True)
         with self.autocast():
             terms = compute_terms()
+        if log_total in terms:
+            raise ValueError(f"the step returned a term named '{log_total}', the name its total is logged under")
+        loss = sum(terms.values())
         self.losses.update(terms)
-        loss = terms[total] if total is not None else sum(terms.values())
+        if log_total is not None:
+            self.losses[log_total] = loss
         self.backward_and_step(loss, optimizer_names)
         return terms
+
+    def generator_gan_term(self, net_D: nn.Module, fake: torch.Tensor, weight: float) -> torch.Tensor:
+        """`weight` times a generator's GAN loss: `net_D` should take its output `fake` for real
+        (`self.gan_loss`, the model's --gan_mode)."""
+        return weight * self.gan_loss(net_D(fake), True, for_discriminator=False)
 
     def adam(self, *nets: nn.Module, lr: float | None = None,
              betas: tuple[float, float] | None = None) -> torch.optim.Adam:

@@ -16,6 +16,8 @@ NCE_A is the adversarial contrastive loss of the pair (a, G_A(a)), NCE_B that of
 (b, G_B(b)): same-location key patches are the positives (task-relevant content), the
 negative generator's outputs and the queue are the negatives (the haze-related factors to
 suppress), and for NCE_A unpaired clear exemplars add a positive (the clear-image factors).
+Logged terms, each with its weight: G_A, G_B, cycle_A, cycle_B, NCE_A, NCE_B; "G" is their sum,
+the G + F step's objective; D_A, D_B the discriminators'; N the negative generators'.
 
 Interpretations, each a flag:
 - `--cdd_query_encoder own` (default): a pair's keys and queries both come from the
@@ -191,13 +193,12 @@ class CDDGANModel(TwoDomainModel):
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
         o = self.opt
-        L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
-             "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN,
-             "cycle_A": F.l1_loss(self.rec_A, self.real_A) * o.lambda_cyc,
-             "cycle_B": F.l1_loss(self.rec_B, self.real_B) * o.lambda_cyc}
+        L = {"G_A": self.generator_gan_term(self.netD_A, self.fake_B, o.lambda_GAN),
+             "G_B": self.generator_gan_term(self.netD_B, self.fake_A, o.lambda_GAN),
+             "cycle_A": o.lambda_cyc * F.l1_loss(self.rec_A, self.real_A),
+             "cycle_B": o.lambda_cyc * F.l1_loss(self.rec_B, self.real_B)}
         nce, self.fresh_negatives = self.contrastive_losses(self.projections, detach_queries=False)
         L.update(nce)
-        L["G"] = L["G_A"] + L["G_B"] + L["cycle_A"] + L["cycle_B"] + L["NCE_A"] + L["NCE_B"]
         return L
 
     def update_N(self) -> None:

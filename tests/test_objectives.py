@@ -1,4 +1,5 @@
-"""Objectives: DCD-GAN's pseudo-pair term and the SSIM loss it may use."""
+"""Objectives: every model optimises the sum of what it logs; DCD-GAN's pseudo-pair term and
+the SSIM loss it may use."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,7 @@ from data import create_dataset
 from models import create_model
 from models.losses import ssim_loss
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
+from tests.conftest import MODEL_KEYS, tiny_flags, tiny_model_flags
 
 
 def build(dataroot, tmp_path, *extra):
@@ -31,6 +32,77 @@ def translation_passes(model) -> dict[str, int]:
                 counts[name] += 1
         model.net(name).register_forward_hook(record, with_kwargs=True)
     return counts
+
+
+# ----- one place forms each objective --------------------------------------------------------
+LEVERS = ["--lambda_sparse", "0.7", "--lambda_pseudo", "1.3", "--pseudo_ssim", "0.6", "--pseudo_warmup", "0"]
+OBJECTIVES = {key: [] for key in MODEL_KEYS} | {
+    "cut:no_nce_idt": ["--nce_idt", "False"],
+    "dcdgan:official+levers": LEVERS,
+    "dcdgan:paper+levers": LEVERS,
+    "dcdgan:paper+no_nce_no_idt": ["--lambda_NCE", "0", "--lambda_IDT", "0"],
+    "paired": [],
+}
+
+
+def objective_model(key: str, dataroot, tmp_path):
+    model_key = key.partition("+")[0]
+    if model_key == "paired":
+        flags = [token for name, value in zip(*[iter(tiny_flags(dataroot, tmp_path / "ck", model="paired"))] * 2)
+                 if name not in ("--netF_nc", "--num_patches") for token in (name, value)]
+    elif model_key == "cut:no_nce_idt":
+        flags = tiny_model_flags("cut", dataroot, tmp_path / "ck")
+    else:
+        flags = tiny_model_flags(model_key, dataroot, tmp_path / "ck")
+    opt = TrainOptions().parse(flags + OBJECTIVES[key])
+    torch.manual_seed(0)
+    model = create_model(opt)
+    model.setup()
+    model.set_input(torch.utils.data.default_collate([create_dataset(opt)[(0, 1)]]))
+    return model
+
+
+def record_updates(model) -> list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]:
+    """From now on, per update: its optimizers, the loss it backwards and the log entries
+    recorded since the previous update."""
+    updates, seen = [], {}
+    backward_and_step = model.backward_and_step
+
+    def recording(loss, optimizer_names):
+        fresh = {name: value for name, value in model.losses.items() if seen.get(name) is not value}
+        seen.update(fresh)
+        updates.append((list(optimizer_names), loss, fresh))
+        backward_and_step(loss, optimizer_names)
+
+    model.backward_and_step = recording
+    return updates
+
+
+@pytest.mark.parametrize("key", sorted(OBJECTIVES))
+def test_every_update_minimises_the_sum_of_the_terms_it_logs(tiny_dataroot, tmp_path, key):
+    model = objective_model(key, tiny_dataroot, tmp_path)
+    updates = record_updates(model)
+    model.optimize_parameters()
+    assert updates
+    logged = set()
+    for optimizer_names, loss, fresh in updates:
+        totals = [name for name, value in fresh.items() if value is loss]
+        terms = {name: float(value.detach()) for name, value in fresh.items() if name not in totals}
+        assert terms, f"the {optimizer_names} update logged no term"
+        assert float(loss.detach()) == pytest.approx(sum(terms.values()), rel=1e-6), (optimizer_names, terms)
+        if "G" in optimizer_names and len(terms) > 1:
+            assert totals == ["G"], "the generator update logs its total as G"
+        logged |= fresh.keys()
+    assert logged == set(model.get_current_losses()), "a logged entry came from outside an update"
+    if "levers" in key:
+        assert {"sparse_A", "sparse_B", "pseudo", "pseudo_ssim"} <= logged
+
+
+def test_a_step_may_not_return_a_term_named_like_its_total(tiny_dataroot, tmp_path):
+    model = objective_model("dcl", tiny_dataroot, tmp_path)
+    model.forward()
+    with pytest.raises(ValueError, match="'G'"):
+        model.minimise(lambda: {"G": model.fake_B.mean()}, ["G"], log_total="G")
 
 
 # ----- the pseudo pair -----------------------------------------------------------------------
