@@ -50,6 +50,10 @@ class BaseModel(ABC):
         self.visuals: dict[str, torch.Tensor] = {}
         self.image_paths: list[str] = []
         self.image_pools: dict[str, ImagePool] = {}
+        # Resolved once: the update step and set_input read these attributes, not the options.
+        self.channels_last = opt.channels_last
+        self.compile = opt.compile
+        self.ema_decay = opt.ema_decay if self.is_train else 0.0
         # --ema_decay: averaged copies (net<name>_ema) of the restoring generators, used at test time.
         self.emas: dict[str, EMA] = {}
         self.ema_steps = 0
@@ -81,7 +85,7 @@ class BaseModel(ABC):
             self.scaler.scale(loss).backward()
         except Exception as err:
             # torch.compile builds the backward graph lazily, so its failures surface here.
-            if self.opt.compile:
+            if self.compile:
                 err.add_note("--compile is on: torch.compile may not support these networks in this PyTorch "
                              "(torch 2.14.1's inductor fails on the replication-pad backward); run without --compile")
             raise
@@ -131,7 +135,7 @@ class BaseModel(ABC):
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        if self.opt.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -145,7 +149,7 @@ class BaseModel(ABC):
     def place_networks(self) -> None:
         for net in self.networks().values():
             net.to(self.device)
-            if self.opt.channels_last:
+            if self.channels_last:
                 net.to(memory_format=torch.channels_last)
         if self.opt.winograd and self.device.type == "cpu":
             if not winograd_available():
@@ -164,13 +168,13 @@ class BaseModel(ABC):
             net = self.net(name)
             if any(p.requires_grad for p in net.parameters()):
                 setattr(self, "net" + name, prepare_for_training(net, self.device, name, distributed,
-                                                                 self.opt.compile))
+                                                                 self.compile))
 
     def add_generator_ema(self) -> None:
         """With --ema_decay > 0, keep an exponential moving average of each restoring generator
         (BasicSR's `ema_decay`), saved in checkpoints as net<name>_ema and used by test.py.
         Call after the generators exist and before `place_networks`."""
-        if not (self.is_train and self.opt.ema_decay > 0):
+        if self.ema_decay <= 0:
             return
         for name in dict.fromkeys(self.restoring_nets().values()):
             self.emas[name] = EMA(self.net(name))
@@ -183,7 +187,7 @@ class BaseModel(ABC):
             return
         self.ema_steps += 1
         for ema in self.emas.values():
-            ema.update(warmed_up_decay(self.opt.ema_decay, self.ema_steps))
+            ema.update(warmed_up_decay(self.ema_decay, self.ema_steps))
 
     def parameter_count(self) -> dict[str, int]:
         return {name: sum(p.numel() for p in net.parameters()) for name, net in self.networks().items()}

@@ -113,6 +113,8 @@ class CDDGANModel(TwoDomainModel):
         self.nce_layers = parse_layers(opt.nce_layers)
         self.projections: dict[str, PairProjection] = {}
         self.fresh_negatives: dict[str, list[torch.Tensor]] = {}
+        self.own_query_encoder = opt.cdd_query_encoder == "own"
+        self.clear_positives = opt.cdd_clear_positives
         if not self.is_train:
             self.place_networks()
             return
@@ -145,7 +147,7 @@ class CDDGANModel(TwoDomainModel):
         other = "B" if direction == "A" else "A"
         own_nets = (self.net("G_" + direction), self.net("F_" + direction))
         other_nets = (self.net("G_" + other), self.net("F_" + other))
-        return (*own_nets, *(own_nets if self.opt.cdd_query_encoder == "own" else other_nets))
+        return (*own_nets, *(own_nets if self.own_query_encoder else other_nets))
 
     def encode(self, encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         """`encoder`'s features of `x` at the NCE layers (no decoder pass)."""
@@ -154,7 +156,7 @@ class CDDGANModel(TwoDomainModel):
     @torch.no_grad()
     def exemplar_embeddings(self, clear: torch.Tensor, encoder: nn.Module, head: nn.Module) -> list[torch.Tensor]:
         """`num_patches` projected patches per clear image and layer, at random positions."""
-        samples, _ = head(self.encode(encoder, clear), self.opt.num_patches)
+        samples, _ = head(self.encode(encoder, clear), self.nce.num_patches)
         return samples
 
     def project_pairs(self, pairs: dict[str, tuple[torch.Tensor, torch.Tensor]],
@@ -166,7 +168,7 @@ class CDDGANModel(TwoDomainModel):
             feat_k = self.encode(enc_k, src)
             queries, keys = self.nce.project(feat_k, self.encode(enc_q, tgt), head_k, head_q)
             exemplars = None
-            if direction == "A" and self.opt.cdd_clear_positives:
+            if direction == "A" and self.clear_positives:
                 exemplars = self.exemplar_embeddings(clear_exemplars, enc_q, head_q)
             conditions = self.momentum_heads[direction].conditions(feat_k)
             projections[direction] = PairProjection(queries, keys, conditions, exemplars, src.shape[0])
@@ -177,7 +179,7 @@ class CDDGANModel(TwoDomainModel):
         """Weighted NCE_<direction> against fresh negatives + the queue, and the fresh negatives."""
         losses, fresh = {}, {}
         for direction, p in projections.items():
-            negatives = self.net("N_" + direction)(p.conditions, self.opt.num_patches)
+            negatives = self.net("N_" + direction)(p.conditions, self.nce.num_patches)
             queries = [q.detach() for q in p.queries] if detach_queries else p.queries
             losses["NCE_" + direction] = self.opt.lambda_NCE * self.nce.loss(
                 queries, p.keys, p.batch_size, negatives, self.queues[direction].negatives(), p.exemplars)
@@ -188,7 +190,7 @@ class CDDGANModel(TwoDomainModel):
         """Both directions' -NCE - lambda_MS_neg * diversity, on detached queries (one loss: the
         two negative generators' parameters are disjoint)."""
         nce, fresh = self.contrastive_losses(self.projections, detach_queries=True)
-        diversity = sum(negative_diversity(n, self.opt.num_patches) for n in fresh.values())
+        diversity = sum(negative_diversity(n, self.nce.num_patches) for n in fresh.values())
         return {"N": -sum(nce.values()) - self.opt.lambda_MS_neg * diversity}
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:

@@ -56,6 +56,7 @@ class CUTModel(BaseModel):
         self.add_generator_ema()
         self.place_networks()
         self.use_nce_idt = self.is_train and opt.nce_idt
+        self.flip_equivariance = self.is_train and opt.flip_equivariance
         self.flipped = False
         if self.is_train:
             self.gan_loss = GANLoss(opt.gan_mode)
@@ -71,7 +72,7 @@ class CUTModel(BaseModel):
     # ----- one iteration -------------------------------------------------------------
     def forward(self) -> None:
         real = torch.cat([self.real_A, self.real_B]) if self.use_nce_idt else self.real_A
-        self.flipped = self.is_train and self.opt.flip_equivariance and bool(torch.rand(()) < 0.5)
+        self.flipped = self.flip_equivariance and bool(torch.rand(()) < 0.5)
         if self.flipped:
             real = torch.flip(real, [3])
         fake = self.netG(real)

@@ -98,7 +98,7 @@ class DCDGANModel(DCLModel):
              "G_B": self.generator_gan_term(self.netD_B, self.fake_A, 0.5 * o.lambda_GAN)}
         # CGB on the translations. (R, N_R): keys G_A's encoding of R, queries G_B's of N_R,
         # which the paper variant's cycle pass R* = G_B(N_R) has computed already.
-        # --lambda_NCE 0 skips the encoder passes and heads (a third of an iteration) and logs 0.
+        # --lambda_NCE 0 skips the encoder passes and heads (all of CGB's cost) and logs 0.
         if o.lambda_NCE > 0:
             queries_N_R = self.feat_fake_B if self.paper else self.encode("G_B", self.fake_B)
             L["NCE1"] = nce_share * o.lambda_NCE * self.nce(self.feat_real_A, queries_N_R, self.netF1, self.netF2)

@@ -75,7 +75,7 @@ class NEGCUTModel(CUTModel):
         batch = self.real_A.shape[0]
         nce_weight = self.opt.lambda_NCE / len(self.projections)
         for name, (queries, keys, conditions) in self.projections.items():
-            pair_negatives = self.netN(conditions, self.opt.num_patches)
+            pair_negatives = self.netN(conditions, self.nce.num_patches)
             if detach_queries:
                 queries = [q.detach() for q in queries]
             losses[name] = nce_weight * self.nce.loss(queries, keys, batch, pair_negatives)
@@ -86,7 +86,7 @@ class NEGCUTModel(CUTModel):
         """-(the NCE average G minimises) - lambda_MS_neg * diversity, on detached queries."""
         nce_terms, negatives = self.generated_nce(detach_queries=True)
         nce = sum(nce_terms.values())
-        diversity = sum(negative_diversity(n, self.opt.num_patches) for n in negatives) / len(negatives)
+        diversity = sum(negative_diversity(n, self.nce.num_patches) for n in negatives) / len(negatives)
         return {"N": -nce - self.opt.lambda_MS_neg * diversity}
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:

@@ -190,3 +190,50 @@ def test_ssim_loss_passes_gradients_to_both_images():
     y = (torch.rand(1, 3, 16, 16) * 2 - 1).requires_grad_()
     ssim_loss(x, y).backward()
     assert x.grad.abs().sum() > 0 and y.grad.abs().sum() > 0
+
+
+# ----- options are read at construction -----------------------------------------------------
+class OptionsWithout:
+    """The options minus some names: reading one of them fails the test."""
+
+    def __init__(self, opt, hidden):
+        self._opt, self._hidden = opt, set(hidden)
+
+    def __getattr__(self, name):
+        if name in self._hidden:
+            raise AssertionError(f"opt.{name} read after construction")
+        return getattr(self._opt, name)
+
+
+@pytest.mark.parametrize("key,extra", [
+    ("dcdgan:paper", ["--ema_decay", "0.9", "--lambda_pseudo", "1", "--pseudo_warmup", "3"]),
+    ("fastcut", ["--channels_last"]),
+    ("cddgan", []),
+])
+def test_training_steps_read_no_switch_from_the_options(tiny_dataroot, tmp_path, key, extra):
+    opt = TrainOptions().parse(tiny_model_flags(key, tiny_dataroot, tmp_path / "ck") + extra)
+    torch.manual_seed(0)
+    model = create_model(opt)
+    model.setup()
+    batch = torch.utils.data.default_collate([create_dataset(opt)[(0, 1)]])
+    model.opt = OptionsWithout(opt, ["compile", "channels_last", "ema_decay", "dcd_variant",
+                                     "pseudo_warmup", "flip_equivariance", "nce_idt", "num_patches",
+                                     "cdd_query_encoder", "cdd_clear_positives"])
+    for _ in range(2):
+        model.set_input(batch)
+        model.optimize_parameters()
+        model.update_ema()
+    if "--channels_last" in extra:
+        assert model.real_A.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_dataset_reads_its_options_at_construction(tiny_dataroot, tmp_path):
+    opt = TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path / "ck") + [
+        "--decay_full_images", "--n_epochs", "1", "--n_epochs_decay", "1", "--load_size", "40"])
+    dataset = create_dataset(opt)
+    expected = [dataset[(1, epoch)] for epoch in (1, 2)]
+    vars(opt).clear()  # nothing left to read
+    for sample, epoch in zip(expected, (1, 2)):
+        again = dataset[(1, epoch)]
+        assert torch.equal(again["A"], sample["A"]) and torch.equal(again["B"], sample["B"])
+    assert dataset.load_size_at(1) == 40 and dataset.load_size_at(2) == 32, "whole images in the decay epochs"
