@@ -185,6 +185,16 @@ def test_ssim_loss_matches_scikit_image_gaussian_ssim():
     assert float(ssim_loss(to_tensor(a), to_tensor(b))) == pytest.approx(1 - expected, abs=1e-9)
 
 
+def test_ssim_loss_keeps_float32_under_autocast():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    y = (x + 0.05 * torch.randn_like(x)).clamp(-1, 1)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        same, noisy = ssim_loss(x.bfloat16(), x.bfloat16()), ssim_loss(x, y)
+    assert same.dtype == torch.float32 and float(same) == pytest.approx(0.0, abs=1e-6)
+    assert float(noisy) == pytest.approx(float(ssim_loss(x, y)), rel=1e-6)
+
+
 def test_ssim_loss_passes_gradients_to_both_images():
     x = (torch.rand(1, 3, 16, 16) * 2 - 1).requires_grad_()
     y = (torch.rand(1, 3, 16, 16) * 2 - 1).requires_grad_()
