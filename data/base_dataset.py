@@ -25,8 +25,12 @@ logger = logging.getLogger(__name__)
 
 class BaseDataset(torch_data.Dataset):
     def __init__(self, opt):
-        self.opt = opt
+        """Reads what loading needs from the options once; `__getitem__` reads only attributes."""
         self.root = opt.dataroot
+        self.seed = opt.seed
+        self.preprocess, self.load_size, self.crop_size = opt.preprocess, opt.load_size, opt.crop_size
+        self.flip = not opt.no_flip
+        self.full_images_after = full_images_after(opt)
 
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
@@ -36,24 +40,17 @@ class BaseDataset(torch_data.Dataset):
         """(index, epoch, rng); `key` is an index or an (index, epoch) pair from the sampler."""
         index, epoch = key if isinstance(key, (tuple, list)) else (key, 0)
         index, epoch = int(index), int(epoch)
-        return index, epoch, np.random.default_rng([self.opt.seed, epoch, index])
+        return index, epoch, np.random.default_rng([self.seed, epoch, index])
 
     def load_size_at(self, epoch: int) -> int:
-        """--load_size, or --crop_size in the decay epochs with --decay_full_images.
-
-        The CUT-family reference code stops its resize-and-crop augmentation once the
-        learning rate decays by resizing to the crop size: whole images, no crop.
-        """
-        o = self.opt
-        epoch_budget = o.n_iters + o.n_iters_decay == 0 if o.is_train else False
-        if o.is_train and o.decay_full_images and epoch_budget and epoch > o.n_epochs:
-            return o.crop_size
-        return o.load_size
+        """--load_size, or --crop_size in the decay epochs with --decay_full_images."""
+        if self.full_images_after is not None and epoch > self.full_images_after:
+            return self.crop_size
+        return self.load_size
 
     def load(self, path: str, rng: np.random.Generator, epoch: int = 0) -> torch.Tensor:
-        o = self.opt
-        return transform_image(load_rgb(path), rng, o.preprocess, self.load_size_at(epoch), o.crop_size,
-                               flip=not o.no_flip, source=path)
+        return transform_image(load_rgb(path), rng, self.preprocess, self.load_size_at(epoch), self.crop_size,
+                               flip=self.flip, source=path)
 
     def load_any(self, paths: list[str], index: int, rng: np.random.Generator, folder: str,
                  epoch: int = 0) -> tuple[torch.Tensor, str]:
@@ -75,6 +72,19 @@ class BaseDataset(torch_data.Dataset):
                                        f"({gone.strerror or gone})") from err
                 logger.warning("skipping unreadable training image: %s", err)
         raise DatasetError(f"no image of training folder '{folder}' is readable any more")
+
+
+def full_images_after(opt) -> int | None:
+    """The last epoch of resize-and-crop augmentation with --decay_full_images: --n_epochs,
+    after which the learning rate decays; None when augmentation never stops.
+
+    The CUT-family reference code stops its resize-and-crop augmentation once the learning
+    rate decays by resizing to the crop size: whole images, no crop. A budget in iterations
+    (--n_iters) has no decay epochs, so there it never stops.
+    """
+    if opt.is_train and opt.decay_full_images and opt.n_iters + opt.n_iters_decay == 0:
+        return opt.n_epochs
+    return None
 
 
 def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:

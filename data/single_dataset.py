@@ -49,6 +49,5 @@ class SingleDataset(BaseDataset):
     def __getitem__(self, key) -> dict:
         index, _, rng = self.sample_rng(key)
         path = self.A_paths[index]
-        o = self.opt
-        image = transform_image(load_rgb(path), rng, o.preprocess, o.load_size, o.crop_size, not o.no_flip, path)
+        image = transform_image(load_rgb(path), rng, self.preprocess, self.load_size, self.crop_size, self.flip, path)
         return {"A": image, "A_paths": path}

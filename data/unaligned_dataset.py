@@ -13,6 +13,7 @@ class UnalignedDataset(BaseDataset):
 
     def __init__(self, opt):
         super().__init__(opt)
+        self.serial_batches = opt.serial_batches
         phase = "train" if opt.is_train else "test"
         self.dir_A = os.path.join(opt.dataroot, phase + "A")
         self.dir_B = os.path.join(opt.dataroot, phase + "B")
@@ -28,7 +29,7 @@ class UnalignedDataset(BaseDataset):
     def __getitem__(self, key) -> dict:
         index, epoch, rng = self.sample_rng(key)
         index_A = index % len(self.A_paths)
-        if self.opt.serial_batches:
+        if self.serial_batches:
             index_B = index % len(self.B_paths)
         else:
             index_B = int(rng.integers(0, len(self.B_paths)))

@@ -4,8 +4,9 @@ A model file states the rest itself (docs/METHODS.md has the formulas):
 - its networks as attributes `net<Name>` and their names in `model_names` (saved in checkpoints);
 - `self.optimizers`: name -> optimizer (all are saved and scheduled);
 - `self.image_pools`: name -> ImagePool (saved with the rest of the state);
-- `compute_<X>_loss()` methods returning a dict of named, weighted terms, minimised through
-  `minimise`, which records them in `self.losses`: what is logged is what the steps return;
+- `compute_<X>_loss()` methods returning a dict of named terms, each weighted where it is
+  computed; `minimise` records them in `self.losses` and minimises their sum, the one place
+  an objective is totalled: what is logged is what is optimised;
 - `self.visuals`: name -> image tensor, set by its forward pass.
 """
 from __future__ import annotations
@@ -49,6 +50,10 @@ class BaseModel(ABC):
         self.visuals: dict[str, torch.Tensor] = {}
         self.image_paths: list[str] = []
         self.image_pools: dict[str, ImagePool] = {}
+        # Resolved once: the update step and set_input read these attributes, not the options.
+        self.channels_last = opt.channels_last
+        self.compile = opt.compile
+        self.ema_decay = opt.ema_decay if self.is_train else 0.0
         # --ema_decay: averaged copies (net<name>_ema) of the restoring generators, used at test time.
         self.emas: dict[str, EMA] = {}
         self.ema_steps = 0
@@ -80,7 +85,7 @@ class BaseModel(ABC):
             self.scaler.scale(loss).backward()
         except Exception as err:
             # torch.compile builds the backward graph lazily, so its failures surface here.
-            if self.opt.compile:
+            if self.compile:
                 err.add_note("--compile is on: torch.compile may not support these networks in this PyTorch "
                              "(torch 2.14.1's inductor fails on the replication-pad backward); run without --compile")
             raise
@@ -89,21 +94,31 @@ class BaseModel(ABC):
         self.scaler.update()
 
     def minimise(self, compute_terms: Callable[[], dict[str, torch.Tensor]], optimizer_names: list[str],
-                 total: str | None = None) -> dict[str, torch.Tensor]:
-        """One update of the named optimizers.
+                 log_total: str | None = None) -> dict[str, torch.Tensor]:
+        """One update of the named optimizers on the sum of the step's terms.
 
-        Clears their gradients, computes the step's named terms under autocast, records them
-        in `self.losses` (the log), backwards `terms[total]` (the sum of the terms when
-        `total` is None) and steps. Returns the terms.
+        Clears their gradients, computes the step's named, weighted terms under autocast,
+        records them in `self.losses` (the log; with `log_total`, their sum too, under that
+        name), backwards the sum and steps. Every objective is totalled here and only here, so
+        a logged term is always an optimised one. Returns the terms.
         """
         for name in optimizer_names:
             self.optimizers[name].zero_grad(set_to_none=True)
         with self.autocast():
             terms = compute_terms()
+        if log_total in terms:
+            raise ValueError(f"the step returned a term named '{log_total}', the name its total is logged under")
+        loss = sum(terms.values())
         self.losses.update(terms)
-        loss = terms[total] if total is not None else sum(terms.values())
+        if log_total is not None:
+            self.losses[log_total] = loss
         self.backward_and_step(loss, optimizer_names)
         return terms
+
+    def generator_gan_term(self, net_D: nn.Module, fake: torch.Tensor, weight: float) -> torch.Tensor:
+        """`weight` times a generator's GAN loss: `net_D` should take its output `fake` for real
+        (`self.gan_loss`, the model's --gan_mode)."""
+        return weight * self.gan_loss(net_D(fake), True, for_discriminator=False)
 
     def adam(self, *nets: nn.Module, lr: float | None = None,
              betas: tuple[float, float] | None = None) -> torch.optim.Adam:
@@ -120,7 +135,7 @@ class BaseModel(ABC):
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
-        if self.opt.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -134,7 +149,7 @@ class BaseModel(ABC):
     def place_networks(self) -> None:
         for net in self.networks().values():
             net.to(self.device)
-            if self.opt.channels_last:
+            if self.channels_last:
                 net.to(memory_format=torch.channels_last)
         if self.opt.winograd and self.device.type == "cpu":
             if not winograd_available():
@@ -153,13 +168,13 @@ class BaseModel(ABC):
             net = self.net(name)
             if any(p.requires_grad for p in net.parameters()):
                 setattr(self, "net" + name, prepare_for_training(net, self.device, name, distributed,
-                                                                 self.opt.compile))
+                                                                 self.compile))
 
     def add_generator_ema(self) -> None:
         """With --ema_decay > 0, keep an exponential moving average of each restoring generator
         (BasicSR's `ema_decay`), saved in checkpoints as net<name>_ema and used by test.py.
         Call after the generators exist and before `place_networks`."""
-        if not (self.is_train and self.opt.ema_decay > 0):
+        if self.ema_decay <= 0:
             return
         for name in dict.fromkeys(self.restoring_nets().values()):
             self.emas[name] = EMA(self.net(name))
@@ -172,7 +187,7 @@ class BaseModel(ABC):
             return
         self.ema_steps += 1
         for ema in self.emas.values():
-            ema.update(warmed_up_decay(self.opt.ema_decay, self.ema_steps))
+            ema.update(warmed_up_decay(self.ema_decay, self.ema_steps))
 
     def parameter_count(self) -> dict[str, int]:
         return {name: sum(p.numel() for p in net.parameters()) for name, net in self.networks().items()}

@@ -16,6 +16,8 @@ NCE_A is the adversarial contrastive loss of the pair (a, G_A(a)), NCE_B that of
 (b, G_B(b)): same-location key patches are the positives (task-relevant content), the
 negative generator's outputs and the queue are the negatives (the haze-related factors to
 suppress), and for NCE_A unpaired clear exemplars add a positive (the clear-image factors).
+Logged terms, each with its weight: G_A, G_B, cycle_A, cycle_B, NCE_A, NCE_B; "G" is their sum,
+the G + F step's objective; D_A, D_B the discriminators'; N the negative generators'.
 
 Interpretations, each a flag:
 - `--cdd_query_encoder own` (default): a pair's keys and queries both come from the
@@ -111,6 +113,8 @@ class CDDGANModel(TwoDomainModel):
         self.nce_layers = parse_layers(opt.nce_layers)
         self.projections: dict[str, PairProjection] = {}
         self.fresh_negatives: dict[str, list[torch.Tensor]] = {}
+        self.own_query_encoder = opt.cdd_query_encoder == "own"
+        self.clear_positives = opt.cdd_clear_positives
         if not self.is_train:
             self.place_networks()
             return
@@ -143,7 +147,7 @@ class CDDGANModel(TwoDomainModel):
         other = "B" if direction == "A" else "A"
         own_nets = (self.net("G_" + direction), self.net("F_" + direction))
         other_nets = (self.net("G_" + other), self.net("F_" + other))
-        return (*own_nets, *(own_nets if self.opt.cdd_query_encoder == "own" else other_nets))
+        return (*own_nets, *(own_nets if self.own_query_encoder else other_nets))
 
     def encode(self, encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         """`encoder`'s features of `x` at the NCE layers (no decoder pass)."""
@@ -152,7 +156,7 @@ class CDDGANModel(TwoDomainModel):
     @torch.no_grad()
     def exemplar_embeddings(self, clear: torch.Tensor, encoder: nn.Module, head: nn.Module) -> list[torch.Tensor]:
         """`num_patches` projected patches per clear image and layer, at random positions."""
-        samples, _ = head(self.encode(encoder, clear), self.opt.num_patches)
+        samples, _ = head(self.encode(encoder, clear), self.nce.num_patches)
         return samples
 
     def project_pairs(self, pairs: dict[str, tuple[torch.Tensor, torch.Tensor]],
@@ -164,7 +168,7 @@ class CDDGANModel(TwoDomainModel):
             feat_k = self.encode(enc_k, src)
             queries, keys = self.nce.project(feat_k, self.encode(enc_q, tgt), head_k, head_q)
             exemplars = None
-            if direction == "A" and self.opt.cdd_clear_positives:
+            if direction == "A" and self.clear_positives:
                 exemplars = self.exemplar_embeddings(clear_exemplars, enc_q, head_q)
             conditions = self.momentum_heads[direction].conditions(feat_k)
             projections[direction] = PairProjection(queries, keys, conditions, exemplars, src.shape[0])
@@ -175,7 +179,7 @@ class CDDGANModel(TwoDomainModel):
         """Weighted NCE_<direction> against fresh negatives + the queue, and the fresh negatives."""
         losses, fresh = {}, {}
         for direction, p in projections.items():
-            negatives = self.net("N_" + direction)(p.conditions, self.opt.num_patches)
+            negatives = self.net("N_" + direction)(p.conditions, self.nce.num_patches)
             queries = [q.detach() for q in p.queries] if detach_queries else p.queries
             losses["NCE_" + direction] = self.opt.lambda_NCE * self.nce.loss(
                 queries, p.keys, p.batch_size, negatives, self.queues[direction].negatives(), p.exemplars)
@@ -186,18 +190,17 @@ class CDDGANModel(TwoDomainModel):
         """Both directions' -NCE - lambda_MS_neg * diversity, on detached queries (one loss: the
         two negative generators' parameters are disjoint)."""
         nce, fresh = self.contrastive_losses(self.projections, detach_queries=True)
-        diversity = sum(negative_diversity(n, self.opt.num_patches) for n in fresh.values())
+        diversity = sum(negative_diversity(n, self.nce.num_patches) for n in fresh.values())
         return {"N": -sum(nce.values()) - self.opt.lambda_MS_neg * diversity}
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
         o = self.opt
-        L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
-             "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN,
-             "cycle_A": F.l1_loss(self.rec_A, self.real_A) * o.lambda_cyc,
-             "cycle_B": F.l1_loss(self.rec_B, self.real_B) * o.lambda_cyc}
+        L = {"G_A": self.generator_gan_term(self.netD_A, self.fake_B, o.lambda_GAN),
+             "G_B": self.generator_gan_term(self.netD_B, self.fake_A, o.lambda_GAN),
+             "cycle_A": o.lambda_cyc * F.l1_loss(self.rec_A, self.real_A),
+             "cycle_B": o.lambda_cyc * F.l1_loss(self.rec_B, self.real_B)}
         nce, self.fresh_negatives = self.contrastive_losses(self.projections, detach_queries=False)
         L.update(nce)
-        L["G"] = L["G_A"] + L["G_B"] + L["cycle_A"] + L["cycle_B"] + L["NCE_A"] + L["NCE_B"]
         return L
 
     def update_N(self) -> None:

@@ -2,7 +2,10 @@
 
 Networks: generator G (A -> B only), discriminator D, projection head F.
 Objective (docs/METHODS.md): lambda_GAN GAN(G(a)) + lambda_NCE NCE(a, G(a)); with `--nce_idt`
-also lambda_NCE NCE(b, G(b)), and the two NCE terms are averaged. NCE keys are F(enc_G(x)),
+also lambda_NCE NCE(b, G(b)), and the two NCE terms are averaged. Logged terms, each with its
+share of the objective: G_GAN = lambda_GAN GAN(G(a)), NCE = (lambda_NCE / n) NCE(a, G(a)) and
+NCE_Y = (lambda_NCE / n) NCE(b, G(b)), n the number of NCE terms (2 with --nce_idt, else 1);
+"G" is their sum, the G + F step's objective; D the discriminator's. NCE keys are F(enc_G(x)),
 queries F(enc_G(G(x))) at the same locations: G's own encoder and one head for both. The
 negatives are the other sampled patches of the same image (the CUT family's default).
 
@@ -53,6 +56,7 @@ class CUTModel(BaseModel):
         self.add_generator_ema()
         self.place_networks()
         self.use_nce_idt = self.is_train and opt.nce_idt
+        self.flip_equivariance = self.is_train and opt.flip_equivariance
         self.flipped = False
         if self.is_train:
             self.gan_loss = GANLoss(opt.gan_mode)
@@ -68,7 +72,7 @@ class CUTModel(BaseModel):
     # ----- one iteration -------------------------------------------------------------
     def forward(self) -> None:
         real = torch.cat([self.real_A, self.real_B]) if self.use_nce_idt else self.real_A
-        self.flipped = self.is_train and self.opt.flip_equivariance and bool(torch.rand(()) < 0.5)
+        self.flipped = self.flip_equivariance and bool(torch.rand(()) < 0.5)
         if self.flipped:
             real = torch.flip(real, [3])
         fake = self.netG(real)
@@ -95,14 +99,14 @@ class CUTModel(BaseModel):
         return {"D": discriminator_loss(self.gan_loss, self.netD, self.real_B, fake_B)}
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
-        """lambda_GAN GAN(G(a)) + the mean of the weighted NCE terms; G's encoder and F give
-        both the keys (from the source) and the queries (from its translation)."""
-        L = {"G_GAN": self.gan_loss(self.netD(self.fake_B), True, for_discriminator=False) * self.opt.lambda_GAN}
-        nce = {name: self.opt.lambda_NCE * self.nce(self.encode(src), self.encode(tgt), self.netF, self.netF,
-                                                    flip_query=self.flipped)
-               for name, (src, tgt) in self.nce_pairs().items()}
-        L.update(nce)
-        L["G"] = L["G_GAN"] + sum(nce.values()) / len(nce)
+        """G_GAN and each NCE term with its share of lambda_NCE (module docstring); G's encoder
+        and F give both the keys (from the source) and the queries (from its translation)."""
+        pairs = self.nce_pairs()
+        nce_weight = self.opt.lambda_NCE / len(pairs)
+        L = {"G_GAN": self.generator_gan_term(self.netD, self.fake_B, self.opt.lambda_GAN)}
+        for name, (src, tgt) in pairs.items():
+            L[name] = nce_weight * self.nce(self.encode(src), self.encode(tgt), self.netF, self.netF,
+                                            flip_query=self.flipped)
         return L
 
     def update_D(self) -> None:
@@ -110,9 +114,9 @@ class CUTModel(BaseModel):
         self.minimise(self.compute_D_loss, ["D"])
 
     def update_G(self) -> None:
-        """One step of G and F on the GAN + NCE objective, D frozen."""
+        """One step of G and F on the GAN + NCE objective (the terms' sum, logged as "G"), D frozen."""
         self.set_requires_grad([self.netD], False)
-        self.minimise(self.compute_G_loss, ["G", "F"], total="G")
+        self.minimise(self.compute_G_loss, ["G", "F"], log_total="G")
 
     def optimize_parameters(self) -> None:
         with self.autocast():

@@ -1,7 +1,9 @@
 """CycleGAN (Zhu et al., ICCV 2017): two generators, two discriminators, cycle consistency.
 
 Objective (docs/METHODS.md): GAN_A + GAN_B + lambda_A L1(G_B(G_A(a)), a) + lambda_B L1(G_A(G_B(b)), b)
-+ lambda_identity (lambda_B L1(G_A(b), b) + lambda_A L1(G_B(a), a)). D_A judges G_A's
++ lambda_identity (lambda_B L1(G_A(b), b) + lambda_A L1(G_B(a), a)). The logged terms are its
+summands, each with its weight: G_A, G_B (GAN), cycle_A, cycle_B, idt_A, idt_B; "G" is their
+sum, the generator step's objective; D_A, D_B the discriminators'. D_A judges G_A's
 outputs against real B images, D_B judges G_B's against real A images; both see fakes through
 an image pool of 50.
 
@@ -50,14 +52,13 @@ class CycleGANModel(TwoDomainModel):
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
         o = self.opt
-        L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False),
-             "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False),
-             "cycle_A": F.l1_loss(self.rec_A, self.real_A) * o.lambda_A,
-             "cycle_B": F.l1_loss(self.rec_B, self.real_B) * o.lambda_B}
+        L = {"G_A": self.generator_gan_term(self.netD_A, self.fake_B, 1.0),
+             "G_B": self.generator_gan_term(self.netD_B, self.fake_A, 1.0),
+             "cycle_A": o.lambda_A * F.l1_loss(self.rec_A, self.real_A),
+             "cycle_B": o.lambda_B * F.l1_loss(self.rec_B, self.real_B)}
         if self.use_identity:
-            L["idt_A"] = F.l1_loss(self.idt_A, self.real_B) * o.lambda_B * o.lambda_identity
-            L["idt_B"] = F.l1_loss(self.idt_B, self.real_A) * o.lambda_A * o.lambda_identity
-        L["G"] = sum(L.values())  # every weight is inside its term
+            L["idt_A"] = o.lambda_B * o.lambda_identity * F.l1_loss(self.idt_A, self.real_B)
+            L["idt_B"] = o.lambda_A * o.lambda_identity * F.l1_loss(self.idt_B, self.real_A)
         return L
 
     def optimize_parameters(self) -> None:

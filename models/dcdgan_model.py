@@ -8,21 +8,24 @@ Two branches (docs/METHODS.md):
   (N, R_N), (N_R, R*) and (R_N, N*). For a pair (X, Y = G(X)) the keys come from G's
   encoder on X and the queries from the other generator's encoder on Y.
 
-Generator objective, every term weighted where it is computed (`compute_G_loss`):
+Generator objective: the sum of the logged terms, each weighted where it is computed
+(`compute_G_loss`); the variant chooses which terms exist:
 - `--dcd_variant official`, the released code's objective (DCLGAN's; its cycle, pixel and
   FFT losses are computed there but never added), from four generator passes:
-      0.5 (G_A + G_B) + 0.5 (idt_A + idt_B) + 0.5 (NCE1 + NCE2)
+      G_A + G_B + idt_A + idt_B + NCE1 + NCE2
 - `--dcd_variant paper`, BTB + CGB as the paper describes them:
-      0.5 (G_A + G_B) + 0.5 (idt_A + idt_B) + (cycle_A + cycle_B) + 0.25 (NCE1 + NCE2 + NCE3 + NCE4)
+      G_A + G_B + idt_A + idt_B + cycle_A + cycle_B + NCE1 + NCE2 + NCE3 + NCE4
   The cycle passes' features are the queries of NCE1 / NCE2 and the keys of NCE3 / NCE4.
-with G_X = lambda_GAN hinge(D_X(...)), idt = lambda_IDT L1, cycle = lambda_cyc L1,
-NCE = lambda_NCE PatchNCE. The discriminator step is DCLGAN's (models/dcl_model.py).
-Either variant may add this repository's sparsity term (`--lambda_sparse`, off by default):
-      + 0.5 (sparse_A + sparse_B),  sparse_A = lambda_sparse L1(G_A(a), a)
+with G_X = 0.5 lambda_GAN hinge(D_X(...)), idt = 0.5 lambda_IDT L1, cycle = lambda_cyc L1,
+NCE = s lambda_NCE PatchNCE, s = 0.5 (official: two NCE terms) or 0.25 (paper: four).
+The log shows these terms, "G" (their sum) and the discriminator step's D_A, D_B (DCLGAN's,
+models/dcl_model.py).
+Either variant may add this repository's sparsity terms (`--lambda_sparse`, off by default):
+      sparse_A = 0.5 lambda_sparse L1(G_A(a), a),  sparse_B = 0.5 lambda_sparse L1(G_B(b), b)
 and the pseudo-pair terms (`--lambda_pseudo`, `--pseudo_ssim`, off by default): G_B's rainy
 rendering of a clean image b, detached, is a pair with a known answer for G_A,
-      + pseudo + pseudo_ssim,  pseudo = w lambda_pseudo L1(G_A(sg(G_B(b))), b),
-                               pseudo_ssim = w pseudo_ssim (1 - SSIM(G_A(sg(G_B(b))), b)),
+      pseudo = w lambda_pseudo L1(G_A(sg(G_B(b))), b),
+      pseudo_ssim = w pseudo_ssim (1 - SSIM(G_A(sg(G_B(b))), b)),
 with w ramping linearly from 0 to 1 over the first `--pseudo_warmup` iterations (G_B's early
 renderings are poor rain); one extra G_A pass, and no gradient reaches G_B through it.
 """
@@ -39,10 +42,8 @@ class DCDGANModel(DCLModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         DCLModel.modify_commandline_options(parser, is_train)
-        # Default 'official' by measurement (README "Results"): over 3 seeds on heavy synthetic
-        # rain the paper variant was worse (lr 2e-4: 16.98 +- 0.25 dB vs 17.87 +- 0.69; lr 1e-4:
-        # 16.85 +- 0.31 vs 17.11 +- 0.49) at 1.4x the cost per iteration, and 'official' is the
-        # objective behind the published numbers.
+        # 'official' is the objective behind the published numbers, and it scored higher and
+        # costs less per iteration in this repository's comparison (docs/EXPERIMENTS.md).
         parser.add_argument("--dcd_variant", default="official", choices=("paper", "official"),
                             help="official: the released (DCLGAN) objective; paper: + BTB cycles and the two "
                                  "cycle-pair CGB NCE terms")
@@ -64,17 +65,16 @@ class DCDGANModel(DCLModel):
 
     def __init__(self, opt, device: torch.device | None = None):
         super().__init__(opt, device)
+        self.paper = opt.dcd_variant == "paper"
         self.use_pseudo = self.is_train and (opt.lambda_pseudo > 0 or opt.pseudo_ssim > 0)
+        self.pseudo_warmup = opt.pseudo_warmup
         self.pseudo_steps = 0  # generator steps taken: the pseudo-pair warm-up's clock
-
-    @property
-    def paper(self) -> bool:
-        return self.opt.dcd_variant == "paper"
 
     def pseudo_ramp(self) -> float:
         """The pseudo-pair weights' share: linear from 0 to 1 over --pseudo_warmup steps."""
-        warmup = self.opt.pseudo_warmup
-        return 1.0 if warmup <= 0 else min(1.0, self.pseudo_steps / warmup)
+        if self.pseudo_warmup <= 0:
+            return 1.0
+        return min(1.0, self.pseudo_steps / self.pseudo_warmup)
 
     def forward(self) -> None:
         """DCLGAN's translations and identity passes; the paper variant adds both cycles,
@@ -91,57 +91,49 @@ class DCDGANModel(DCLModel):
             self.visuals.update(pseudo_A=self.pseudo_A, pseudo_restored=self.pseudo_restored)
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
-        """The chosen variant's weighted terms and their total "G" (formulas in the module docstring)."""
+        """The chosen variant's weighted terms (module docstring); `update_G` minimises their sum."""
         o = self.opt
-        L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
-             "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN}
+        nce_share = 0.25 if self.paper else 0.5
+        L = {"G_A": self.generator_gan_term(self.netD_A, self.fake_B, 0.5 * o.lambda_GAN),
+             "G_B": self.generator_gan_term(self.netD_B, self.fake_A, 0.5 * o.lambda_GAN)}
         # CGB on the translations. (R, N_R): keys G_A's encoding of R, queries G_B's of N_R,
         # which the paper variant's cycle pass R* = G_B(N_R) has computed already.
-        # --lambda_NCE 0 skips the encoder passes and heads (a third of an iteration) and logs 0.
+        # --lambda_NCE 0 skips the encoder passes and heads (all of CGB's cost) and logs 0.
         if o.lambda_NCE > 0:
             queries_N_R = self.feat_fake_B if self.paper else self.encode("G_B", self.fake_B)
-            L["NCE1"] = self.nce(self.feat_real_A, queries_N_R, self.netF1, self.netF2) * o.lambda_NCE
+            L["NCE1"] = nce_share * o.lambda_NCE * self.nce(self.feat_real_A, queries_N_R, self.netF1, self.netF2)
             queries_R_N = self.feat_fake_A if self.paper else self.encode("G_A", self.fake_A)
-            L["NCE2"] = self.nce(self.feat_real_B, queries_R_N, self.netF2, self.netF1) * o.lambda_NCE
+            L["NCE2"] = nce_share * o.lambda_NCE * self.nce(self.feat_real_B, queries_R_N, self.netF2, self.netF1)
         else:
             L["NCE1"] = L["NCE2"] = torch.zeros((), device=self.fake_B.device)
         # BTB's identity terms: each generator leaves an image of its target domain alone.
-        identity = 0.0
-        if o.lambda_IDT > 0:
-            L["idt_A"] = F.l1_loss(self.idt_A, self.real_B) * o.lambda_IDT
-            L["idt_B"] = F.l1_loss(self.idt_B, self.real_A) * o.lambda_IDT
-            identity = 0.5 * (L["idt_A"] + L["idt_B"])
-        gan = 0.5 * (L["G_A"] + L["G_B"])
+        if self.use_identity:
+            L["idt_A"] = 0.5 * o.lambda_IDT * F.l1_loss(self.idt_A, self.real_B)
+            L["idt_B"] = 0.5 * o.lambda_IDT * F.l1_loss(self.idt_B, self.real_A)
         # The rain layer a translation removes (adds) is sparse: L1 of its change (--lambda_sparse).
-        sparse = 0.0
         if o.lambda_sparse > 0:
-            L["sparse_A"] = F.l1_loss(self.fake_B, self.real_A) * o.lambda_sparse
-            L["sparse_B"] = F.l1_loss(self.fake_A, self.real_B) * o.lambda_sparse
-            sparse = 0.5 * (L["sparse_A"] + L["sparse_B"])
+            L["sparse_A"] = 0.5 * o.lambda_sparse * F.l1_loss(self.fake_B, self.real_A)
+            L["sparse_B"] = 0.5 * o.lambda_sparse * F.l1_loss(self.fake_A, self.real_B)
         # G_A restores G_B's rendering of b, whose clean answer is b itself (--lambda_pseudo).
-        pseudo = 0.0
         if self.use_pseudo:
             ramp = self.pseudo_ramp()
             if o.lambda_pseudo > 0:
                 L["pseudo"] = ramp * o.lambda_pseudo * F.l1_loss(self.pseudo_restored, self.real_B)
-                pseudo = pseudo + L["pseudo"]
             if o.pseudo_ssim > 0:
                 L["pseudo_ssim"] = ramp * o.pseudo_ssim * ssim_loss(self.pseudo_restored, self.real_B)
-                pseudo = pseudo + L["pseudo_ssim"]
         if not self.paper:
-            L["G"] = gan + identity + sparse + pseudo + 0.5 * (L["NCE1"] + L["NCE2"])
             return L
         # BTB's cycles, then CGB on them. (N_R, R*): R* = G_B(N_R), so the keys are G_B's
         # encoding of N_R and the queries G_A's encoding of R*.
-        L["cycle_A"] = F.l1_loss(self.rec_A, self.real_A) * o.lambda_cyc
-        L["cycle_B"] = F.l1_loss(self.rec_B, self.real_B) * o.lambda_cyc
+        L["cycle_A"] = o.lambda_cyc * F.l1_loss(self.rec_A, self.real_A)
+        L["cycle_B"] = o.lambda_cyc * F.l1_loss(self.rec_B, self.real_B)
         if o.lambda_NCE > 0:
-            L["NCE3"] = self.nce(self.feat_fake_B, self.encode("G_A", self.rec_A), self.netF2, self.netF1) * o.lambda_NCE
-            L["NCE4"] = self.nce(self.feat_fake_A, self.encode("G_B", self.rec_B), self.netF1, self.netF2) * o.lambda_NCE
+            L["NCE3"] = nce_share * o.lambda_NCE * self.nce(self.feat_fake_B, self.encode("G_A", self.rec_A),
+                                                            self.netF2, self.netF1)
+            L["NCE4"] = nce_share * o.lambda_NCE * self.nce(self.feat_fake_A, self.encode("G_B", self.rec_B),
+                                                            self.netF1, self.netF2)
         else:
             L["NCE3"] = L["NCE4"] = torch.zeros((), device=self.fake_B.device)
-        nce = 0.25 * (L["NCE1"] + L["NCE2"] + L["NCE3"] + L["NCE4"])
-        L["G"] = gan + identity + sparse + pseudo + (L["cycle_A"] + L["cycle_B"]) + nce
         return L
 
     def optimize_parameters(self) -> None:

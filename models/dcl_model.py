@@ -4,6 +4,10 @@ Objective (docs/METHODS.md): 0.5 (GAN_A + GAN_B) + 0.5 l_IDT (L1(G_A(b), b) + L1
 + 0.5 l_NCE (NCE1 + NCE2). NCE1's keys are F1 of G_A's encoding of a, its queries F2 of G_B's
 encoding of G_A(a); NCE2 mirrors it. The keys are the features of the translations the
 objective runs anyway (`forward` keeps them), so no encoder pass is repeated.
+
+Logged terms, each with its share of the objective: G_A = 0.5 l_GAN GAN_A, G_B likewise,
+NCE1 = 0.5 l_NCE NCE1, NCE2 likewise, idt_A = 0.5 l_IDT L1(G_A(b), b), idt_B likewise; "G"
+is their sum, the generator step's objective; D_A, D_B the discriminators'.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class DCLModel(TwoDomainModel):
     def __init__(self, opt, device: torch.device | None = None):
         super().__init__(opt, device)
         self.nce_layers = parse_layers(opt.nce_layers)
+        self.use_identity = self.is_train and opt.lambda_IDT > 0
         if self.is_train:
             self.netF1 = build_head(opt, self.netG_A, self.nce_layers)
             self.netF2 = build_head(opt, self.netG_B, self.nce_layers)
@@ -48,7 +53,7 @@ class DCLModel(TwoDomainModel):
         self.fake_B, self.feat_real_A = self.netG_A(self.real_A, self.nce_layers)
         self.fake_A, self.feat_real_B = self.netG_B(self.real_B, self.nce_layers)
         self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "real_B": self.real_B, "fake_A": self.fake_A}
-        if self.opt.lambda_IDT > 0:
+        if self.use_identity:
             self.idt_A = self.netG_A(self.real_B)
             self.idt_B = self.netG_B(self.real_A)
             self.visuals.update(idt_B=self.idt_B, idt_A=self.idt_A)
@@ -58,18 +63,17 @@ class DCLModel(TwoDomainModel):
         return self.net(net_name)(x, self.nce_layers, encode_only=True)
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
-        """The weighted terms and their total "G" (formula in the module docstring)."""
+        """The weighted terms (module docstring); `update_G` minimises their sum."""
         o = self.opt
-        L = {"G_A": self.gan_loss(self.netD_A(self.fake_B), True, for_discriminator=False) * o.lambda_GAN,
-             "G_B": self.gan_loss(self.netD_B(self.fake_A), True, for_discriminator=False) * o.lambda_GAN}
-        L["NCE1"] = self.nce(self.feat_real_A, self.encode("G_B", self.fake_B), self.netF1, self.netF2) * o.lambda_NCE
-        L["NCE2"] = self.nce(self.feat_real_B, self.encode("G_A", self.fake_A), self.netF2, self.netF1) * o.lambda_NCE
-        identity = 0.0
-        if o.lambda_IDT > 0:
-            L["idt_A"] = F.l1_loss(self.idt_A, self.real_B) * o.lambda_IDT
-            L["idt_B"] = F.l1_loss(self.idt_B, self.real_A) * o.lambda_IDT
-            identity = 0.5 * (L["idt_A"] + L["idt_B"])
-        L["G"] = 0.5 * (L["G_A"] + L["G_B"]) + identity + 0.5 * (L["NCE1"] + L["NCE2"])
+        L = {"G_A": self.generator_gan_term(self.netD_A, self.fake_B, 0.5 * o.lambda_GAN),
+             "G_B": self.generator_gan_term(self.netD_B, self.fake_A, 0.5 * o.lambda_GAN),
+             "NCE1": 0.5 * o.lambda_NCE * self.nce(self.feat_real_A, self.encode("G_B", self.fake_B),
+                                                   self.netF1, self.netF2),
+             "NCE2": 0.5 * o.lambda_NCE * self.nce(self.feat_real_B, self.encode("G_A", self.fake_A),
+                                                   self.netF2, self.netF1)}
+        if self.use_identity:
+            L["idt_A"] = 0.5 * o.lambda_IDT * F.l1_loss(self.idt_A, self.real_B)
+            L["idt_B"] = 0.5 * o.lambda_IDT * F.l1_loss(self.idt_B, self.real_A)
         return L
 
     def optimize_parameters(self) -> None:

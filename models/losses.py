@@ -148,18 +148,22 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: fl
     """
     if min(x.shape[-2:]) < window_size:
         raise ValueError(f"SSIM needs images of at least {window_size} x {window_size} px, got {tuple(x.shape[-2:])}")
-    dtype = torch.promote_types(x.dtype, torch.float32)  # half precision would lose the small variances
-    x, y = (x.to(dtype) + 1) / 2, (y.to(dtype) + 1) / 2
-    channels = x.shape[1]
-    window = gaussian_window(window_size, sigma).to(x).expand(channels, 1, window_size, window_size)
+    # Variances are differences of close local means: half precision (autocast's convolutions
+    # included) would cancel them away, so this runs in float32 at least.
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, y = (x.to(dtype) + 1) / 2, (y.to(dtype) + 1) / 2
+        channels = x.shape[1]
+        window = gaussian_window(window_size, sigma).to(x).expand(channels, 1, window_size, window_size)
 
-    def local_mean(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window, groups=channels)
+        def local_mean(t: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(t, window, groups=channels)
 
-    mu_x, mu_y = local_mean(x), local_mean(y)
-    var_x = local_mean(x * x) - mu_x * mu_x
-    var_y = local_mean(y * y) - mu_y * mu_y
-    cov = local_mean(x * y) - mu_x * mu_y
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
-    return 1 - ssim_map.mean()
+        mu_x, mu_y = local_mean(x), local_mean(y)
+        var_x = local_mean(x * x) - mu_x * mu_x
+        var_y = local_mean(y * y) - mu_y * mu_y
+        cov = local_mean(x * y) - mu_x * mu_y
+        c1, c2 = 0.01 ** 2, 0.03 ** 2
+        ssim_map = (((2 * mu_x * mu_y + c1) * (2 * cov + c2))
+                    / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)))
+        return 1 - ssim_map.mean()

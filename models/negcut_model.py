@@ -22,6 +22,8 @@ Interpretations where the paper and the reference code leave room:
 - N's loss is -(the NCE average that G minimises) - lambda_MS_neg * diversity, where the
   diversity is averaged over both NCE pairs when --nce_idt (the reference's used only the last
   pair's negatives).
+Logged terms: CUT's (G_GAN, NCE, NCE_Y with their shares of lambda_NCE; "G" their sum) with
+N's negatives, D, and N (the negative generator's whole objective).
 - N: Adam at --lr_N (default --lr) and betas (--beta1, --beta2); init per --init_type.
 """
 from __future__ import annotations
@@ -67,30 +69,31 @@ class NEGCUTModel(CUTModel):
         return projections
 
     def generated_nce(self, detach_queries: bool) -> tuple[dict[str, torch.Tensor], list[list[torch.Tensor]]]:
-        """Weighted NCE of every pair against freshly generated negatives, and those negatives."""
+        """NCE of every pair against freshly generated negatives, each with its share of
+        lambda_NCE (so their sum is G's NCE objective), and those negatives."""
         losses, negatives = {}, []
         batch = self.real_A.shape[0]
+        nce_weight = self.opt.lambda_NCE / len(self.projections)
         for name, (queries, keys, conditions) in self.projections.items():
-            pair_negatives = self.netN(conditions, self.opt.num_patches)
+            pair_negatives = self.netN(conditions, self.nce.num_patches)
             if detach_queries:
                 queries = [q.detach() for q in queries]
-            losses[name] = self.opt.lambda_NCE * self.nce.loss(queries, keys, batch, pair_negatives)
+            losses[name] = nce_weight * self.nce.loss(queries, keys, batch, pair_negatives)
             negatives.append(pair_negatives)
         return losses, negatives
 
     def compute_N_loss(self) -> dict[str, torch.Tensor]:
         """-(the NCE average G minimises) - lambda_MS_neg * diversity, on detached queries."""
         nce_terms, negatives = self.generated_nce(detach_queries=True)
-        nce = sum(nce_terms.values()) / len(nce_terms)
-        diversity = sum(negative_diversity(n, self.opt.num_patches) for n in negatives) / len(negatives)
+        nce = sum(nce_terms.values())
+        diversity = sum(negative_diversity(n, self.nce.num_patches) for n in negatives) / len(negatives)
         return {"N": -nce - self.opt.lambda_MS_neg * diversity}
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
-        """CUT's objective with N's negatives: lambda_GAN GAN(G(a)) + the mean weighted NCE term."""
-        L = {"G_GAN": self.gan_loss(self.netD(self.fake_B), True, for_discriminator=False) * self.opt.lambda_GAN}
+        """CUT's terms with N's negatives: G_GAN and each NCE term with its share of lambda_NCE."""
+        L = {"G_GAN": self.generator_gan_term(self.netD, self.fake_B, self.opt.lambda_GAN)}
         nce, _ = self.generated_nce(detach_queries=False)
         L.update(nce)
-        L["G"] = L["G_GAN"] + sum(nce.values()) / len(nce)
         return L
 
     def update_N(self) -> None:

@@ -1,7 +1,7 @@
 """Paired upper bound: the restoring generator trained with L1 on aligned pairs (no GAN).
 
 Objective (docs/METHODS.md): lambda_L1 * L1(G_A(a), b), where b is the clean ground truth of
-a. The unpaired models never see such pairs; this model shows how far the same generator
+a; logged as L1, its only term. The unpaired models never see such pairs; this model shows how far the same generator
 gets when it does, at the same budget (README "Results"). Needs paired data
 (`--dataset_mode aligned`, its default), e.g. `python -m datasets.make_synthetic --paired`.
 """
@@ -38,7 +38,7 @@ class PairedModel(BaseModel):
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
         self.fake_B = self.netG_A(self.real_A)
         self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "real_B": self.real_B}
-        return {"L1": F.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1}
+        return {"L1": self.opt.lambda_L1 * F.l1_loss(self.fake_B, self.real_B)}
 
     def optimize_parameters(self) -> None:
         self.minimise(self.compute_G_loss, ["G"])

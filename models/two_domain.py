@@ -2,7 +2,8 @@
 
 Two generators, G_A: A -> B and G_B: B -> A, and in training two discriminators: D_A judges
 G_A's outputs against real B images, D_B judges G_B's against real A images, each through
-an image pool (`--pool_size`). The generator objectives live in the model files.
+an image pool (`--pool_size`). The generator objectives live in the model files; `update_G`
+minimises the sum of their terms and logs it as "G".
 """
 from __future__ import annotations
 
@@ -53,6 +54,6 @@ class TwoDomainModel(BaseModel):
 
     def update_G(self) -> None:
         """One step of the generators (and of the heads' optimizer "F" where the model has one)
-        on `compute_G_loss`'s total "G", the discriminators frozen."""
+        on the sum of `compute_G_loss`'s terms, logged as "G", the discriminators frozen."""
         self.set_requires_grad([self.netD_A, self.netD_B], False)
-        self.minimise(self.compute_G_loss, [name for name in ("G", "F") if name in self.optimizers], total="G")
+        self.minimise(self.compute_G_loss, [name for name in ("G", "F") if name in self.optimizers], log_total="G")

@@ -193,8 +193,7 @@ def poison_generator_loss(monkeypatch):
         terms = compute(self)
         calls[0] += 1
         if calls[0] in iterations:
-            terms["NCE1"] = terms["NCE1"] * float("nan")
-            terms["G"] = terms["G"] * float("nan")
+            terms["NCE1"] = terms["NCE1"] * float("nan")  # and so their sum, logged as G
         return terms
 
     monkeypatch.setattr(DCDGANModel, "compute_G_loss", poisoned)

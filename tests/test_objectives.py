@@ -1,4 +1,5 @@
-"""Objectives: DCD-GAN's pseudo-pair term and the SSIM loss it may use."""
+"""Objectives: every model optimises the sum of what it logs; DCD-GAN's pseudo-pair term and
+the SSIM loss it may use."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,7 @@ from data import create_dataset
 from models import create_model
 from models.losses import ssim_loss
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
+from tests.conftest import MODEL_KEYS, tiny_flags, tiny_model_flags
 
 
 def build(dataroot, tmp_path, *extra):
@@ -31,6 +32,77 @@ def translation_passes(model) -> dict[str, int]:
                 counts[name] += 1
         model.net(name).register_forward_hook(record, with_kwargs=True)
     return counts
+
+
+# ----- one place forms each objective --------------------------------------------------------
+LEVERS = ["--lambda_sparse", "0.7", "--lambda_pseudo", "1.3", "--pseudo_ssim", "0.6", "--pseudo_warmup", "0"]
+OBJECTIVES = {key: [] for key in MODEL_KEYS} | {
+    "cut:no_nce_idt": ["--nce_idt", "False"],
+    "dcdgan:official+levers": LEVERS,
+    "dcdgan:paper+levers": LEVERS,
+    "dcdgan:paper+no_nce_no_idt": ["--lambda_NCE", "0", "--lambda_IDT", "0"],
+    "paired": [],
+}
+
+
+def objective_model(key: str, dataroot, tmp_path):
+    model_key = key.partition("+")[0]
+    if model_key == "paired":
+        flags = [token for name, value in zip(*[iter(tiny_flags(dataroot, tmp_path / "ck", model="paired"))] * 2)
+                 if name not in ("--netF_nc", "--num_patches") for token in (name, value)]
+    elif model_key == "cut:no_nce_idt":
+        flags = tiny_model_flags("cut", dataroot, tmp_path / "ck")
+    else:
+        flags = tiny_model_flags(model_key, dataroot, tmp_path / "ck")
+    opt = TrainOptions().parse(flags + OBJECTIVES[key])
+    torch.manual_seed(0)
+    model = create_model(opt)
+    model.setup()
+    model.set_input(torch.utils.data.default_collate([create_dataset(opt)[(0, 1)]]))
+    return model
+
+
+def record_updates(model) -> list[tuple[list[str], torch.Tensor, dict[str, torch.Tensor]]]:
+    """From now on, per update: its optimizers, the loss it backwards and the log entries
+    recorded since the previous update."""
+    updates, seen = [], {}
+    backward_and_step = model.backward_and_step
+
+    def recording(loss, optimizer_names):
+        fresh = {name: value for name, value in model.losses.items() if seen.get(name) is not value}
+        seen.update(fresh)
+        updates.append((list(optimizer_names), loss, fresh))
+        backward_and_step(loss, optimizer_names)
+
+    model.backward_and_step = recording
+    return updates
+
+
+@pytest.mark.parametrize("key", sorted(OBJECTIVES))
+def test_every_update_minimises_the_sum_of_the_terms_it_logs(tiny_dataroot, tmp_path, key):
+    model = objective_model(key, tiny_dataroot, tmp_path)
+    updates = record_updates(model)
+    model.optimize_parameters()
+    assert updates
+    logged = set()
+    for optimizer_names, loss, fresh in updates:
+        totals = [name for name, value in fresh.items() if value is loss]
+        terms = {name: float(value.detach()) for name, value in fresh.items() if name not in totals}
+        assert terms, f"the {optimizer_names} update logged no term"
+        assert float(loss.detach()) == pytest.approx(sum(terms.values()), rel=1e-6), (optimizer_names, terms)
+        if "G" in optimizer_names and len(terms) > 1:
+            assert totals == ["G"], "the generator update logs its total as G"
+        logged |= fresh.keys()
+    assert logged == set(model.get_current_losses()), "a logged entry came from outside an update"
+    if "levers" in key:
+        assert {"sparse_A", "sparse_B", "pseudo", "pseudo_ssim"} <= logged
+
+
+def test_a_step_may_not_return_a_term_named_like_its_total(tiny_dataroot, tmp_path):
+    model = objective_model("dcl", tiny_dataroot, tmp_path)
+    model.forward()
+    with pytest.raises(ValueError, match="'G'"):
+        model.minimise(lambda: {"G": model.fake_B.mean()}, ["G"], log_total="G")
 
 
 # ----- the pseudo pair -----------------------------------------------------------------------
@@ -113,8 +185,65 @@ def test_ssim_loss_matches_scikit_image_gaussian_ssim():
     assert float(ssim_loss(to_tensor(a), to_tensor(b))) == pytest.approx(1 - expected, abs=1e-9)
 
 
+def test_ssim_loss_keeps_float32_under_autocast():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 24, 24) * 2 - 1
+    y = (x + 0.05 * torch.randn_like(x)).clamp(-1, 1)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        same, noisy = ssim_loss(x.bfloat16(), x.bfloat16()), ssim_loss(x, y)
+    assert same.dtype == torch.float32 and float(same) == pytest.approx(0.0, abs=1e-6)
+    assert float(noisy) == pytest.approx(float(ssim_loss(x, y)), rel=1e-6)
+
+
 def test_ssim_loss_passes_gradients_to_both_images():
     x = (torch.rand(1, 3, 16, 16) * 2 - 1).requires_grad_()
     y = (torch.rand(1, 3, 16, 16) * 2 - 1).requires_grad_()
     ssim_loss(x, y).backward()
     assert x.grad.abs().sum() > 0 and y.grad.abs().sum() > 0
+
+
+# ----- options are read at construction -----------------------------------------------------
+class OptionsWithout:
+    """The options minus some names: reading one of them fails the test."""
+
+    def __init__(self, opt, hidden):
+        self._opt, self._hidden = opt, set(hidden)
+
+    def __getattr__(self, name):
+        if name in self._hidden:
+            raise AssertionError(f"opt.{name} read after construction")
+        return getattr(self._opt, name)
+
+
+@pytest.mark.parametrize("key,extra", [
+    ("dcdgan:paper", ["--ema_decay", "0.9", "--lambda_pseudo", "1", "--pseudo_warmup", "3"]),
+    ("fastcut", ["--channels_last"]),
+    ("cddgan", []),
+])
+def test_training_steps_read_no_switch_from_the_options(tiny_dataroot, tmp_path, key, extra):
+    opt = TrainOptions().parse(tiny_model_flags(key, tiny_dataroot, tmp_path / "ck") + extra)
+    torch.manual_seed(0)
+    model = create_model(opt)
+    model.setup()
+    batch = torch.utils.data.default_collate([create_dataset(opt)[(0, 1)]])
+    model.opt = OptionsWithout(opt, ["compile", "channels_last", "ema_decay", "dcd_variant",
+                                     "pseudo_warmup", "flip_equivariance", "nce_idt", "num_patches",
+                                     "cdd_query_encoder", "cdd_clear_positives"])
+    for _ in range(2):
+        model.set_input(batch)
+        model.optimize_parameters()
+        model.update_ema()
+    if "--channels_last" in extra:
+        assert model.real_A.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_dataset_reads_its_options_at_construction(tiny_dataroot, tmp_path):
+    opt = TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path / "ck") + [
+        "--decay_full_images", "--n_epochs", "1", "--n_epochs_decay", "1", "--load_size", "40"])
+    dataset = create_dataset(opt)
+    expected = [dataset[(1, epoch)] for epoch in (1, 2)]
+    vars(opt).clear()  # nothing left to read
+    for sample, epoch in zip(expected, (1, 2)):
+        again = dataset[(1, epoch)]
+        assert torch.equal(again["A"], sample["A"]) and torch.equal(again["B"], sample["B"])
+    assert dataset.load_size_at(1) == 40 and dataset.load_size_at(2) == 32, "whole images in the decay epochs"
