@@ -173,7 +173,7 @@ def test_sparsity_term_is_the_l1_of_each_translations_change(tiny_dataroot, tmp_
     model = model_after(flags, 1)
     with torch.no_grad():
         terms = model.compute_G_loss()
-    expected_A = 3 * (model.fake_B - model.real_A).abs().mean()
+        expected_A = 3 * (model.fake_B - model.real_A).abs().mean()
     assert float(terms["sparse_A"]) == pytest.approx(float(expected_A), rel=1e-5)
     without = model_after(tiny_flags(tiny_dataroot, tmp_path / "ck", "nosp"), 1)
     assert "sparse_A" not in without.get_current_losses()

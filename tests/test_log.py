@@ -5,22 +5,10 @@ import io
 import logging
 import sys
 
-import pytest
-
-from util.log import setup_logging
+from util.log import CurrentStderrHandler, setup_logging
 
 
-@pytest.fixture
-def root_logger():
-    """The root logger, with the handlers and level it had before the test put back after it."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield root
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def test_console_logging_writes_to_the_current_stderr_after_the_old_one_closed(root_logger, monkeypatch):
+def test_console_logging_writes_to_the_current_stderr_after_the_old_one_closed(monkeypatch):
     # What pytest does between tests: the stderr an entry point saw at set-up is closed and
     # replaced. A handler bound to it would print "--- Logging error ---" for every record.
     old_stderr, new_stderr = io.StringIO(), io.StringIO()
@@ -34,12 +22,12 @@ def test_console_logging_writes_to_the_current_stderr_after_the_old_one_closed(r
     assert text.rstrip("\n").endswith("INFO tests.test_log: after the swap"), text
 
 
-def test_setup_logging_installs_one_console_handler_however_often_it_runs(root_logger, monkeypatch):
+def test_setup_logging_installs_one_console_handler_however_often_it_runs(monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    before = len(root_logger.handlers)
     setup_logging()
     setup_logging(verbose=True)
-    assert len(root_logger.handlers) == before + 1
-    assert root_logger.level == logging.DEBUG
+    root = logging.getLogger()  # tests/conftest.py takes the handler and level away afterwards
+    assert sum(isinstance(h, CurrentStderrHandler) for h in root.handlers) == 1
+    assert root.level == logging.DEBUG
     logging.getLogger("tests.test_log").debug("once")
     assert sys.stderr.getvalue().count("DEBUG tests.test_log: once") == 1
