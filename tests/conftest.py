@@ -1,6 +1,7 @@
 """Shared fixtures: tiny datasets and the flags of a tiny, fast CPU model."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,7 +15,21 @@ import pytest
 import torch
 from PIL import Image
 
+from util.log import CurrentStderrHandler
+
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def entry_point_logging_stays_in_its_test():
+    """Entry points called in-process (train.main, test.main) install a console handler and
+    set the root level; take both away after the test, so later tests log as pytest set up."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if isinstance(h, CurrentStderrHandler)]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def write_images(folder: Path, count: int, size=(40, 48), seed: int = 0, prefix: str = "img") -> list[Path]:

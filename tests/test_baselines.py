@@ -13,6 +13,7 @@ from models.contrastive import EncoderNCE
 from models.loading import load_generator
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
+from tests.descent import slope_along_step
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -133,30 +134,31 @@ def test_flip_equivariance_aligns_mirrored_query_features(tiny_dataroot, tmp_pat
     assert torch.allclose(queries[0], keys[0])
 
 
-def nce_against_generated_negatives(model, seed: int = 7) -> float:
-    """NCE(real_A, G(real_A)) with N's negatives; the seed fixes patch locations and noise."""
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        fake = model.netG(model.real_A)
-        key_feats = model.encode(model.real_A)
-        queries, keys = model.nce.project(key_feats, model.encode(fake), model.netF, model.netF)
-        negatives = model.netN(model.momentum_head.conditions(key_feats), model.opt.num_patches)
-        return float(model.nce.loss(queries, keys, model.real_A.shape[0], negatives))
-
-
 def test_negcut_negative_generator_raises_the_nce_loss_and_g_f_lower_it(tiny_dataroot, tmp_path):
-    # No GAN term and no identity pair: the G + F step then minimises exactly the measured NCE.
-    model, _ = build("negcut", tiny_dataroot, tmp_path, "--lambda_GAN", "0", "--nce_idt", "False")
-    model.forward()
-    model.update_D()
-    model.projections = model.project_pairs()
-    start = nce_against_generated_negatives(model)
-    model.update_N()
-    after_n = nce_against_generated_negatives(model)
-    model.update_G()
-    after_g = nce_against_generated_negatives(model)
-    assert after_n > start, (start, after_n)
-    assert after_g < after_n, (after_n, after_g)
+    # No GAN term, no identity pair and no diversity term: N's step then minimises exactly -NCE
+    # and the G + F step exactly NCE (a fresh model: each optimizer takes its first step).
+    model, _ = build("negcut", tiny_dataroot, tmp_path, "--lambda_GAN", "0", "--nce_idt", "False",
+                     "--lambda_MS_neg", "0")
+
+    def prepare():
+        model.forward()
+        model.projections = model.project_pairs()
+
+    def nce():  # what both steps compute: the same patches and N's noise
+        prepare()
+        losses, _ = model.generated_nce(detach_queries=False)
+        return sum(losses.values()) / len(losses)
+
+    def step(update):
+        prepare()
+        update()
+
+    nce_before_N, slope_N = slope_along_step([model.netN], nce, lambda: step(model.update_N), seed=7)
+    assert model.get_current_losses()["N"] == pytest.approx(-nce_before_N, rel=1e-5), "N's step saw other draws"
+    assert slope_N > 0, slope_N
+    nce_before_G, slope_G = slope_along_step([model.netG, model.netF], nce, lambda: step(model.update_G), seed=8)
+    assert model.get_current_losses()["G"] == pytest.approx(nce_before_G, rel=1e-5), "G's step saw other draws"
+    assert slope_G < 0, slope_G
 
 
 # Each launcher's schedule and architecture: the papers' settings, not the model defaults.

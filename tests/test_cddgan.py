@@ -16,6 +16,7 @@ from models.loading import load_generator
 from models.negative_queue import NegativeQueue
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
+from tests.descent import fresh_adam_state, slope_along_step
 
 REPO = Path(__file__).resolve().parent.parent
 NETS = ["G_A", "G_B", "D_A", "D_B", "F_A", "F_B", "N_A", "N_B"]
@@ -69,35 +70,37 @@ def test_one_step_updates_every_network_with_finite_declared_losses(tiny_dataroo
     assert model.test_net_names()["AtoB"] == "G_A"
 
 
-def measured_nce(model, seeds=range(7, 15)) -> float:
-    """NCE_A + NCE_B with N's negatives, the queue and the exemplars, averaged over 8 seeded draws
-    of patches and noise: one draw differs from the draw the step trained on by as much as a
-    step changes the loss."""
-    total = 0.0
-    for seed in seeds:
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            pairs = {"A": (model.real_A, model.netG_A(model.real_A)), "B": (model.real_B, model.netG_B(model.real_B))}
-            losses, _ = model.contrastive_losses(model.project_pairs(pairs, model.real_B), detach_queries=True)
-        total += float(sum(losses.values()))
-    return total / len(seeds)
-
-
 def test_negative_generators_raise_the_contrastive_loss_and_generators_lower_it(tiny_dataroot, tmp_path):
-    # Without GAN and cycle terms the G + F step minimises exactly the measured NCE.
-    model = build(tiny_dataroot, tmp_path, "--lambda_GAN", "0", "--lambda_cyc", "0")
-    model.optimize_parameters()  # fills the queue, so the measurement includes it
+    # Without GAN, cycle and diversity terms, N's step minimises exactly -(NCE_A + NCE_B) and the
+    # G + F step exactly NCE_A + NCE_B.
+    model = build(tiny_dataroot, tmp_path, "--lambda_GAN", "0", "--lambda_cyc", "0", "--lambda_MS_neg", "0")
+    model.optimize_parameters()  # fills the queue, so the measured loss includes it
     assert len(model.queues["A"]) > 0
-    model.forward()
-    model.update_D()
-    model.projections = model.project_pairs(model.nce_pairs(), model.real_B)
-    start = measured_nce(model)
-    model.update_N()
-    after_n = measured_nce(model)
-    model.update_G()
-    after_g = measured_nce(model)
-    assert after_n > start, (start, after_n)
-    assert after_g < after_n, (after_n, after_g)
+    fresh_adam_state(model.optimizers.values())
+
+    def prepare():
+        model.forward()
+        model.projections = model.project_pairs(model.nce_pairs(), model.real_B)
+
+    def nce():  # what both steps compute: the same patches, N's noise, the queue and the exemplars
+        prepare()
+        losses, _ = model.contrastive_losses(model.projections, detach_queries=False)
+        return sum(losses.values())
+
+    def step(update):
+        prepare()
+        update()
+
+    nets_N = [model.netN_A, model.netN_B]
+    nce_before_N, slope_N = slope_along_step(nets_N, nce, lambda: step(model.update_N), seed=7)
+    assert model.get_current_losses()["N"] == pytest.approx(-nce_before_N, rel=1e-5), "N's step saw other draws"
+    assert slope_N > 0, slope_N
+    frozen_N = [p.detach().clone() for net in nets_N for p in net.parameters()]
+    nce_before_G, slope_G = slope_along_step([model.netG_A, model.netG_B, model.netF_A, model.netF_B], nce,
+                                             lambda: step(model.update_G), seed=8)
+    assert model.get_current_losses()["G"] == pytest.approx(nce_before_G, rel=1e-5), "G's step saw other draws"
+    assert slope_G < 0, slope_G
+    assert all(torch.equal(a, b) for a, b in zip(frozen_N, (p for net in nets_N for p in net.parameters())))
 
 
 def test_queue_keeps_the_newest_entries_oldest_first():

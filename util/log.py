@@ -2,8 +2,22 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 _HANDLER_NAME = "dcdgan-console"
+
+
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted, not to the stream that was
+    sys.stderr at set-up: a caller that swaps sys.stderr (pytest's capture, a notebook) and
+    closes the old one would otherwise get a "Logging error" for every later record."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -12,7 +26,7 @@ def setup_logging(verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     if any(h.get_name() == _HANDLER_NAME for h in root.handlers):
         return
-    handler = logging.StreamHandler()
+    handler = CurrentStderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
     root.addHandler(handler)
