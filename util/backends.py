@@ -44,7 +44,7 @@ FP32_TOLERANCE = 1e-3
 # `bf16` keeps 8 significant bits: its images agree with fp32's to at least this PSNR
 # (measured: 47 dB for a random ngf 64 network, see tests/test_precision.py).
 BF16_MIN_PSNR = 35.0
-PROBE_SIZE = 96
+PROBE_SIZE = 128
 
 
 class BackendError(RuntimeError):
@@ -130,7 +130,7 @@ def network_width(net: nn.Module) -> int:
 
 
 def probe_backends(net: nn.Module, names: list[str], device: torch.device, size: int = PROBE_SIZE,
-                   repeats: int = 2) -> dict[str, float]:
+                   repeats: int = 3) -> dict[str, float]:
     """Seconds per size x size restoration of each backend (best of `repeats`, interleaved)."""
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(1, 3, size, size, generator=g) * 2 - 1).to(device)
