@@ -509,8 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     device = device_of(configs[0].gpu_ids)
     peak = {} if args.skip_peak else {"fp32": matmul_peak_gflops(device, torch.float32),
                                       "bf16": matmul_peak_gflops(device, torch.bfloat16)}
-    logger.info("CPU: %s (torch %s, %d threads)", cpu_features().describe(), torch.__version__,
-                torch.get_num_threads())
+    logger.info("CPU: %s: %s (torch %s, %d threads)", cpu_description()["model"] or "unknown model",
+                cpu_features().describe(), torch.__version__, torch.get_num_threads())
     logger.info("matmul peak on %s: %s GFLOP/s; %d configuration(s)", device, peak, len(configs))
     references: dict[tuple, dict] = {}
     for opt in configs:

@@ -101,19 +101,19 @@ class Bf16Verdict:
     reason: str
 
 
-def best_times(runs: dict[str, Callable[[], object]], repeats: int,
-               clock: Callable[[], float] = time.process_time) -> dict[str, float]:
-    """The least time of `repeats` calls of each run, calls interleaved (A B A B ...) so that
-    other load slows all of them alike; one untimed call of each first. The default clock is
-    this process's CPU time: on a shared CPU the wall time mostly measures the other jobs."""
+def best_times(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """The least wall time of `repeats` calls of each run, calls interleaved (A B A B ...) so
+    that other load slows all of them alike; one untimed call of each first. (This process's
+    CPU seconds would be steadier on a shared CPU but misjudge NNPACK: measured here, its
+    Winograd convolutions counted slower than channels-last in CPU time and ran faster.)"""
     for run in runs.values():
         run()
     best = {name: float("inf") for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            start = clock()
+            start = time.perf_counter()
             run()
-            best[name] = min(best[name], clock() - start)
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
