@@ -128,6 +128,7 @@ def run(opt) -> int:
     if opt.threads:
         torch.set_num_threads(opt.threads)
     restorer, run_name, label = make_restorer(opt)
+    logger.info("%s", restorer.backend_choice)
     device, source = restorer.device, restorer.source
     folder, paths = test_images(opt.dataroot, opt.direction)
     if opt.num_test is not None:

@@ -27,6 +27,7 @@ from util.checkpoint import (CheckpointError, describe_position, load_checkpoint
 from util.distributed import device_of, prepare_for_training, unwrap
 from util.ema import EMA, warmed_up_decay
 from util.image_pool import ImagePool
+from util.precision import amp_dtype
 from util.schedulers import get_scheduler
 from util.winograd import use_winograd, winograd_available
 
@@ -67,14 +68,13 @@ class BaseModel(ABC):
 
     # ----- precision and the update step ----------------------------------------------
     def _pick_amp_dtype(self) -> torch.dtype | None:
-        if not self.opt.amp:
-            return None
-        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
+        """--amp on | off | auto (util/precision.py): auto probes bf16 at the generator's width."""
+        dtype, reason = amp_dtype(self.opt.amp, self.device, getattr(self.opt, "ngf", 64), self.is_train)
+        logger.info("precision: %s (%s)", str(dtype).replace("torch.", "") if dtype else "float32", reason)
+        return dtype
 
     def autocast(self):
-        """Mixed-precision context for forward passes (a no-op without --amp)."""
+        """Mixed-precision context for forward passes (a no-op in fp32)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)

@@ -18,9 +18,10 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from util.backends import DEFAULT_BACKEND, inference_network
+from util.backends import DEFAULT_BACKEND, choose_backend, inference_network
 from util.image_io import tensor_to_uint8, to_rgb, uint8_to_tensor
 from util.inference import restore
+from util.precision import amp_mode
 
 from .loading import LoadedCheckpoint, load_generator
 from .pretrained import PRETRAINED_DIR, pretrained_path
@@ -28,17 +29,27 @@ from .pretrained import PRETRAINED_DIR, pretrained_path
 
 class Restorer:
     """One restoring generator on one device; `tile` > 0 restores in overlapping tiles of
-    that size (bounded memory for large photos); `amp` runs in bf16 autocast; `backend` is
-    how it runs (util.backends: the default Winograd convolutions on the CPU, torch, ...)."""
+    that size (bounded memory for large photos); `backend` is how it runs (util.backends:
+    'auto' picks the fastest here, or torch, channels_last, winograd, bf16, ...); `amp`
+    ('auto', 'on', 'off'; True / False as 'on' / 'off'): 'on' runs any backend under bf16
+    autocast, 'off' keeps 'auto' from choosing bf16, and 'auto' lets it."""
 
     def __init__(self, net: nn.Module, source: LoadedCheckpoint, device: torch.device | str = "cpu",
-                 tile: int = 0, tile_overlap: int = 32, amp: bool = False, backend: str = DEFAULT_BACKEND):
+                 tile: int = 0, tile_overlap: int = 32, amp: str | bool = "auto", backend: str = DEFAULT_BACKEND):
         if tile and not 0 <= tile_overlap < tile:
             raise ValueError(f"tile_overlap ({tile_overlap}) must be at least 0 and smaller than tile ({tile})")
         self.device = torch.device(device)
-        self.net = inference_network(net.to(self.device).eval(), backend, self.device)
+        net = net.to(self.device).eval()
+        self.amp = amp_mode(amp)
+        if backend == "auto":
+            self.backend, why = choose_backend(net, self.device, self.amp)
+            self.backend_choice = f"backend auto: {self.backend} ({why})"
+        else:
+            self.backend = backend
+            self.backend_choice = f"backend {backend} (--backend {backend})"
+        self.net = inference_network(net, self.backend, self.device)
         self.source = source
-        self.tile, self.tile_overlap, self.amp = tile, tile_overlap, amp
+        self.tile, self.tile_overlap = tile, tile_overlap
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, direction: str = "AtoB", device: torch.device | str = "cpu",
@@ -58,7 +69,7 @@ class Restorer:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 array, got shape {image.shape} and dtype {image.dtype}")
         x = uint8_to_tensor(image)[None].to(self.device)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp == "on" else nullcontext()
         with autocast:
             return tensor_to_uint8(restore(self.net, x, self.tile, self.tile_overlap))
 

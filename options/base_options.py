@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from util.atomic_file import atomic_write
-from util.flags import str2bool
+from util.precision import amp_mode
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,10 @@ class BaseOptions:
         g.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
         g.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
                        help="AtoB restores (rainy -> clean); BtoA degrades")
-        g.add_argument("--amp", type=str2bool, nargs="?", const=True, default=False,
-                       help="mixed precision: bf16 autocast on CPU and CUDA (fp16 + grad scaler where bf16 is missing)")
+        g.add_argument("--amp", type=amp_mode, nargs="?", const="on", default="auto", metavar="{auto,on,off}",
+                       help="mixed precision. on (also --amp alone): bf16 autocast on CPU and CUDA (fp16 + grad "
+                            "scaler on a GPU without bf16); off: fp32; auto: bf16 where it is measured faster "
+                            "(native bf16 CPU or bf16 GPU, wide enough network), else fp32")
         g.add_argument("--verbose", action="store_true", help="debug logging and network summaries")
         return parser
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from util.backends import BACKENDS, DEFAULT_BACKEND
+from util.backends import BACKEND_CHOICES, DEFAULT_BACKEND
 from util.flags import OneLineParser, str2bool
 
 from .base_options import BaseOptions, OptionError, at_least
@@ -33,9 +33,11 @@ class TestOptions(BaseOptions):
         g.add_argument("--crop_border", type=int, default=0, help="pixels ignored at each border for metrics")
         g.add_argument("--tile", type=int, default=0, help="process images in tiles of this size (0: whole image)")
         g.add_argument("--tile_overlap", type=int, default=32, help="overlap between tiles, blended with feathering")
-        g.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
-                       help="how the generator runs (util/backends.py): winograd, fastest on the CPU without a "
-                            "compiler; torch, the plain network; channels_last, compile, onnxruntime")
+        g.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKEND_CHOICES,
+                       help="how the generator runs (util/backends.py): auto, the fastest here by the CPU's "
+                            "features and a short probe (bf16 only with --amp auto or on); torch, the plain "
+                            "network; channels_last; winograd (NNPACK); bf16 (channels_last under bf16 autocast); "
+                            "compile; onnxruntime")
         g.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
         return parser
 

@@ -1,6 +1,8 @@
 """Training and inference speed of a model, one JSON line per configuration.
 
-    python scripts/benchmark_speed.py --model dcl --ngf 64 --crop_size 128 --amp false,true
+    python scripts/benchmark_speed.py --model dcl --ngf 64 --crop_size 128 --amp off,on
+    python scripts/benchmark_speed.py --model dcdgan --ngf 64 --skip_train --infer_sizes 512 \
+        --infer_backends torch,channels_last,winograd,bf16,auto
 
 Takes train.py's flags (--dataroot is optional: without it the batches are random tensors,
 so only compute is timed). A comma-separated value of a sweepable flag (--amp,
@@ -16,11 +18,15 @@ so only compute is timed). A comma-separated value of a sweepable flag (--amp,
   direct convolutions' count, whatever algorithm runs them), its fraction of the measured
   fp32 matmul peak and peak RSS of the restoring generator (util.inference.restore, the
   test.py path), whole or in tiles of --infer_tile, for each of --infer_backends
-  (util/backends.py) with its speed-up over the first and its largest difference to the
-  first's output; --infer_batch restores that many images per call (instance norm keeps
+  (util/backends.py; `auto` is timed as the backend it chooses, named under "chosen") with
+  its speed-up over the first, its largest difference to the first's output and the PSNR
+  between the two (bf16 rounds far more than the fp32 backends); --infer_batch restores that many images per call (instance norm keeps
   each image's statistics its own, so batching changes no output);
 - peak: this machine's dense matmul GFLOP/s in fp32 and bf16, measured in the same run;
 - load: the 1-minute load average before and after (other processes skew CPU figures).
+A header line on stderr names the CPU: torch's kernel ISA, avx512_bf16 and AMX (what
+decides whether bf16 is native), and each configuration's line says which precision
+--amp (on, off, auto) resolved to and why.
 
 `--reference_costs` (dcl, dcdgan) emulates the released DCLGAN code's per-iteration costs
 on the same machine: fresh encoder passes for every PatchNCE term and the broadcast cosine
@@ -59,10 +65,11 @@ from models.builders import generator_architecture
 from models.dcl_model import DCLModel
 from options.train_options import TrainOptions
 from training.guards import NonFiniteGuard
-from util.backends import BACKENDS, DEFAULT_BACKEND, inference_network
+from util.backends import BACKENDS, DEFAULT_BACKEND, choose_backend, inference_network
 from util.distributed import compile_network, device_of, unwrap
 from util.inference import restore
 from util.log import setup_logging
+from util.precision import cpu_features
 
 logger = logging.getLogger("benchmark")
 
@@ -83,7 +90,7 @@ def bench_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="restore in tiles of this size (overlap --tile_overlap), as test.py --tile; 0: whole")
     parser.add_argument("--infer_iters", type=int, default=2, help="timed images per inference size")
     parser.add_argument("--infer_backends", default=DEFAULT_BACKEND,
-                        help=f"comma-separated, side by side: {', '.join(BACKENDS)} (the first is the reference "
+                        help=f"comma-separated, side by side: {', '.join(BACKENDS)}, auto (the first is the reference "
                              "for speed-ups and output differences)")
     parser.add_argument("--infer_batch", default="1",
                         help="images restored per call; comma-separated to compare (results keyed '<size> batch <n>')")
@@ -188,6 +195,7 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, seconds: float 
 
 def cpu_description() -> dict:
     """What decides CPU speed here: the kernels torch picked and native bf16 support."""
+    features = cpu_features()
     flags: set[str] = set()
     model = ""
     try:
@@ -199,8 +207,9 @@ def cpu_description() -> dict:
                     model = line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return {"model": model, "cores": os.cpu_count(), "torch_capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+    return {"model": model, "cores": os.cpu_count(), "torch_capability": features.capability,
+            "avx512_bf16": features.avx512_bf16, "amx": features.amx, "native_bf16": features.native_bf16,
+            "avx512f": "avx512f" in flags}
 
 
 def broadcast_patch_nce(q: torch.Tensor, k: torch.Tensor, batch_size: int, nce_T: float) -> torch.Tensor:
@@ -361,12 +370,16 @@ def benchmark_inference(opt, model, sizes: list[str], iters: int, tile: int = 0,
     device = model.device
     plain = unwrap(model.net(model.test_net_names()[opt.direction])).eval()
     probe_flops = inference_flops(plain, opt, device)
-    nets = {}
+    nets, chosen = {}, {}
     for name in backends or [DEFAULT_BACKEND]:
-        nets[name] = inference_network(plain, name, device)
+        if name == "auto":
+            chosen[name], why = choose_backend(plain, device, opt.amp)
+            logger.info("backend auto: %s (%s)", chosen[name], why)
+        nets[name] = inference_network(plain, chosen.get(name, name), device)
         if opt.compile and name != "compile":
             nets[name] = compile_network(nets[name], device)
-    autocast = model.autocast()
+    # As test.py: only --amp on runs every backend under autocast; auto leaves bf16 to `bf16`.
+    autocast = model.autocast() if opt.amp == "on" else contextlib.nullcontext()
     batches = batches or [1]
     results = {}
     for size, batch in itertools.product(sizes, batches):
@@ -390,16 +403,27 @@ def benchmark_inference(opt, model, sizes: list[str], iters: int, tile: int = 0,
             else:
                 entry["speedup"] = reference[1] / per_image
                 entry["max_abs_difference"] = float((out.float() - reference[0]).abs().max())
+                entry["psnr_to_first"] = psnr_between(out.float(), reference[0])
+            if name in chosen:
+                entry["chosen"] = chosen[name]
             figures[name] = entry
         key = size if len(batches) == 1 else f"{size} batch {batch}"
         results[key] = {**next(iter(figures.values())), "backends": figures}
     return results
 
 
+def psnr_between(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) between two outputs in [-1, 1] (peak-to-peak 2); inf when equal."""
+    mse = float((a - b).pow(2).mean())
+    return 10 * math.log10(4 / mse) if mse > 0 else math.inf
+
+
 def describe(opt, model) -> dict:
     config = {key: getattr(opt, key) for key in SWEEPABLE if hasattr(opt, key)}
     amp_dtype = str(model.amp_dtype).replace("torch.", "") if model.amp_dtype else None
-    config.update(device=str(model.device), cpu=cpu_description(), amp_dtype=amp_dtype,
+    # "amp": whether autocast runs (what the GPU check's tables read), "amp_mode": the flag.
+    config.update(amp=model.amp_dtype is not None, amp_mode=opt.amp, device=str(model.device), cpu=cpu_description(),
+                  amp_dtype=amp_dtype,
                   torch=torch.__version__, threads=torch.get_num_threads(),
                   nce_layers=getattr(opt, "nce_layers", None), num_patches=getattr(opt, "num_patches", None))
     return config
@@ -482,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     device = device_of(configs[0].gpu_ids)
     peak = {} if args.skip_peak else {"fp32": matmul_peak_gflops(device, torch.float32),
                                       "bf16": matmul_peak_gflops(device, torch.bfloat16)}
+    logger.info("CPU: %s: %s (torch %s, %d threads)", cpu_description()["model"] or "unknown model",
+                cpu_features().describe(), torch.__version__, torch.get_num_threads())
     logger.info("matmul peak on %s: %s GFLOP/s; %d configuration(s)", device, peak, len(configs))
     references: dict[tuple, dict] = {}
     for opt in configs:
@@ -496,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # The levers --against_reference turns off: the released code has none of them.
-LEVERS = {"amp": False, "channels_last": False, "compile": False, "winograd": False}
+LEVERS = {"amp": "off", "channels_last": False, "compile": False, "winograd": False}
 
 
 def reference_line(opt, args, peak: dict, cache: dict[tuple, dict]) -> dict:

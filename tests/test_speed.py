@@ -193,7 +193,7 @@ def restoring_generator() -> nn.Module:
     return net
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in ("torch", "compile")])
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in ("torch", "compile", "bf16")])
 @pytest.mark.parametrize("tile", [0, 64])
 def test_every_backend_restores_within_1e_3_of_the_plain_network(backend, tile):
     if backend == "onnxruntime":
@@ -282,3 +282,19 @@ def test_benchmark_times_the_reference_in_the_same_run_and_profiles(capsys):
         assert train["speedup_over_reference"] == pytest.approx(lines[0]["train"]["sec_per_iter"]
                                                                 / train["sec_per_iter"])
         assert len(train["profile"]["operators"]) == 5 and 0 < train["profile"]["convolution_share"] < 1
+
+
+def test_benchmark_puts_bf16_and_the_auto_choice_beside_the_fp32_backends(capsys):
+    status = load_script("benchmark_speed").main([
+        *TINY_BENCHMARK, "--skip_train", "--skip_peak", "--infer_sizes", "40", "--infer_iters", "1", "--amp", "off",
+        "--infer_backends", "torch,bf16,auto"])
+    assert status == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["config"]["amp"] is False and line["config"]["amp_mode"] == "off"
+    assert {"torch_capability", "avx512_bf16", "amx", "native_bf16"} <= set(line["config"]["cpu"])
+    figures = line["infer"]["40"]["backends"]
+    assert list(figures) == ["torch", "bf16", "auto"]
+    assert 20 < figures["bf16"]["psnr_to_first"] < 100, "bf16 rounds: far from fp32's exactness, close in PSNR"
+    # ngf 4 is below the probe width: auto keeps the fp32 rule, whose output matches torch's.
+    assert figures["auto"]["chosen"] in ("winograd", "channels_last")
+    assert figures["auto"]["max_abs_difference"] < 1e-3
