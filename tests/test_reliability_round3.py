@@ -1,0 +1,72 @@
+"""Reliability, round 3: bad values are one-line errors (exit 2) before anything runs, nothing
+is deleted unasked, a damaged model is not used silently, and tiling keeps its memory promise."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from tests.conftest import tiny_flags
+from tests.test_options import refused
+
+REPO = Path(__file__).resolve().parent.parent
+
+BAD_TRAIN_VALUES = {
+    "infinite nce_T": (["--nce_T", "inf"], "--nce_T must be a finite number"),
+    "infinite lr": (["--lr", "inf"], "--lr must be a finite number"),
+    "nan lambda_GAN": (["--lambda_GAN", "nan"], "--lambda_GAN must be a finite number"),
+    "nan init_gain": (["--init_gain", "nan"], "--init_gain must be a finite number"),
+    "negative seed": (["--seed", "-1"], "--seed must lie in 0..4294967295"),
+    "seed past numpy's range": (["--seed", str(2**32)], "--seed must lie in 0..4294967295"),
+    "crop not a multiple of 4": (["--load_size", "30", "--crop_size", "30"], "--crop_size 30: the generators need"),
+    "crop too small": (["--load_size", "4", "--crop_size", "4"], "--crop_size 4: the generators need"),
+    "discriminator too deep": (["--netD", "n_layers", "--n_layers_D", "6"], "--n_layers_D 6 cannot judge a 32-pixel"),
+    "model base": (["--model", "base"], "--model 'base' is not a model name: choose one of"),
+    "model path": (["--model", "../models/cut"], "--model '../models/cut' is not a model name"),
+    "dataset_mode base": (["--dataset_mode", "base"], "--dataset_mode 'base' is not a dataset name"),
+    "gpu -2": (["--gpu_ids", "-2"], "--gpu_ids must be GPU numbers"),
+    "gpu empty": (["--gpu_ids", ""], "--gpu_ids must be GPU numbers"),
+    "gpu -1 with another": (["--gpu_ids=-1,0"], "--gpu_ids must be GPU numbers"),
+    "gpu twice": (["--gpu_ids", "0,0"], "--gpu_ids must be GPU numbers"),
+    "absurd workers": (["--num_threads", "100000"], "--num_threads 100000 is more than 4 threads per core"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TRAIN_VALUES))
+def test_bad_training_values_are_one_line_errors(tmp_path, capsys, case):
+    extra, expected = BAD_TRAIN_VALUES[case]
+    line = refused(TrainOptions().parse, tiny_flags(tmp_path, tmp_path / "ck") + extra, capsys)
+    assert expected in line, line
+
+
+BAD_TEST_VALUES = {
+    "overlap one under the tile": (["--tile", "64", "--tile_overlap", "63"], "more than half of --tile 64"),
+    "absurd threads": (["--threads", "100000"], "--threads 100000 is more than 4 threads per core"),
+    "gpu -2": (["--gpu_ids", "-2"], "--gpu_ids must be GPU numbers"),
+    "zero threads": (["--threads", "0"],
+                              "--threads must be at least 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TEST_VALUES))
+def test_bad_test_values_are_one_line_errors(capsys, case):
+    extra, expected = BAD_TEST_VALUES[case]
+    assert expected in refused(TestOptions().parse, ["--dataroot", "x", "--gpu_ids", "-1"] + extra, capsys)
+
+
+def test_the_settings_in_use_still_pass(tmp_path):
+    TrainOptions().parse(tiny_flags(tmp_path, tmp_path / "ck") + ["--seed", str(2**32 - 1), "--gpu_ids", "-1"])
+    TrainOptions().parse(["--dataroot", "x", "--model", "paired", "--gpu_ids", "-1", "--load_size", "16",
+                          "--crop_size", "16"])  # no discriminator: a crop the PatchGAN could not judge is fine
+    TestOptions().parse(["--dataroot", "x", "--gpu_ids", "-1", "--tile", "64", "--tile_overlap", "32"])
+
+
+def test_help_with_a_model_lists_that_models_flags():
+    shown = subprocess.run([sys.executable, "train.py", "--model", "cut", "--help"], cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "--lambda_NCE" in shown.stdout and "--nce_idt" in shown.stdout and "--dataroot" in shown.stdout
