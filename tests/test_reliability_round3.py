@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import train
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
+from tests.conftest import tiny_flags, write_images
 from tests.test_options import refused
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,3 +71,27 @@ def test_help_with_a_model_lists_that_models_flags():
                            text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert "--lambda_NCE" in shown.stdout and "--nce_idt" in shown.stdout and "--dataroot" in shown.stdout
+
+
+def test_overwrite_run_deletes_only_what_a_training_writes(tmp_path):
+    root = tmp_path / "data"
+    write_images(root / "trainA", 2, seed=1)
+    write_images(root / "trainB", 2, seed=2)
+    run_flags = tiny_flags(root, tmp_path / "ck", "run") + ["--max_iters", "1"]
+    run_dir = tmp_path / "ck" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "my_best.pt").write_bytes(b"the user's own file")
+    assert train.main(run_flags) == 0, "a folder holding only the user's own file is no earlier run"
+    (run_dir / "7.pt").write_bytes((run_dir / "latest.pt").read_bytes())
+    assert train.main(run_flags + ["--overwrite_run"]) == 0
+    assert sorted(p.name for p in run_dir.glob("*.pt")) == ["latest.pt", "my_best.pt"]
+    assert (run_dir / "my_best.pt").read_bytes() == b"the user's own file"
+
+
+def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, caplog):
+    flags = tiny_flags(tmp_path / "missing", tmp_path / "ck", "run")
+    assert train.main(flags) == 2 and "not a folder" in caplog.text
+    assert not (tmp_path / "ck" / "run").exists()
+    (tmp_path / "ck" / "mine").mkdir()  # a folder the user made is theirs, even empty
+    assert train.main(flags[:4] + ["--name", "mine"] + flags[6:]) == 2
+    assert (tmp_path / "ck" / "mine").is_dir()
