@@ -95,3 +95,34 @@ def test_a_failed_start_leaves_no_empty_run_folder(tmp_path, caplog):
     (tmp_path / "ck" / "mine").mkdir()  # a folder the user made is theirs, even empty
     assert train.main(flags[:4] + ["--name", "mine"] + flags[6:]) == 2
     assert (tmp_path / "ck" / "mine").is_dir()
+
+
+def run_script(script: str, *args: str, env: dict, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "scripts" / script), *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", **env}, timeout=120)
+
+
+@pytest.mark.parametrize("iters", ["abc", "0", "1", "-5", "4e3", "99999999999999999999"])
+def test_train_quick_refuses_iters_that_is_not_a_number(iters):
+    done = run_script("train_quick.sh", "data", "run", env={"PY": "echo", "ITERS": iters})
+    assert done.returncode == 2 and "ITERS must be a whole number" in done.stderr and not done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_demo_refuses_to_replace_an_earlier_demo_run_unless_asked(tmp_path):
+    # demo.sh works in the repository root; a demo run name of its own keeps real runs out of reach.
+    name = f"test_demo_refusal_{tmp_path.name}"
+    run_dir = REPO / "checkpoints" / name
+    run_dir.mkdir(parents=True)
+    try:
+        (run_dir / "latest.pt").write_bytes(b"an earlier demo")
+        refused_run = run_script("demo.sh", env={"PY": "echo", "DEMO_NAME": name, "DEMO_DATA": str(tmp_path)})
+        assert refused_run.returncode == 2 and "OVERWRITE=1 make demo" in refused_run.stderr
+        assert "train.py" not in refused_run.stdout and (run_dir / "latest.pt").read_bytes() == b"an earlier demo"
+        (tmp_path / "meta.json").write_text("{}")
+        asked = run_script("demo.sh", env={"PY": "echo", "DEMO_NAME": name, "DEMO_DATA": str(tmp_path),
+                                           "OVERWRITE": "1"})
+        assert any(line.startswith("train.py") and "--overwrite_run" in line for line in asked.stdout.splitlines())
+    finally:
+        (run_dir / "latest.pt").unlink()
+        run_dir.rmdir()
