@@ -2,8 +2,11 @@
 is deleted unasked, a damaged model is not used silently, and tiling keeps its memory promise."""
 from __future__ import annotations
 
+import http.server
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -126,3 +129,33 @@ def test_demo_refuses_to_replace_an_earlier_demo_run_unless_asked(tmp_path):
     finally:
         (run_dir / "latest.pt").unlink()
         run_dir.rmdir()
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999999999999999999", "80a"])
+def test_start_visdom_refuses_ports_out_of_range_in_one_line(tmp_path, port):
+    done = run_script("start_visdom.sh", port, env={"PY": sys.executable, "VISDOM_DIR": str(tmp_path / "v")})
+    assert done.returncode == 2 and "ports run from 1 to 65535" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize("speaks_http", [False, True], ids=["plain socket", "http server"])
+def test_start_visdom_refuses_a_port_held_by_another_program(tmp_path, speaks_http):
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        server = None
+        if speaks_http:
+            held.close()
+            server = http.server.HTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            done = run_script("start_visdom.sh", str(port), env={"PY": sys.executable,
+                                                                 "VISDOM_DIR": str(tmp_path / "v")})
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert f"port {port} is held by another program" in done.stderr and not done.stdout
+    assert not list((tmp_path / "v").glob("*.pid")), "no server was started"
