@@ -149,7 +149,7 @@ def run(opt) -> int:
                 skipped.append((path, err.reason))
                 continue
             try:
-                restored = restorer.restore_array(image)
+                restored = restorer.restore_array(image, label=display_name(path))
             except (MemoryError, RuntimeError) as err:
                 if not is_out_of_memory(err):
                     raise

@@ -6,14 +6,11 @@ import logging
 
 from util.backends import BACKENDS, DEFAULT_BACKEND
 from util.flags import OneLineParser, str2bool
+from util.inference import MIN_TILE
 
 from .base_options import BaseOptions, OptionError, at_least, check_thread_count
 
 logger = logging.getLogger(__name__)
-
-# Smaller tiles are mostly border: the padding and instance norm's per-tile statistics would
-# dominate the result (README "Testing on your own photos").
-MIN_TILE = 64
 
 
 class TestOptions(BaseOptions):

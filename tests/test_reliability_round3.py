@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import http.server
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
+import test as test_script
 import train
+from models.loading import load_generator
+from models.restorer import Restorer
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags, write_images
+from tests.conftest import save_tiny_dcdgan, tiny_flags, write_images
 from tests.test_options import refused
+from tests.test_pretrained import export_pretrained
+from util.checkpoint import CheckpointError, file_digest
+from util.image_io import load_rgb
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -159,3 +170,114 @@ def test_start_visdom_refuses_a_port_held_by_another_program(tmp_path, speaks_ht
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert f"port {port} is held by another program" in done.stderr and not done.stdout
     assert not list((tmp_path / "v").glob("*.pid")), "no server was started"
+
+
+@pytest.fixture(scope="module")
+def shipped_model(tmp_path_factory):
+    """A tiny DCD-GAN exported as a shipped model, with its card."""
+    tmp = tmp_path_factory.mktemp("shipped")
+    save_tiny_dcdgan(tmp / "data", tmp / "ck", "run")
+    out = tmp / "models" / "tiny.pt"
+    assert export_pretrained.main(["--name", "run", "--checkpoints_dir", str(tmp / "ck"), "--out", str(out)]) == 0
+    return tmp, out
+
+
+def test_export_replaces_an_existing_model_only_when_asked_and_then_with_a_new_card(shipped_model, tmp_path,
+                                                                                      caplog):
+    tmp, _ = shipped_model
+    out = tmp_path / "mine.pt"
+    export = ["--name", "run", "--checkpoints_dir", str(tmp / "ck"), "--out", str(out)]
+    assert export_pretrained.main(export) == 0
+    out.write_bytes(b"an older model")
+    out.with_suffix(".md").write_text("- `mine.pt`, 1.00 MB, SHA-256 `" + "0" * 64 + "`; the older model's card\n")
+    assert export_pretrained.main(export) == 2 and "--overwrite" in caplog.text
+    assert out.read_bytes() == b"an older model", "nothing replaced unasked"
+    assert export_pretrained.main(export + ["--max_mb", "0.0001", "--overwrite"]) == 2
+    assert out.read_bytes() == b"an older model", "a refused export keeps the old model"
+    assert export_pretrained.main(export + ["--overwrite"]) == 0
+    card = out.with_suffix(".md").read_text()
+    assert "older model" not in card and file_digest(out, 64) in card
+    Restorer.from_pretrained(str(out))  # the new card describes the new weights
+    assert not list(tmp_path.glob(".*")), "no staging file is left"
+
+
+def damage(path: Path, length: int = 4096) -> None:
+    """Overwrite `length` bytes in the middle of the file's largest tensor (its zip member's data)."""
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda info: info.file_size)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26:member.header_offset + 30])
+    start = member.header_offset + 30 + name_length + extra_length + (member.file_size - length) // 2
+    data[start:start + length] = b"\xff" * length
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_shipped_model_is_refused_naming_the_file_and_how_to_restore_it(shipped_model, tmp_path,
+                                                                                   caplog):
+    _, out = shipped_model
+    copy = tmp_path / "tiny.pt"
+    copy.write_bytes(out.read_bytes())
+    copy.with_suffix(".md").write_text(out.with_suffix(".md").read_text())
+    Restorer.from_pretrained(str(copy))
+    damage(copy)
+    with pytest.raises(CheckpointError, match="git checkout -- ") as refused_load:
+        Restorer.from_pretrained(str(copy))
+    assert str(copy) in str(refused_load.value) and "model card" in str(refused_load.value)
+    write_images(tmp_path / "photos", 1, seed=5)
+    assert test_script.main(["--dataroot", str(tmp_path / "photos"), "--pretrained", str(copy), "--gpu_ids", "-1",
+                             "--results_dir", str(tmp_path / "results")]) == 2
+    assert "is damaged or was replaced" in caplog.text
+
+
+def test_non_finite_or_constant_outputs_are_reported(shipped_model, caplog):
+    tmp, _ = shipped_model
+    net, source = load_generator(tmp / "ck" / "run" / "latest.pt")
+    image = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    assert Restorer(net, source, backend="torch").restore_array(image) is not None
+    assert "the restored" not in caplog.text, "a sound model gives no warning"
+    last = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    Restorer(net, source, backend="torch").restore_array(image, label="photo.png")
+    assert "the restored photo.png has one value" in caplog.text and str(source.path) in caplog.text
+    with torch.no_grad():
+        last.bias.fill_(float("nan"))
+    Restorer(net, source, backend="torch").restore_array(image, label="photo.png")
+    assert "the restored photo.png has non-finite values" in caplog.text
+    flat = np.full((40, 48, 3), 90, np.uint8)
+    caplog.clear()
+    with torch.no_grad():
+        last.bias.zero_()
+    Restorer(net, source, backend="torch").restore_array(flat)
+    assert "the restored" not in caplog.text, "a flat input may give a flat output"
+
+
+def test_the_python_interface_honours_exif_orientation_like_test_py(shipped_model, tmp_path):
+    _, out = shipped_model
+    arr = np.random.default_rng(2).integers(0, 256, (40, 64, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(arr).save(path, exif=exif, quality=95)
+    restorer = Restorer.from_pretrained(str(out), backend="torch")
+    with Image.open(path) as photo:
+        from_pil = np.asarray(restorer.restore(photo))
+    from_file = restorer.restore_array(np.asarray(load_rgb(path)))
+    assert from_pil.shape == (64, 40, 3) and np.array_equal(from_pil, from_file)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 0, 3), np.uint8), np.zeros((5, 0, 3), np.uint8),
+                                 np.zeros((4, 4), np.uint8), [[1, 2, 3]]], ids=["0x0", "5x0", "grey", "list"])
+def test_the_python_interface_refuses_empty_and_misshapen_arrays_in_one_line(shipped_model, bad):
+    _, out = shipped_model
+    with pytest.raises(ValueError) as refused_array:
+        Restorer.from_pretrained(str(out)).restore(bad)
+    assert len(str(refused_array.value).splitlines()) == 1 and "expected" in str(refused_array.value)
+
+
+@pytest.mark.parametrize("tile, overlap", [(64, 63), (32, 8), (-64, 8), (64, -1)])
+def test_the_python_interface_refuses_tiles_that_crawl_or_leave_gaps(shipped_model, tile, overlap):
+    _, out = shipped_model
+    with pytest.raises(ValueError, match="tile"):
+        Restorer.from_pretrained(str(out), tile=tile, tile_overlap=overlap)

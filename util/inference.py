@@ -4,6 +4,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# Smaller tiles are mostly border: the padding and instance norm's per-tile statistics would
+# dominate the result (README "Testing on your own photos").
+MIN_TILE = 64
+
+
+def check_tiling(tile: int, overlap: int) -> None:
+    """Raise ValueError for tiles that leave gaps or crawl: tiles advance by tile - overlap
+    pixels, so an overlap near the tile runs the network on thousands of tiles."""
+    if tile < 0 or (tile and tile < MIN_TILE):
+        raise ValueError(f"tile ({tile}) must be 0 (whole images) or at least {MIN_TILE} pixels")
+    if tile and not 0 <= overlap <= tile // 2:
+        raise ValueError(f"tile_overlap ({overlap}) must be at least 0 and at most half of tile ({tile}): give "
+                         f"e.g. {tile // 8}")
+
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reflect-pad the bottom/right so H and W are multiples; returns the original size."""
@@ -71,6 +85,9 @@ def restore(net: torch.nn.Module, x: torch.Tensor, tile: int = 0, overlap: int =
         return run_padded(net, x)
     if not 0 <= overlap < tile:
         raise ValueError(f"--tile_overlap ({overlap}) must be at least 0 and smaller than --tile ({tile})")
+    if overlap > tile // 2:
+        raise ValueError(f"--tile_overlap ({overlap}) is more than half of --tile ({tile}): each tile would advance "
+                         f"only {tile - overlap} pixels")
     step = tile - overlap
     out = torch.zeros_like(x, dtype=torch.float32)
     weight = torch.zeros((1, 1, h, w), device=x.device, dtype=torch.float32)
