@@ -281,3 +281,20 @@ def test_the_python_interface_refuses_tiles_that_crawl_or_leave_gaps(shipped_mod
     _, out = shipped_model
     with pytest.raises(ValueError, match="tile"):
         Restorer.from_pretrained(str(out), tile=tile, tile_overlap=overlap)
+
+
+def test_make_clean_removes_only_what_the_project_generates(tmp_path):
+    generated = [".venv/bin/python", "datasets/rain_heavy/meta.json", "datasets/photos/a.jpg",
+                 "checkpoints/dcdgan_demo/latest.pt", "results/dcdgan_demo/test_latest/index.html",
+                 "models/__pycache__/x.pyc"]
+    owned = ["checkpoints/my_run/latest.pt", "datasets/my_photos/holiday.jpg", "datasets/Rain100L/trainA/1.png",
+             "results/my_run/test_latest/index.html", "checkpoints/README.md"]
+    for name in generated + owned:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    done = subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), "-C", str(tmp_path), "clean"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [name for name in owned if not (tmp_path / name).exists()] == []
+    assert [name for name in generated if (tmp_path / name).exists()] == []
+    assert "kept" in done.stdout
