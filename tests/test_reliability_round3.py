@@ -2,6 +2,8 @@
 is deleted unasked, a damaged model is not used silently, and tiling keeps its memory promise."""
 from __future__ import annotations
 
+import argparse
+import collections
 import http.server
 import socket
 import struct
@@ -25,7 +27,7 @@ from options.train_options import TrainOptions
 from tests.conftest import save_tiny_dcdgan, tiny_flags, write_images
 from tests.test_options import refused
 from tests.test_pretrained import export_pretrained
-from util.checkpoint import CheckpointError, file_digest
+from util.checkpoint import CheckpointError, file_digest, load_checkpoint
 from util.image_io import load_rgb
 
 REPO = Path(__file__).resolve().parent.parent
@@ -298,3 +300,24 @@ def test_make_clean_removes_only_what_the_project_generates(tmp_path):
     assert [name for name in owned if not (tmp_path / name).exists()] == []
     assert [name for name in generated if (tmp_path / name).exists()] == []
     assert "kept" in done.stdout
+
+
+def test_the_refusal_of_a_non_weights_checkpoint_is_one_line_and_never_suggests_unsafe_loading(tmp_path):
+    path = tmp_path / "foreign.pt"
+    torch.save({"nets": {}, "extra": collections.OrderedDict(a=1), "opt": argparse.Namespace(lr=1)}, path)
+    with pytest.raises(CheckpointError) as refusal:
+        load_checkpoint(path)
+    message = str(refusal.value)
+    assert len(message.splitlines()) == 1 and str(path) in message and "refusing to load" in message
+    assert "weights_only" not in message and "argparse.Namespace" in message
+
+
+def test_the_architecture_refusal_reads_as_a_sentence(tmp_path, caplog):
+    root = tmp_path / "data"
+    write_images(root / "trainA", 2, seed=1)
+    write_images(root / "trainB", 2, seed=2)
+    flags = tiny_flags(root, tmp_path / "ck", "run") + ["--max_iters", "1"]
+    assert train.main(flags) == 0
+    assert train.main(flags + ["--continue_train", "--max_iters", "2", "--skips"]) == 2
+    message = caplog.records[-1].getMessage()
+    assert "was trained without --skips; these options ask for --skips" in message, message
