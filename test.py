@@ -32,7 +32,7 @@ from data.image_folder import DatasetError
 from data.single_dataset import test_images
 from models.loading import LoadedCheckpoint
 from models.restorer import Restorer
-from options.test_options import MIN_TILE, TestOptions
+from options.test_options import TestOptions
 from util.atomic_file import atomic_write
 from util.backends import BackendError
 from util.checkpoint import CheckpointError
@@ -94,9 +94,23 @@ def clear_earlier_results(page_dir: Path) -> None:
         logger.info("replaced the results of an earlier run in %s", page_dir)
 
 
+# Bytes per pixel a tiled restoration holds at full size whatever --tile: the uint8 input and
+# output and the float32 accumulator (util.inference.restore_tiled_uint8).
+TILED_BYTES_PER_PIXEL = 3 + 3 + 12
+# Below this tile size the tiles' activations are small beside those whole-image buffers.
+SMALL_TILE = 256
+
+
 def out_of_memory_hint(image: np.ndarray, tile: int) -> str:
-    smaller = f"a smaller --tile (e.g. --tile {max(MIN_TILE, tile // 2)})" if tile else "--tile 512"
-    return f"out of memory for a {image.shape[1]}x{image.shape[0]} image: rerun with {smaller}"
+    """What to do when an image ran out of memory; never 'a smaller --tile' where that cannot help."""
+    h, w = image.shape[:2]
+    if not tile:
+        return f"out of memory for a {w}x{h} image: rerun with --tile 512"
+    if tile > SMALL_TILE:
+        return f"out of memory for a {w}x{h} image: rerun with a smaller --tile (e.g. --tile {max(SMALL_TILE, tile // 2)})"
+    need = h * w * TILED_BYTES_PER_PIXEL / 2**20
+    return (f"out of memory for a {w}x{h} image even with --tile {tile}: it needs about {need:.0f} MB at full size "
+            "besides one tile, which a smaller --tile does not reduce; free memory or restore a downscaled copy")
 
 
 def scores(restored: np.ndarray, image: np.ndarray, gt: np.ndarray, channel: str, crop_border: int) -> dict:

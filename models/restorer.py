@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 
 from util.backends import DEFAULT_BACKEND, inference_network
 from util.image_io import tensor_to_uint8, to_rgb, uint8_to_tensor
-from util.inference import check_tiling, restore
+from util.inference import check_tiling, restore, restore_tiled_uint8
 
 from .loading import LoadedCheckpoint, load_generator
 from .pretrained import PRETRAINED_DIR, pretrained_path, verify_shipped
@@ -66,12 +66,15 @@ class Restorer:
                              f"{getattr(image, 'dtype', type(image).__name__)}")
         if image.size == 0:
             raise ValueError(f"expected an image with pixels, got an empty array of shape {image.shape}")
-        x = uint8_to_tensor(image)[None].to(self.device)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
         with autocast:
-            restored = restore(self.net, x, self.tile, self.tile_overlap)
-        finite = bool(torch.isfinite(restored).all())
-        out = tensor_to_uint8(restored if finite else torch.nan_to_num(restored))
+            if self.tile and max(image.shape[:2]) > self.tile:  # bounded memory: never the whole image in float
+                out, finite = restore_tiled_uint8(self.net, image, self.tile, self.tile_overlap, self.device)
+            else:
+                restored = restore(self.net, uint8_to_tensor(image)[None].to(self.device), self.tile,
+                                   self.tile_overlap)
+                finite = bool(torch.isfinite(restored).all())
+                out = tensor_to_uint8(restored if finite else torch.nan_to_num(restored))
         if not finite:
             self.warn(label, "non-finite values (NaN or Inf)")
         elif out.min() == out.max() and image.min() != image.max():
