@@ -6,6 +6,7 @@ import argparse
 import collections
 import http.server
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -368,3 +369,62 @@ def test_the_out_of_memory_advice_does_not_go_in_circles():
     for tile in (256, 128, 64):
         hint = test_script.out_of_memory_hint(photo, tile)
         assert "smaller --tile does not" in hint and "MB" in hint and "downscaled" in hint, hint
+
+
+def restore_folder(model: Path, folder: Path, results: Path, *extra: str) -> int:
+    return test_script.main(["--dataroot", str(folder), "--pretrained", str(model), "--gpu_ids", "-1",
+                             "--results_dir", str(results), "--nr_metrics", "False", "--backend", "torch", *extra])
+
+
+def test_inputs_differing_only_by_extension_get_names_that_do_not_depend_on_their_order(shipped_model, tmp_path):
+    _, model = shipped_model
+    photos = tmp_path / "photos"
+    write_images(photos, 2, seed=7, prefix="a")
+    (photos / "a000.png").rename(photos / "a.png")
+    Image.open(photos / "a001.png").save(photos / "a.bmp")
+    (photos / "a001.png").unlink()
+    assert restore_folder(model, photos, tmp_path / "results") == 0
+    page = tmp_path / "results" / model.stem / "test_pretrained"
+    assert sorted(p.name for p in (page / "images").iterdir()) == ["a_bmp.png", "a_png.png"]
+    for source, name in (("a.png", "a_png.png"), ("a.bmp", "a_bmp.png")):
+        assert np.array_equal(np.asarray(Image.open(page / "inputs" / name)), np.asarray(load_rgb(photos / source)))
+
+
+def test_an_image_format_test_py_does_not_read_is_listed_and_counted(shipped_model, tmp_path, caplog):
+    _, model = shipped_model
+    photos = tmp_path / "photos"
+    write_images(photos, 1, seed=8)
+    Image.open(photos / "img000.png").save(photos / "animation.gif")
+    (photos / "notes.txt").write_text("not an image: not listed")
+    assert restore_folder(model, photos, tmp_path / "results") == 3
+    skipped = (tmp_path / "results" / model.stem / "test_pretrained" / "skipped.txt").read_text()
+    assert "animation.gif" in skipped and ".gif files" in skipped and "notes.txt" not in skipped
+    assert "1 images were skipped" in caplog.text
+
+
+STOPPED_MID_WRITE = """
+import os, signal, sys
+import test
+from util.atomic_file import atomic_write
+
+def save_then_stop(array, path):
+    with atomic_write(path, "wb") as fh:
+        fh.write(b"half a PNG")
+        os.kill(os.getpid(), signal.SIGTERM)
+        fh.write(b"the rest")
+
+test.save_image = save_then_stop
+sys.exit(test.main(sys.argv[1:]))
+"""
+
+
+def test_a_test_run_stopped_by_a_signal_leaves_no_temporary_files(shipped_model, tmp_path):
+    _, model = shipped_model
+    write_images(tmp_path / "photos", 1, seed=9)
+    results = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-c", STOPPED_MID_WRITE, "--dataroot", str(tmp_path / "photos"),
+                           "--pretrained", str(model), "--gpu_ids", "-1", "--results_dir", str(results),
+                           "--backend", "torch"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr[-2000:]
+    assert [p for p in results.rglob("*") if p.is_file()] == [], "no temporary or half-written file is left"
