@@ -11,8 +11,7 @@ import torch
 import data
 import models
 from data.base_dataset import PREPROCESS_MODES
-from models.builders import CHOICES, generator_architecture
-from models.networks.discriminators import define_discriminator
+from models.builders import CHOICES, build_discriminator, generator_architecture
 from models.contrastive import parse_layers
 from util.boards import DISPLAY_BACKENDS
 from util.flags import OneLineParser, str2bool
@@ -259,8 +258,7 @@ def check_training_size(opt: argparse.Namespace) -> None:
             raise OptionError(f"--crop_size {size} is too small for --netG {opt.netG}: raise it") from err
         if opt.model in MODELS_WITHOUT_DISCRIMINATOR:
             return
-        discriminator = define_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.normD,
-                                             opt.no_antialias)
+        discriminator = build_discriminator(opt)
         try:
             discriminator(torch.empty(1, opt.output_nc, size, size))
         except (RuntimeError, ValueError) as err:
