@@ -36,5 +36,13 @@ test: $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
+# Only what this project generates: the venv, caches, the demo's data (datasets/photos,
+# datasets/rain_heavy), run and results, the GPU check's smoke results and the visdom logs.
+# Your own runs in checkpoints/, results in results/ and datasets in datasets/ are kept.
+GENERATED := $(VENV) .pytest_cache .whl quickstart datasets/photos datasets/rain_heavy \
+	checkpoints/dcdgan_demo checkpoints/visdom results/dcdgan_demo results/gpu_check_smoke
+
 clean:
-	rm -rf $(VENV) results checkpoints/*/ datasets/*/
+	rm -rf $(GENERATED)
+	find . -name __pycache__ -type d -not -path "./.git/*" -prune -exec rm -rf {} +
+	@echo "kept: your own runs in checkpoints/, results in results/ and datasets in datasets/"

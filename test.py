@@ -11,8 +11,10 @@ the rain residue and the dark artifacts (metrics.csv; docs/METHODS.md, section 5
 Each run replaces what an earlier run wrote there, and the page and metrics name the
 checkpoint (file, epoch, iteration, SHA-256) that made the outputs.
 
-Exit status: 0 all images restored; 3 some images were unreadable or too large for memory
-and skipped (listed at the end and in skipped.txt); 2 bad options, no usable checkpoint or
+Exit status: 0 all images restored; 3 some images were unreadable, in a format test.py does not
+read (GIF, HEIC, camera raw, ...) or too large for memory and skipped (listed at the end and in
+skipped.txt); 129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM (no temporary file is left);
+2 bad options, no usable checkpoint or
 folder, a --backend that cannot run here, or results that cannot be written (no space left).
 """
 from __future__ import annotations
@@ -20,7 +22,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
+from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +38,13 @@ from data.image_folder import DatasetError
 from data.single_dataset import test_images
 from models.loading import LoadedCheckpoint
 from models.restorer import Restorer
-from options.test_options import MIN_TILE, TestOptions
+from options.test_options import TestOptions
 from util.atomic_file import atomic_write
 from util.backends import BackendError
 from util.checkpoint import CheckpointError
 from util.distributed import device_of
 from util.html import save_test_page
-from util.image_io import ImageReadError, display_name, load_rgb, save_image
+from util.image_io import IMG_EXTENSIONS, ImageReadError, display_name, load_rgb, save_image
 from util.inference import is_out_of_memory
 from util.log import setup_logging
 from util.metrics import dark_artifacts, psnr, rain_residue, ssim
@@ -53,14 +59,48 @@ EXIT_USAGE = 2
 OUTPUTS = ("images", "inputs", "gt", "index.html", "metrics.txt", "metrics.csv", "quality.csv", "skipped.txt")
 
 
-def output_name(path: str, folder: str, taken: set[str]) -> str:
-    """Relative output name `<subdirs>/<stem>.png`, unique even if stems repeat."""
-    rel = Path(os.path.relpath(path, folder))
-    name = str(rel.with_suffix(".png"))
-    if name in taken:
-        name = str(rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}.png"))
-    taken.add(name)
-    return name
+# Image formats a photo folder may hold that test.py does not read: listed in skipped.txt.
+UNREAD_IMAGE_SUFFIXES = frozenset((".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".ppm", ".pgm", ".pbm",
+                                   ".pnm", ".tga", ".ico", ".psd", ".exr", ".hdr", ".svg", ".dng", ".cr2", ".cr3",
+                                   ".nef", ".arw", ".orf", ".rw2", ".raf", ".raw"))
+
+
+def output_names(paths: list[str], folder: str) -> list[str]:
+    """Relative output names `<subdirs>/<stem>.png`, one per input and all different.
+
+    Inputs whose names differ only by extension (a.jpg, a.png) all become `<stem>_<ext>.png`,
+    so which output is whose does not depend on their order.
+    """
+    rels = [Path(os.path.relpath(path, folder)) for path in paths]
+    plain = Counter(rel.with_suffix(".png") for rel in rels)
+    candidates = [rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}.png") if plain[rel.with_suffix(".png")] > 1
+                  else rel.with_suffix(".png") for rel in rels]
+    repeated = Counter(candidates)  # e.g. a real a_jpg.png beside a.jpg and a.png: numbered
+    taken = {c for c in candidates if repeated[c] == 1}
+    names = []
+    for candidate in candidates:
+        name, count = candidate, 0
+        while repeated[candidate] > 1 and (count == 0 or name in taken):
+            count += 1
+            name = candidate.with_name(f"{candidate.stem}_{count}.png")
+        taken.add(name)
+        names.append(str(name))
+    return names
+
+
+def unread_images(dataroot: str, folder: str) -> list[tuple[str, str]]:
+    """(path, reason) for each image below `folder` in a format test.py does not read."""
+    if os.path.isfile(dataroot):
+        return []
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            suffix = Path(name).suffix.lower()
+            if suffix in UNREAD_IMAGE_SUFFIXES and not name.startswith("."):
+                found.append((os.path.join(root, name), f"test.py does not read {suffix} files (it reads "
+                              f"{', '.join(IMG_EXTENSIONS)}): convert it to PNG or JPEG"))
+    return found
 
 
 def find_ground_truth(gt_dir: Path | None, rel_name: str) -> Path | None:
@@ -95,9 +135,23 @@ def clear_earlier_results(page_dir: Path) -> None:
         logger.info("replaced the results of an earlier run in %s", page_dir)
 
 
+# Bytes per pixel a tiled restoration holds at full size whatever --tile: the uint8 input and
+# output and the float32 accumulator (util.inference.restore_tiled_uint8).
+TILED_BYTES_PER_PIXEL = 3 + 3 + 12
+# Below this tile size the tiles' activations are small beside those whole-image buffers.
+SMALL_TILE = 256
+
+
 def out_of_memory_hint(image: np.ndarray, tile: int) -> str:
-    smaller = f"a smaller --tile (e.g. --tile {max(MIN_TILE, tile // 2)})" if tile else "--tile 512"
-    return f"out of memory for a {image.shape[1]}x{image.shape[0]} image: rerun with {smaller}"
+    """What to do when an image ran out of memory; never 'a smaller --tile' where that cannot help."""
+    h, w = image.shape[:2]
+    if not tile:
+        return f"out of memory for a {w}x{h} image: rerun with --tile 512"
+    if tile > SMALL_TILE:
+        return f"out of memory for a {w}x{h} image: rerun with a smaller --tile (e.g. --tile {max(SMALL_TILE, tile // 2)})"
+    need = h * w * TILED_BYTES_PER_PIXEL / 2**20
+    return (f"out of memory for a {w}x{h} image even with --tile {tile}: it needs about {need:.0f} MB at full size "
+            "besides one tile, which a smaller --tile does not reduce; free memory or restore a downscaled copy")
 
 
 def scores(restored: np.ndarray, image: np.ndarray, gt: np.ndarray, channel: str, crop_border: int) -> dict:
@@ -143,10 +197,13 @@ def run(opt) -> int:
     page_dir = Path(opt.results_dir) / run_name / f"test_{label}"
     page_dir.mkdir(parents=True, exist_ok=True)
     clear_earlier_results(page_dir)
-    rows, skipped, taken = [], [], set()
+    rows, skipped = [], unread_images(opt.dataroot, folder)
+    for path, reason in skipped:
+        logger.warning("skipped %s: %s", display_name(path), reason)
     logger.info("restoring %d images from %s -> %s", len(paths), folder, page_dir / "images")
     with logging_redirect_tqdm():
-        for path in tqdm(paths, desc="test", unit="img", dynamic_ncols=True):
+        for path, name in tqdm(list(zip(paths, output_names(paths, folder))), desc="test", unit="img",
+                               dynamic_ncols=True):
             try:
                 image = np.asarray(load_rgb(path))
             except ImageReadError as err:
@@ -154,7 +211,7 @@ def run(opt) -> int:
                 skipped.append((path, err.reason))
                 continue
             try:
-                restored = restorer.restore_array(image)
+                restored = restorer.restore_array(image, label=display_name(path))
             except (MemoryError, RuntimeError) as err:
                 if not is_out_of_memory(err):
                     raise
@@ -164,13 +221,12 @@ def run(opt) -> int:
                 logger.warning("skipped %s: %s", path, reason)
                 skipped.append((path, reason))
                 continue
-            name = output_name(path, folder, taken)
             save_image(restored, page_dir / "images" / name)
             save_image(image, page_dir / "inputs" / name)
             row = {"name": name, "input": f"inputs/{name}", "output": f"images/{name}"}
             if opt.nr_metrics:
                 row.update(no_reference_row(restored, image))
-            gt_path = find_ground_truth(gt_dir, name)
+            gt_path = find_ground_truth(gt_dir, os.path.relpath(path, folder))
             gt = read_ground_truth(gt_path) if gt_path is not None else None
             if gt is not None:
                 if gt.shape != restored.shape:
@@ -241,17 +297,44 @@ def write_rows(path: Path, fields: list[str], rows: list[dict], digest: str) -> 
               ([display_name(r["name"])] + [r[k] for k in fields[1:]] + [digest] for r in rows))
 
 
+@contextmanager
+def stop_on_signals():
+    """SIGTERM and SIGHUP end the run like Ctrl-C: as an exception, so that every file being
+    written is removed (util.atomic_file) instead of left as a temporary file."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     opt = TestOptions().parse(argv)
     setup_logging(opt.verbose)
     try:
-        return run(opt)
+        with stop_on_signals():
+            return run(opt)
     except (CheckpointError, DatasetError, BackendError) as err:
         logger.error("%s", err)
         return EXIT_USAGE
     except OSError as err:  # results that cannot be written: no space left, a file in the way, permissions
         logger.error("cannot write the results: %s", err)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        logger.warning("stopped by SIGINT; the images restored so far are in the results folder")
+        return 128 + signal.SIGINT
+    except SystemExit as stopped:
+        logger.warning("stopped by signal %d; the images restored so far are in the results folder",
+                       stopped.code - 128)
+        return stopped.code
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from util.precision import amp_dtype
 from util.schedulers import get_scheduler
 from util.winograd import use_winograd, winograd_available
 
-from .loading import architecture_differences, first_line
+from .loading import architecture_differences, architecture_refusal, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -295,10 +295,7 @@ class BaseModel(ABC):
         saved_options = dict(state.get("opt", {}), model=state.get("model"))
         differences = architecture_differences(saved_options, vars(self.opt))
         if differences:
-            raise CheckpointError(
-                f"'{path}' was trained with {' '.join(flag_text(f, old) for f, (old, _) in differences.items())}, "
-                f"not {' '.join(flag_text(f, new) for f, (_, new) in differences.items())}: resume with the "
-                "checkpoint's values, or start a new run under another --name")
+            raise CheckpointError(architecture_refusal(path, differences))
         for name, net in self.networks().items():
             weights = state["nets"].get(name)
             if weights is None and name.endswith("_ema") and name[:-4] in state["nets"]:
@@ -323,10 +320,3 @@ class BaseModel(ABC):
             restore_rng_state(state["rng"])
         logger.info("loaded %s (%s)", path, describe_position(state["position"]))
         return dict(state["position"])
-
-
-def flag_text(flag: str, value: Any) -> str:
-    """How a command line says `flag` has `value`: '--ngf 8', '--no_antialias', 'without --no_antialias'."""
-    if isinstance(value, bool):
-        return f"--{flag}" if value else f"without --{flag}"
-    return f"--{flag} {value}"

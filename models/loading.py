@@ -105,3 +105,23 @@ def architecture_differences(saved_options: Mapping[str, Any], current: Mapping[
     return {flag: (saved[flag], current[flag]) for flag in ARCHITECTURE_FLAGS
             if flag in saved and flag in current and saved[flag] != current[flag]
             and not (flag == "upsample_taps" and current.get("no_antialias_up"))}
+
+
+def architecture_refusal(path: str | Path, differences: Mapping[str, tuple]) -> str:
+    """One line saying which architecture flags a checkpoint was trained with and what the
+    options ask for instead: "'run/latest.pt' was trained with --ngf 8 and without --skips;
+    these options ask for --ngf 16 and --skips: ..."."""
+    def trained(flag: str, value: Any) -> str:
+        if isinstance(value, bool):
+            return f"with --{flag}" if value else f"without --{flag}"
+        return f"with --{flag} {value}"
+
+    def asked(flag: str, value: Any) -> str:
+        if isinstance(value, bool):
+            return f"--{flag}" if value else f"no --{flag}"
+        return f"--{flag} {value}"
+
+    was = " and ".join(trained(flag, old) for flag, (old, _) in differences.items())
+    now = " and ".join(asked(flag, new) for flag, (_, new) in differences.items())
+    return (f"'{path}' was trained {was}; these options ask for {now}: resume with the checkpoint's values, or start "
+            "a new run under another --name")

@@ -9,6 +9,7 @@ A model card, `pretrained/<NAME>.md`, sits beside each file.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,34 @@ SHIPPED_KIND = "shipped_generator"
 SUFFIX = ".pt"
 # Shipped models are committed to the repository: keep them small.
 MAX_SHIPPED_MB = 5.0
+# The card's line naming the file states its full SHA-256 (MODEL_CARD.template.md).
+CARD_DIGEST = re.compile(r"MB, SHA-256 `([0-9a-f]{64})`")
+
+
+def card_digest(model_file: str | Path) -> str | None:
+    """The SHA-256 the model card beside `model_file` states for it; None without a card."""
+    card = Path(model_file).with_suffix(".md")
+    if not card.is_file():
+        return None
+    found = CARD_DIGEST.search(card.read_text(encoding="utf-8", errors="replace"))
+    return found.group(1) if found else None
+
+
+def verify_shipped(model_file: str | Path) -> None:
+    """Refuse a model file whose bytes differ from what its card states.
+
+    torch.load checks no checksum: damaged weight bytes load and restore every image black.
+    A file without a card (a training checkpoint) is not checked here.
+    """
+    expected = card_digest(model_file)
+    if expected is None:
+        return
+    actual = file_digest(model_file, 64)
+    if actual != expected:
+        card = Path(model_file).with_suffix(".md")
+        raise CheckpointError(f"'{model_file}' is damaged or was replaced: its SHA-256 is {actual[:12]}..., its model "
+                              f"card {card} states {expected[:12]}...; restore it with `git checkout -- {model_file}` "
+                              "(or export it again with scripts/export_pretrained.py --overwrite)")
 
 
 def pretrained_path(name: str, folder: str | Path = PRETRAINED_DIR) -> Path:

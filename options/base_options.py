@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -35,19 +36,46 @@ def check_plain_name(flag: str, value: str) -> None:
 
 
 def parse_gpu_ids(text: str) -> list[int]:
-    """'0,1' -> [0, 1]; '-1' -> [] (the CPU). Refuses anything else and GPUs that are not there."""
+    """'0,1' -> [0, 1]; '-1' -> [] (the CPU). Refuses anything else and GPUs that are not there.
+
+    Only -1 alone means the CPU: another negative number, an empty value or a GPU named twice
+    names no GPU, and a silent CPU run would take hours where the user expected minutes.
+    """
+    usage = "GPU numbers separated by commas (e.g. 0 or 0,1; -1 alone for the CPU)"
     try:
-        ids = [int(x) for x in str(text).split(",") if x.strip()]
+        ids = [int(x) for x in str(text).split(",")]
     except ValueError:
-        raise OptionError(f"--gpu_ids must be GPU numbers separated by commas (e.g. 0 or 0,1; -1 for the CPU), "
-                          f"got '{text}'") from None
-    ids = [i for i in ids if i >= 0]
+        raise OptionError(f"--gpu_ids must be {usage}, got '{text}'") from None
+    if ids == [-1]:
+        return []
+    if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise OptionError(f"--gpu_ids must be {usage}, got '{text}'")
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     absent = [i for i in ids if i >= visible]
     if absent:
         seen = f"only GPUs 0..{visible - 1} are visible" if visible else "no GPU is available"
         raise OptionError(f"--gpu_ids {text} asks for GPU {absent[0]}, but {seen}; use --gpu_ids -1 for the CPU")
     return ids
+
+
+def check_finite(opt: argparse.Namespace) -> None:
+    """Every number-valued option is finite: inf or nan as a rate, weight or gain would train
+    on NaN losses or stop at the first iteration with a message about the loss, not the flag."""
+    for name, value in sorted(vars(opt).items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionError(f"--{name} must be a finite number, got {value}")
+
+
+def max_threads() -> int:
+    """More threads than this only oversubscribe the cores (and libgomp runs out of memory
+    long before a thread count like 100000)."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def check_thread_count(flag: str, value: int | None) -> None:
+    if value is not None and value > max_threads():
+        raise OptionError(f"{flag} {value} is more than 4 threads per core of this machine ({os.cpu_count()} "
+                          f"cores): give at most {max_threads()}")
 
 
 def at_least(opt: argparse.Namespace, low: int, *names: str) -> None:
@@ -97,6 +125,7 @@ class BaseOptions:
         """Raise `OptionError` for a value that cannot work; turns --gpu_ids into a list of ints."""
         check_plain_name("--name", opt.name)
         check_plain_name("--epoch", opt.epoch)
+        check_finite(opt)
         opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
 
     def format_options(self, opt: argparse.Namespace) -> str:

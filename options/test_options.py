@@ -6,14 +6,11 @@ import logging
 
 from util.backends import BACKEND_CHOICES, DEFAULT_BACKEND
 from util.flags import OneLineParser, str2bool
+from util.inference import MIN_TILE
 
-from .base_options import BaseOptions, OptionError, at_least
+from .base_options import BaseOptions, OptionError, at_least, check_thread_count
 
 logger = logging.getLogger(__name__)
-
-# Smaller tiles are mostly border: the padding and instance norm's per-tile statistics would
-# dominate the result (README "Testing on your own photos").
-MIN_TILE = 64
 
 
 class TestOptions(BaseOptions):
@@ -57,6 +54,7 @@ class TestOptions(BaseOptions):
         at_least(opt, 1, "num_test")
         at_least(opt, 0, "crop_border", "tile_overlap")
         at_least(opt, 1, "threads")
+        check_thread_count("--threads", opt.threads)
         if opt.tile and opt.tile < MIN_TILE:
             raise OptionError(f"--tile {opt.tile}: give 0 (whole images) or a tile of at least {MIN_TILE} pixels")
         if opt.pretrained and opt.direction != "AtoB":
@@ -65,3 +63,9 @@ class TestOptions(BaseOptions):
         if opt.tile and opt.tile_overlap >= opt.tile:
             raise OptionError(f"--tile_overlap {opt.tile_overlap} must be smaller than --tile {opt.tile} "
                               f"(e.g. --tile_overlap {opt.tile // 8})")
+        if opt.tile and opt.tile_overlap > opt.tile // 2:
+            # Tiles advance by tile - overlap pixels: an overlap near the tile runs the network
+            # on thousands of tiles where a few would do.
+            raise OptionError(f"--tile_overlap {opt.tile_overlap} is more than half of --tile {opt.tile}: each tile "
+                              f"would advance only {opt.tile - opt.tile_overlap} pixels; give at most "
+                              f"{opt.tile // 2} (e.g. --tile_overlap {opt.tile // 8})")

@@ -2,20 +2,28 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from pathlib import Path
 
 import torch
 
 import data
 import models
 from data.base_dataset import PREPROCESS_MODES
-from models.builders import CHOICES, generator_architecture
+from models.builders import CHOICES, build_discriminator, generator_architecture
 from models.contrastive import parse_layers
 from util.boards import DISPLAY_BACKENDS
 from util.flags import OneLineParser, str2bool
 from util.schedulers import LR_POLICIES
 from util.weight_init import INIT_TYPES
 
-from .base_options import BaseOptions, OptionError, at_least
+from .base_options import BaseOptions, OptionError, at_least, check_thread_count
+
+# numpy's generator takes seeds in [0, 2**32): train.py seeds it with --seed.
+MAX_SEED = 2**32 - 1
+# Models that train no discriminator: the crop needs to suit only their generator.
+MODELS_WITHOUT_DISCRIMINATOR = ("paired",)
 
 
 class TrainOptions(BaseOptions):
@@ -142,13 +150,21 @@ class TrainOptions(BaseOptions):
         return parser
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
-        """Two-pass parse: the chosen model and dataset add their own flags and defaults."""
+        """Two-pass parse: the chosen model and dataset add their own flags and defaults.
+
+        The passes read only --model and --dataset_mode (no --help, no required flags), so
+        that `--model NAME --help` lists that model's flags too.
+        """
         parser = OneLineParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         self.parser = self.initialize(parser)
+        argv = sys.argv[1:] if argv is None else list(argv)
         for plugins, flag in ((models, "model"), (data, "dataset_mode")):
-            known, _ = parser.parse_known_args(argv)
+            chooser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+            chooser.add_argument(f"--{flag}", default=parser.get_default(flag))  # a model may change the dataset's
+            name = getattr(chooser.parse_known_args(argv)[0], flag)
             try:
-                plugins.get_option_setter(getattr(known, flag))(parser, self.is_train)
+                check_plugin_name(plugins, flag, name)
+                plugins.get_option_setter(name)(parser, self.is_train)
             except ValueError as err:  # no such --model / --dataset_mode
                 parser.error(str(err))
         return parser.parse_args(argv)
@@ -162,6 +178,9 @@ class TrainOptions(BaseOptions):
                  "display_winsize", "display_freq", "update_html_freq", "print_freq", "save_latest_freq",
                  "save_epoch_freq", "lr_decay_iters", "epoch_count", "max_dataset_size", "num_patches", "netF_nc",
                  "neg_nz")
+        if not 0 <= opt.seed <= MAX_SEED:
+            raise OptionError(f"--seed must lie in 0..{MAX_SEED} (numpy's range), got {opt.seed}")
+        check_thread_count("--num_threads", opt.num_threads)
         at_least(opt, 0, "num_threads", "n_epochs", "n_epochs_decay", "n_iters", "n_iters_decay", "pool_size",
                  "neg_queue", "init_gain", *(name for name in vars(opt) if name.startswith("lambda_")))
         at_least(opt, 0, "pseudo_warmup", "pseudo_ssim")
@@ -190,6 +209,21 @@ class TrainOptions(BaseOptions):
         if opt.winograd and opt.channels_last:
             raise OptionError("--winograd needs the NCHW layout that NNPACK reads: drop --channels_last")
         check_generator(opt)
+        check_training_size(opt)
+
+
+def check_plugin_name(plugins, flag: str, name: str) -> None:
+    """`name` is one of the plug-ins in the package's folder (base_model.py is none: it is what
+    every model builds on)."""
+    kind = flag.split("_")[0]  # model / dataset
+    folder = Path(plugins.__file__).parent
+    available = [p.name[:-len(f"_{kind}.py")] for p in sorted(folder.glob(f"*_{kind}.py")) if p.name != f"base_{kind}.py"]
+    if name in available:
+        return
+    if re.fullmatch(r"[a-z][a-z0-9_]*", name) and name != "base":
+        raise ValueError(f"unknown --{flag} '{name}': no file {folder.name}/{name}_{kind}.py; choose one of "
+                         f"{', '.join(available)}")
+    raise ValueError(f"--{flag} '{name}' is not a {kind} name: choose one of {', '.join(available)}")
 
 
 def check_generator(opt: argparse.Namespace) -> None:
@@ -207,3 +241,30 @@ def check_generator(opt: argparse.Namespace) -> None:
     if missing:
         raise OptionError(f"--nce_layers {opt.nce_layers}: --netG {opt.netG} has no layer {missing[0]} (it has "
                           f"layers 0..{layers - 1})")
+
+
+def check_training_size(opt: argparse.Namespace) -> None:
+    """The generator gives back a crop of --crop_size at its own size and the discriminator can
+    judge it: a dry run on the meta device (shapes only, no memory)."""
+    if "crop" not in opt.preprocess:
+        return  # image sizes vary; test-time padding does not apply to training
+    size = opt.crop_size
+    with torch.device("meta"):
+        generator = generator_architecture(opt)
+        multiple = generator.size_multiple
+        if size % multiple or size < 2 * multiple:
+            raise OptionError(f"--crop_size {size}: the generators need a multiple of {multiple}, at least "
+                              f"{2 * multiple} (e.g. --crop_size {max(2 * multiple, size - size % multiple)})")
+        try:
+            generator(torch.empty(1, opt.input_nc, size, size))
+        except (RuntimeError, ValueError) as err:
+            raise OptionError(f"--crop_size {size} is too small for --netG {opt.netG}: raise it") from err
+        if opt.model in MODELS_WITHOUT_DISCRIMINATOR:
+            return
+        discriminator = build_discriminator(opt)
+        try:
+            discriminator(torch.empty(1, opt.output_nc, size, size))
+        except (RuntimeError, ValueError) as err:
+            depth = f"--netD {opt.netD}" + (f" --n_layers_D {opt.n_layers_D}" if opt.netD == "n_layers" else "")
+            raise OptionError(f"{depth} cannot judge a {size}-pixel crop (it halves the crop once per layer): "
+                              "lower --n_layers_D or raise --crop_size") from err

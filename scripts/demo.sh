@@ -7,7 +7,9 @@
 # residue and dark artifacts, restore the clean ground-truth photographs too (the harm to
 # rain-free images: their PSNR against themselves), and write an input | restored |
 # ground-truth grid. README "Demo" gives the measurements behind it.
-# DEMO_NAME, DEMO_DATA, ITERS and extra train.py flags (as arguments) override it.
+# DEMO_NAME, DEMO_DATA, ITERS and extra train.py flags (as arguments) override it. A second demo
+# of the same DEMO_NAME is refused, so no finished run is replaced unasked: OVERWRITE=1 starts
+# it over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -16,6 +18,14 @@ export ITERS=${ITERS:-4000}
 NAME=${DEMO_NAME:-dcdgan_demo}
 DATA=${DEMO_DATA:-datasets/rain_heavy}
 start=$(date +%s)
+
+asked=${OVERWRITE:-0}
+for arg in "$@"; do case "$arg" in --continue_train|--overwrite_run) asked=1 ;; esac; done
+if [ "$asked" != 1 ] && [ -f "checkpoints/$NAME/latest.pt" ]; then
+    echo "checkpoints/$NAME already holds a demo run: OVERWRITE=1 make demo (or OVERWRITE=1 bash scripts/demo.sh)" \
+        "starts it over (deletes its checkpoints); DEMO_NAME=another_name keeps it" >&2
+    exit 2
+fi
 
 if [ ! -f "$DATA/meta.json" ]; then
     # The photo catalogue is fetched once into datasets/photos (scikit-image + Debian packages).

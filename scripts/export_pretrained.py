@@ -1,17 +1,20 @@
 """Write a shipped model (pretrained/NAME.pt and its model card) from a training checkpoint.
 
     python scripts/export_pretrained.py --name RUN [--epoch latest] [--checkpoints_dir ./checkpoints]
-                                        --out pretrained/NAME.pt [--half] [--max_mb 5]
+                                        --out pretrained/NAME.pt [--half] [--max_mb 5] [--overwrite]
 
 Keeps only the restoring generator (the EMA copy when the run kept one) and the options
 that rebuild it (models/pretrained.py). `--half` stores the weights as float16, halving the
 file; they are restored in float32. The model card `NAME.md` is written beside the file from
-pretrained/MODEL_CARD.template.md unless one exists. Exit status: 0 written; 2 bad option,
-no usable checkpoint, a file over --max_mb, or --out not writable.
+pretrained/MODEL_CARD.template.md. An existing model (or card) at --out is replaced only with
+--overwrite, and then together: a card kept beside new weights would describe another model.
+Exit status: 0 written; 2 bad option, no usable checkpoint, a file over --max_mb, an existing
+--out without --overwrite, or --out not writable.
 """
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +38,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--out", required=True, help=f"the shipped model's file, e.g. pretrained/NAME{SUFFIX}")
     parser.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
     parser.add_argument("--max_mb", type=float, default=MAX_SHIPPED_MB, help="refuse a larger file")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing model at --out and its model card (a fresh card from the template)")
     args = parser.parse_args(argv)
     try:
         check_plain_name("--name", args.name)
@@ -69,28 +74,36 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     checkpoint = Path(args.checkpoints_dir) / args.name / f"{args.epoch}.pt"
     out = Path(args.out)
+    card = out.with_suffix(".md")
+    existing = [str(p) for p in (out, card) if p.exists()]
+    if existing and not args.overwrite:
+        logger.error("%s already exists: pass --overwrite to replace the model and its card together, or choose "
+                     "another --out", " and ".join(existing))
+        return 2
+    # Written beside --out first: a file over --max_mb (or a failed export) leaves the old model in place.
+    staging = out.with_name(f".{out.stem}.export{SUFFIX}")
     try:
-        state = export_generator(checkpoint, out, half=args.half)
+        state = export_generator(checkpoint, staging, half=args.half)
+        size_mb = staging.stat().st_size / 1e6
+        if size_mb > args.max_mb:
+            staging.unlink()
+            logger.error("'%s' would be %.2f MB, over the %.1f MB a shipped model may have: export with --half or "
+                         "train a smaller --ngf (nothing written)", out, size_mb, args.max_mb)
+            return 2
+        os.replace(staging, out)
+        export_args = f"--name {args.name} --epoch {args.epoch} --out {args.out}" + (" --half" if args.half else "")
+        with atomic_write(card, "w") as fh:
+            fh.write(model_card(state, out, export_args))
     except CheckpointError as err:
         logger.error("%s", err)
         return 2
     except OSError as err:
+        staging.unlink(missing_ok=True)
         logger.error("cannot write '%s': %s", out, err)
         return 2
-    size_mb = out.stat().st_size / 1e6
-    if size_mb > args.max_mb:
-        out.unlink()
-        logger.error("'%s' would be %.2f MB, over the %.1f MB a shipped model may have: export with --half or "
-                     "train a smaller --ngf (removed)", out, size_mb, args.max_mb)
-        return 2
-    card = out.with_suffix(".md")
-    if card.exists():
-        logger.info("kept the existing model card %s", card)
-    else:
-        export_args = f"--name {args.name} --epoch {args.epoch} --out {args.out}" + (" --half" if args.half else "")
-        with atomic_write(card, "w") as fh:
-            fh.write(model_card(state, out, export_args))
-        logger.info("wrote the model card %s: fill in its TODO sections", card)
+    if existing:
+        logger.warning("--overwrite: replaced %s", " and ".join(existing))
+    logger.info("wrote %s and its model card %s: fill in the card's TODO sections", out, card)
     return 0
 
 

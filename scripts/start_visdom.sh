@@ -21,14 +21,15 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --host) [ $# -ge 2 ] || usage; HOST=$2; shift 2 ;;
         -h|--help) usage ;;
-        *[!0-9]*|"") echo "not a port number: $1" >&2; usage ;;
+        *[!0-9]*|"") echo "not a port number: '$1' (ports run from 1 to 65535)" >&2; exit 2 ;;
         *) PORT=$1; shift ;;
     esac
 done
-if [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
+if [ "${#PORT}" -gt 5 ] || [ "$((10#$PORT))" -lt 1 ] || [ "$((10#$PORT))" -gt 65535 ]; then
     echo "not a port number: $PORT (ports run from 1 to 65535)" >&2
-    usage
+    exit 2
 fi
+PORT=$((10#$PORT))
 if [ -z "${PY:-}" ]; then
     if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
@@ -55,10 +56,34 @@ except Exception:
 EOF
 }
 
-if answers "http://127.0.0.1:$PORT"; then
-    pid=$(cat "$PIDFILE" 2>/dev/null || echo "unknown")
-    echo "a server already answers on port $PORT (PID $pid): $URL"
+# ours: the PID file names a live visdom server started here.
+ours() {
+    local pid
+    pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "visdom.server"
+}
+
+# free PORT: exit 0 when nothing listens on the port (it can be bound).
+free() {
+    "$PY" - "$1" <<'EOF'
+import socket, sys
+with socket.socket() as s:
+    try:
+        s.bind(("127.0.0.1", int(sys.argv[1])))
+    except OSError:
+        sys.exit(1)
+EOF
+}
+
+if ours; then
+    echo "a visdom server started here already runs on port $PORT (PID $(cat "$PIDFILE")): $URL"
     exit 0
+fi
+if answers "http://127.0.0.1:$PORT" || ! free "$PORT"; then
+    echo "port $PORT is held by another program (not a visdom server started by this script): pass another" \
+        "port, e.g. bash scripts/start_visdom.sh $((PORT < 65535 ? PORT + 1 : PORT - 1)), and the same" \
+        "--display_port to train.py" >&2
+    exit 2
 fi
 
 if ! "$PY" -m util.visdom_assets --check >/dev/null 2>&1; then

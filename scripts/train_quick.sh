@@ -4,7 +4,8 @@
 # the learning rate constant for the first half and decaying linearly to zero over the second.
 #   bash scripts/train_quick.sh DATAROOT NAME [extra train.py flags, e.g. --gpu_ids 0]
 # ITERS (default 4000: about 9 minutes on 2 CPU cores) sets the budget. Flags given on the
-# command line come last and win.
+# command line come last and win. Like train.py, it refuses a NAME that already holds a trained
+# run: --continue_train resumes it, OVERWRITE=1 (or --overwrite_run) starts it over.
 # This is not the paper's configuration (scripts/train_dcdgan.sh keeps that). It differs where
 # short CPU trainings measured better: the released (DCLGAN) objective at lr 2e-4, a global
 # residual and U-Net-like skips (thin streaks reach the decoder), a single-channel rain layer
@@ -19,11 +20,20 @@ DATAROOT=$1
 NAME=$2
 shift 2
 ITERS=${ITERS:-4000}
-# Each call trains NAME afresh (replacing an earlier run of that name) unless it resumes it.
-afresh=(--overwrite_run)
-for arg in "$@"; do [ "$arg" = --continue_train ] && afresh=(); done
+# Bash arithmetic would read a word as a variable (0) and wrap a long number around.
+if [[ ! "$ITERS" =~ ^[0-9]{1,9}$ ]] || ((10#$ITERS < 2)); then
+    echo "ITERS must be a whole number of iterations from 2 to 999999999, got '$ITERS'" >&2
+    exit 2
+fi
+ITERS=$((10#$ITERS))
+overwrite=()
+case "${OVERWRITE:-0}" in
+    1) overwrite=(--overwrite_run) ;;
+    0) ;;
+    *) echo "OVERWRITE must be 1 (start NAME over, deleting its checkpoints) or 0, got '$OVERWRITE'" >&2; exit 2 ;;
+esac
 source "$(dirname "$0")/launch_train.sh"
-train_py --dataroot "$DATAROOT" --name "$NAME" "${afresh[@]}" --model dcdgan --dcd_variant official \
+train_py --dataroot "$DATAROOT" --name "$NAME" "${overwrite[@]}" --model dcdgan --dcd_variant official \
     --lr 0.0002 --global_residual --skips --rain_layer gray --lambda_sparse 1 --lambda_NCE 0 \
     --netD n_layers --n_layers_D 2 --ngf 16 --ndf 32 --netF_nc 64 --num_patches 64 \
     --preprocess crop --crop_size 64 --n_iters $((ITERS / 2)) --n_iters_decay $((ITERS - ITERS / 2)) \

@@ -82,7 +82,8 @@ def test_resuming_with_other_networks_names_the_flags_and_changes_nothing(traine
     assert train.main(changed) == EXIT_USAGE
     message = caplog.records[-1].getMessage()
     assert "\n" not in message and "size mismatch" not in message
-    assert "--ngf 8 without --no_antialias --netF_nc 16, not --ngf 16 --no_antialias --netF_nc 32" in message
+    assert ("was trained with --ngf 8 and without --no_antialias and with --netF_nc 16; these options ask for --ngf 16 "
+            "and --no_antialias and --netF_nc 32") in message
     assert snapshot(trained) == before, "train_opt.txt is written only after the checkpoint loaded"
 
 

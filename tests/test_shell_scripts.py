@@ -38,12 +38,14 @@ def test_start_visdom_refuses_a_port_out_of_range(tmp_path):
     assert not (tmp_path / "visdom").exists(), "nothing was started"
 
 
-def test_demo_and_quick_training_start_over_when_run_again(tmp_path):
+def test_demo_and_quick_training_start_over_only_when_asked(tmp_path):
     train_line = [c for c in echoed("demo.sh", cwd=tmp_path) if c and c[0] == "train.py"][0]
-    assert "--overwrite_run" in train_line
+    assert "--overwrite_run" not in train_line
     TrainOptions().parse(train_line[1:])
     (quick,) = echoed("train_quick.sh", "data", "run", cwd=tmp_path)
-    assert "--overwrite_run" in quick
+    assert "--overwrite_run" not in quick
+    (asked,) = echoed("train_quick.sh", "data", "run", cwd=tmp_path, env={**ECHO, "OVERWRITE": "1"})
+    assert "--overwrite_run" in asked
     (resumed,) = echoed("train_quick.sh", "data", "run", "--continue_train", cwd=tmp_path)
     assert "--overwrite_run" not in resumed and TrainOptions().parse(resumed[1:]).continue_train
 
@@ -53,8 +55,12 @@ def test_demo_and_quick_training_start_over_when_run_again(tmp_path):
     tiny = tiny[2:4] + tiny[6:]  # the script passes --dataroot and --name
     env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "ITERS": "2", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    for attempt in range(2):
-        run = subprocess.run(["bash", str(SCRIPTS / "train_quick.sh"), str(tmp_path / "data"), "quick", *tiny],
-                             env=env, capture_output=True, text=True, timeout=300)
-        assert run.returncode == 0, (attempt, run.stderr[-2000:])
-    assert (tmp_path / "ck" / "quick" / "latest.pt").is_file()
+    command = ["bash", str(SCRIPTS / "train_quick.sh"), str(tmp_path / "data"), "quick", *tiny]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    saved = (tmp_path / "ck" / "quick" / "latest.pt").read_bytes()
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "--overwrite_run" in again.stderr, again.stderr[-2000:]
+    assert (tmp_path / "ck" / "quick" / "latest.pt").read_bytes() == saved, "the finished run is untouched"
+    asked = subprocess.run(command, env={**env, "OVERWRITE": "1"}, capture_output=True, text=True, timeout=300)
+    assert asked.returncode == 0, asked.stderr[-2000:]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 from util.run_lock import RunLock, RunLockedError
 
 logger = logging.getLogger(__name__)
+
+# What a training saves: 'latest' and one file per saved epoch. Other .pt files in the run
+# folder (a user's own copy, my_best.pt) are neither a reason to refuse nor deleted.
+TRAINING_CHECKPOINT = re.compile(r"(latest|\d+)\.pt")
 
 
 class RunFolderError(RuntimeError):
@@ -21,8 +26,10 @@ def claim_run_folder(run_dir: Path, continue_train: bool, overwrite_run: bool) -
 
     Without --continue_train a folder holding checkpoints is refused, unless --overwrite_run
     asks to start that run over: its checkpoints are then deleted, so that none of the old
-    run's epochs is mistaken for the new run's.
+    run's epochs is mistaken for the new run's. A folder this call created is removed again
+    when the block fails and leaves nothing in it.
     """
+    created = not run_dir.exists()
     lock = RunLock(run_dir)
     try:
         lock.acquire()
@@ -35,18 +42,37 @@ def claim_run_folder(run_dir: Path, continue_train: bool, overwrite_run: bool) -
         if not continue_train:
             start_afresh(run_dir, overwrite_run)
         yield
-    finally:
+    except BaseException:
         lock.release()
+        if created:
+            remove_if_empty(run_dir)
+        raise
+    lock.release()
+
+
+def training_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoints a training wrote in `run_dir` ('latest.pt', '<epoch>.pt')."""
+    return sorted(p for p in run_dir.glob("*.pt") if TRAINING_CHECKPOINT.fullmatch(p.name))
+
+
+def remove_if_empty(run_dir: Path) -> None:
+    """Remove `run_dir` when it holds nothing but empty folders (a start that failed early)."""
+    if any(p.is_file() or p.is_symlink() for p in run_dir.rglob("*")):
+        return
+    for folder in sorted(run_dir.rglob("*"), reverse=True):
+        folder.rmdir()
+    run_dir.rmdir()
+    logger.debug("removed the empty run folder %s", run_dir)
 
 
 def start_afresh(run_dir: Path, overwrite_run: bool) -> None:
-    saved = sorted(run_dir.glob("*.pt"))
+    saved = training_checkpoints(run_dir)
     if not saved:
         return
     names = ", ".join(p.name for p in saved[:4]) + (", ..." if len(saved) > 4 else "")
     if not overwrite_run:
         raise RunFolderError(f"'{run_dir}' already holds a trained run ({names}): resume it with --continue_train, "
-                             "start it over with --overwrite_run (deletes its checkpoints) or choose another --name")
+                             "start it over with --overwrite_run (deletes those checkpoints) or choose another --name")
     for path in saved:
         path.unlink()
     logger.warning("--overwrite_run: deleted the earlier run's checkpoints in %s (%s)", run_dir, names)

@@ -6,6 +6,7 @@ import hashlib
 import os
 import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"refusing to load '{path}': it holds objects other than tensors and plain data "
-            f"(possibly code). Only load checkpoints you trust. Detail: {err}"
-        ) from err
+        # torch's own message runs to many lines and suggests weights_only=False, which would
+        # run whatever code the file holds: name only what was refused.
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        held = f" ({found.group(1)})" if found else ""
+        raise CheckpointError(f"refusing to load '{path}': it holds Python objects{held} besides tensors and plain "
+                              "data, which this repository never saves and which could run code; the checkpoints to "
+                              "trust are those written by train.py or scripts/export_pretrained.py") from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(f"checkpoint '{path}' is corrupt or truncated ({err}); use another epoch") from err
     if not isinstance(state, dict) or not isinstance(state.get("nets"), dict):
