@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny datasets and the flags of a tiny, fast CPU model."""
+"""Shared fixtures: tiny datasets, the flags of a tiny, fast CPU model, a visdom server."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.visdom_server import start_visdom_server
 from util.log import CurrentStderrHandler
 
 torch.set_num_threads(1)
@@ -30,6 +31,14 @@ def entry_point_logging_stays_in_its_test():
     for handler in [h for h in root.handlers if isinstance(h, CurrentStderrHandler)]:
         root.removeHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def visdom_server(tmp_path_factory):
+    """A real visdom server on a free loopback port, shared by the tests of one module."""
+    server = start_visdom_server(tmp_path_factory.mktemp("visdom_env"))
+    yield server
+    server.stop()
 
 
 def write_images(folder: Path, count: int, size=(40, 48), seed: int = 0, prefix: str = "img") -> list[Path]:

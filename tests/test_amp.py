@@ -1,9 +1,7 @@
 """Speed levers: bf16 autocast on the CPU, channels-last, torch.compile wiring, no host reads,
 no redundant generator passes, and the benchmark script that measures them."""
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +9,7 @@ import torch
 import util.distributed as distributed
 from models import create_model
 from options.train_options import TrainOptions
+from scripts import benchmark_speed
 from tests.conftest import MODEL_KEYS, tiny_model_flags
 
 BATCH_SEED = 5
@@ -149,7 +148,7 @@ def steps_with_and_without_reuse(tiny_dataroot, tmp_path, *flags, model_name):
     """One step with the features of the translations reused, one with fresh encoder passes."""
     reused = make_model(tiny_dataroot, tmp_path, *flags, model=model_name)
     fresh = make_model(tiny_dataroot, tmp_path, *flags, model=model_name)
-    separate_encoder_passes = load_script("benchmark_speed").separate_encoder_passes
+    separate_encoder_passes = benchmark_speed.separate_encoder_passes
     for name in ("G_A", "G_B"):  # the features of every translation come from a fresh encoder pass
         separate_encoder_passes(fresh.net(name))
     calls = []
@@ -213,25 +212,16 @@ TINY_BENCHMARK = ["--model", "dcl", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4
 TINY_TRAIN_BENCHMARK = TINY_BENCHMARK + ["--crop_size", "32", "--iters", "1", "--warmup", "0"]
 
 
-def load_script(name: str):
-    """A module from scripts/ (not a package), e.g. load_script("benchmark_speed")."""
-    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_sweeps_comma_separated_levers_only():
-    configs = load_script("benchmark_speed").expand_sweeps(["--model", "dcl", "--amp", "false,true", "--ngf", "8,16",
-                                              "--nce_layers", "0,4"])
+    configs = benchmark_speed.expand_sweeps(["--model", "dcl", "--amp", "false,true", "--ngf", "8,16",
+                                             "--nce_layers", "0,4"])
     assert len(configs) == 4
     assert {(c[3], c[5]) for c in configs} == {("false", "8"), ("false", "16"), ("true", "8"), ("true", "16")}
     assert all(c[-1] == "0,4" for c in configs)
 
 
 def test_benchmark_prints_one_json_line_per_configuration(capsys):
-    status = load_script("benchmark_speed").main([
+    status = benchmark_speed.main([
         *TINY_TRAIN_BENCHMARK, "--infer_sizes", "32", "--infer_iters", "1", "--skip_peak", "--reference_costs",
         "--channels_last", "false,true"])
     assert status == 0
@@ -245,7 +235,7 @@ def test_benchmark_prints_one_json_line_per_configuration(capsys):
 
 def test_benchmark_times_tiled_wxh_inference_and_the_nan_guard(capsys):
     """The GPU check's inference at 4000x3000 in tiles and its NaN-guard row, in miniature."""
-    status = load_script("benchmark_speed").main([
+    status = benchmark_speed.main([
         *TINY_TRAIN_BENCHMARK, "--skip_peak", "--infer_sizes", "32,48x40", "--infer_tile", "32", "--tile_overlap", "8",
         "--infer_iters", "1", "--nan_guard"])
     assert status == 0
@@ -262,11 +252,11 @@ def test_fp16_steps_of_every_model_go_through_the_gradient_scaler(tiny_dataroot,
     """The CUDA path for GPUs without bf16 (fp16 autocast + GradScaler), emulated on the CPU.
 
     Each update scales its loss, and every optimizer it names must get gradients from that
-    backward, or `scaler.step` fails ("No inf checks were recorded"). CPU autocast keeps other ops in fp32 than CUDA autocast does: CUDA computes
-    `norm` in fp32, the CPU in fp16, where the projection heads' near-zero embeddings
-    normalise to NaN and every generator update is skipped. So losses and updates are
-    checked on the GPU (tests/test_cuda.py); here, that skipped updates leave the weights
-    finite.
+    backward, or `scaler.step` fails ("No inf checks were recorded"). CPU autocast keeps other
+    ops in fp32 than CUDA autocast does: CUDA computes `norm` in fp32, the CPU in fp16, where
+    the projection heads' near-zero embeddings normalise to NaN and every generator update is
+    skipped. So losses and updates are checked on the GPU (tests/test_cuda.py); here, that
+    skipped updates leave the weights finite.
     """
     opt = TrainOptions().parse(tiny_model_flags(model_key, tiny_dataroot, tmp_path / "ck") + ["--amp"])
     torch.manual_seed(opt.seed)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-import test as test_script
 import train
 from datasets import make_synthetic, prepare
 from tests.conftest import tiny_flags, write_images
+from tests.entry_points import test_script
 from tests.test_prepare import _img
 from util.atomic_file import DiskFullError, atomic_write
 from util.checkpoint import load_checkpoint, save_checkpoint

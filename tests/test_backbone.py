@@ -6,13 +6,13 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-import test as test_script
 import train
 from models.loading import load_generator
 from models.networks import NafnetGenerator, define_generator
 from models.networks.nafnet import LayerNorm2d, NAFBlock
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
+from tests.entry_points import test_script
 from util.backends import inference_network
 from util.inference import restore, run_padded
 from util.onnx_export import export_onnx

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import test as test_script
 import train
 from data import create_dataset
 from data.image_folder import DatasetError, make_dataset
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
+from tests.entry_points import test_script
 from util.image_io import ImageReadError, load_rgb, probe_image
 
 EXIT_SKIPPED = 3

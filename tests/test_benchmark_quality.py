@@ -1,29 +1,19 @@
 """scripts/benchmark_quality.py: same budget for every model, scores, ranked table, one output folder."""
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from scripts import benchmark_quality as bench
+from scripts import comparison_grid, plot_learning_curve
 from util.metrics import evaluate_folders
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_quality", REPO / "scripts" / "benchmark_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 TINY = ["--iters", "2", "--ngf", "8", "--ndf", "8", "--load_size", "36", "--crop_size", "32",
         "--num_patches", "16", "--netF_nc", "16", "--gpu_ids", "-1"]
 
 
 def test_two_models_end_to_end(tiny_dataroot, tmp_path):
-    bench = load_script()
     out = tmp_path / "bench"
     status = bench.main(["--dataroot", str(tiny_dataroot), "--models", "cut,dcdgan:official", "--out", str(out),
                          *TINY, "--num_threads", "0", "--netG", "resnet_6blocks"])
@@ -31,7 +21,7 @@ def test_two_models_end_to_end(tiny_dataroot, tmp_path):
     result = json.loads((out / "results.json").read_text())
     runs = {r["spec"]: r for r in result["runs"]}
     assert set(runs) == {"cut", "dcdgan:official"}
-    for spec, r in runs.items():
+    for r in runs.values():
         assert r["iterations"] == 2 and r["images"] == 2
         assert math.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1
         assert 0 < r["restoring_params"] < r["trained_params"] == sum(r["params"].values())
@@ -67,7 +57,6 @@ def test_two_models_end_to_end(tiny_dataroot, tmp_path):
 
 
 def test_budget_flags_reach_only_models_that_have_them(tmp_path):
-    bench = load_script()
     args, extra = bench.parse_args(["--dataroot", str(tmp_path), *TINY, "--amp"])
     cyc = bench.train_argv(args, "cycle_gan", None, "c", tmp_path, extra)
     assert "--num_patches" not in cyc and "--netF_nc" not in cyc
@@ -80,7 +69,6 @@ def test_budget_flags_reach_only_models_that_have_them(tmp_path):
 
 @pytest.mark.parametrize("models", ["cut:fast", "nosuch", ""])
 def test_bad_model_specs_are_refused_before_training(tiny_dataroot, tmp_path, models):
-    bench = load_script()
     assert bench.main(["--dataroot", str(tiny_dataroot), "--models", models, "--out", str(tmp_path / "o"),
                        *TINY]) == 2
 
@@ -96,7 +84,6 @@ def fake_results(path: Path, seed, runs, **settings) -> Path:
 
 
 def test_merge_ranks_by_the_mean_over_seeds_and_shows_the_spread(tmp_path):
-    bench = load_script()
     a = fake_results(tmp_path / "s0" / "results.json", 0, [("negcut", 17.0), ("dcl", 17.5)])
     b = fake_results(tmp_path / "s1" / "results.json", 1, [("negcut", 19.0), ("dcl", 17.7)])
     assert bench.main(["--merge", str(a), str(b), "--out", str(tmp_path / "merged")]) == 0
@@ -110,7 +97,6 @@ def test_merge_ranks_by_the_mean_over_seeds_and_shows_the_spread(tmp_path):
 
 
 def test_merged_table_shows_residue_dark_and_clean_psnr_as_mean_and_spread(tmp_path):
-    bench = load_script()
     paths = []
     for seed, (residue, dark, clean) in enumerate([(0.2, 0.01, 30.0), (0.4, 0.03, 32.0)]):
         path = fake_results(tmp_path / f"s{seed}" / "results.json", seed, [("dcdgan:official", 20.0)])
@@ -130,7 +116,6 @@ def test_merged_table_shows_residue_dark_and_clean_psnr_as_mean_and_spread(tmp_p
 
 
 def test_merge_refuses_results_of_another_budget(tmp_path):
-    bench = load_script()
     a = fake_results(tmp_path / "a.json", 0, [("cut", 17.0)])
     b = fake_results(tmp_path / "b.json", 1, [("cut", 17.0)], **{"extra train flags": "--lr 0.0002"})
     assert bench.main(["--merge", str(a), str(b), "--out", str(tmp_path / "m")]) == 2
@@ -138,7 +123,6 @@ def test_merge_refuses_results_of_another_budget(tmp_path):
 
 
 def test_seeds_train_every_model_once_per_seed(tiny_dataroot, tmp_path):
-    bench = load_script()
     out = tmp_path / "bench"
     status = bench.main(["--dataroot", str(tiny_dataroot), "--models", "cut", "--seeds", "0,1", "--out", str(out),
                          *TINY, "--num_threads", "0", "--netG", "resnet_6blocks"])
@@ -151,7 +135,6 @@ def test_seeds_train_every_model_once_per_seed(tiny_dataroot, tmp_path):
 
 
 def test_levers_share_one_table_and_the_curve_matches_the_final_checkpoint(tiny_dataroot, tmp_path):
-    bench = load_script()
     out = tmp_path / "bench"
     status = bench.main(["--dataroot", str(tiny_dataroot), "--models", "dcdgan:official", "--out", str(out),
                          *TINY[:1], "3", *TINY[2:], "--num_threads", "0", "--netG", "resnet_6blocks",
@@ -173,21 +156,17 @@ def test_levers_share_one_table_and_the_curve_matches_the_final_checkpoint(tiny_
 
 
 def test_bad_lever_is_refused_before_training(tiny_dataroot, tmp_path):
-    bench = load_script()
     assert bench.main(["--dataroot", str(tiny_dataroot), "--models", "cut", "--out", str(tmp_path / "o"),
                        *TINY, "--lever", "no flags here"]) == 2
 
 
 def test_learning_curve_plot_averages_seeds_and_writes_png_and_table(tmp_path):
-    spec = importlib.util.spec_from_file_location("plot_learning_curve", REPO / "scripts" / "plot_learning_curve.py")
-    plot = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plot)
     runs = [{"spec": "dcdgan:official", "label": "dcdgan:official", "curve": [
         {"iterations": 100, "seconds": 60.0, "psnr": 17.0 + seed, "ssim": 0.5},
         {"iterations": 200, "seconds": 120.0, "psnr": 18.0 + seed, "ssim": 0.6}]} for seed in (0, 1)]
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"input": {"psnr": 16.0, "ssim": 0.4}, "runs": runs}))
-    assert plot.main([str(path), "--out", str(tmp_path / "curve")]) == 0
+    assert plot_learning_curve.main([str(path), "--out", str(tmp_path / "curve")]) == 0
     from PIL import Image
     assert Image.open(tmp_path / "curve.png").size == (900, 420)
     table = (tmp_path / "curve.md").read_text()
@@ -195,23 +174,20 @@ def test_learning_curve_plot_averages_seeds_and_writes_png_and_table(tmp_path):
     assert "| input (degraded testA) | - | - | 16.00 |" in table
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"input": {"psnr": 1, "ssim": 1}, "runs": [{"spec": "cut"}]}))
-    assert plot.main([str(empty), "--out", str(tmp_path / "none")]) == 2
+    assert plot_learning_curve.main([str(empty), "--out", str(tmp_path / "none")]) == 2
 
 
 def test_comparison_grid_rows_are_input_outputs_and_ground_truth(tiny_dataroot, tmp_path):
-    spec = importlib.util.spec_from_file_location("comparison_grid", REPO / "scripts" / "comparison_grid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     out = tmp_path / "grid.png"
     # The degraded inputs stand in for a restoration: the middle column must equal the first.
-    assert module.main(["--dataroot", str(tiny_dataroot), "--results", str(tiny_dataroot / "testA"),
-                        "--label", "same", "--out", str(out), "--every", "1"]) == 0
+    assert comparison_grid.main(["--dataroot", str(tiny_dataroot), "--results", str(tiny_dataroot / "testA"),
+                                 "--label", "same", "--out", str(out), "--every", "1"]) == 0
     from PIL import Image
     import numpy as np
     image = np.asarray(Image.open(out))
     h, w = 40, 48  # conftest's image size
-    assert image.shape == (module.TITLE_HEIGHT + 2 * h, 3 * w, 3)
-    body = image[module.TITLE_HEIGHT:]
+    assert image.shape == (comparison_grid.TITLE_HEIGHT + 2 * h, 3 * w, 3)
+    body = image[comparison_grid.TITLE_HEIGHT:]
     assert np.array_equal(body[:, :w], body[:, w:2 * w]) and not np.array_equal(body[:, :w], body[:, 2 * w:])
-    assert module.main(["--dataroot", str(tiny_dataroot), "--results", str(tmp_path / "nowhere"),
-                        "--out", str(out)]) == 2
+    assert comparison_grid.main(["--dataroot", str(tiny_dataroot), "--results", str(tmp_path / "nowhere"),
+                                 "--out", str(out)]) == 2

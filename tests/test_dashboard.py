@@ -25,8 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.visdom_server import (REPO, colour_count, distinct_colours, free_port, require_services, screenshot,
-                                 visdom_server)  # noqa: F401 (fixture)
+from tests.visdom_server import REPO, colour_count, distinct_colours, free_port, require_services, screenshot
 from util import visdom_assets
 from util.image_io import uint8_to_tensor
 from util.visualizer import Visualizer

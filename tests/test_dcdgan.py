@@ -105,7 +105,8 @@ def test_generator_passes_per_step(tiny_dataroot, tmp_path, variant, passes):
 def test_dcdgan_defaults_follow_the_spec(tiny_dataroot):
     opt = TrainOptions().parse(["--dataroot", str(tiny_dataroot), "--model", "dcdgan", "--gpu_ids", "-1"])
     assert (opt.lr, opt.gan_mode, opt.lambda_NCE, opt.lambda_IDT, opt.lambda_cyc) == (1e-4, "hinge", 2.0, 1.0, 1.0)
-    assert (opt.nce_layers, opt.pool_size, opt.init_type, opt.num_patches, opt.nce_T) == ("4,8,12,16", 0, "xavier", 256, 0.07)
+    assert (opt.nce_layers, opt.pool_size, opt.init_type, opt.num_patches, opt.nce_T) == (
+        "4,8,12,16", 0, "xavier", 256, 0.07)
     assert (opt.n_epochs, opt.n_epochs_decay, opt.load_size, opt.crop_size) == (300, 300, 512, 256)
     assert opt.dcd_variant == "official" and opt.nce_includes_all_negatives_from_minibatch is True
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from models.loading import load_generator
+from scripts import export_onnx
 from tests.conftest import save_tiny_dcdgan
-from tests.test_amp import load_script
 from util.inference import run_padded
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -18,8 +18,8 @@ def checkpoint_dir(tiny_dataroot, tmp_path):
 
 def test_onnx_export_matches_pytorch_on_two_sizes(checkpoint_dir, tmp_path):
     out = tmp_path / "g.onnx"
-    status = load_script("export_onnx").main(["--name", "export", "--checkpoints_dir", str(checkpoint_dir),
-                                              "--out", str(out)])
+    status = export_onnx.main(["--name", "export", "--checkpoints_dir", str(checkpoint_dir),
+                               "--out", str(out)])
     assert status == 0 and out.is_file()
 
     net, _ = load_generator(checkpoint_dir / "export" / "latest.pt", "AtoB")
@@ -35,7 +35,7 @@ def test_onnx_export_matches_pytorch_on_two_sizes(checkpoint_dir, tmp_path):
 
 
 def test_export_reports_a_missing_checkpoint(tmp_path, caplog):
-    status = load_script("export_onnx").main(["--name", "missing", "--checkpoints_dir", str(tmp_path)])
+    status = export_onnx.main(["--name", "missing", "--checkpoints_dir", str(tmp_path)])
     assert status == 2
     assert "does not exist" in caplog.text
 
@@ -45,8 +45,8 @@ def test_export_reports_a_missing_checkpoint(tmp_path, caplog):
 def test_export_failures_are_one_line(checkpoint_dir, tmp_path, caplog, extra, expected):
     (tmp_path / "file.txt").write_text("in the way")
     extra = [arg.format(tmp=tmp_path) for arg in extra]
-    status = load_script("export_onnx").main(["--name", "export", "--checkpoints_dir", str(checkpoint_dir),
-                                              "--out", str(tmp_path / "g.onnx"), *extra])
+    status = export_onnx.main(["--name", "export", "--checkpoints_dir", str(checkpoint_dir),
+                               "--out", str(tmp_path / "g.onnx"), *extra])
     assert status == 2
     message = caplog.records[-1].getMessage()
     assert expected in message and "\n" not in message

@@ -123,7 +123,8 @@ def test_summary_renders_what_only_a_gpu_run_writes(tmp_path):
                  "| tests | failed (exit 1) | 70 |", "1 failed, 1 passed, 1 xfailed", "- failed: `test_a[cut]`: boom",
                  "bf16 800 TFLOP/s, fp32 50.0 TFLOP/s",
                  "| dcdgan official | 256 | 4 | amp (bfloat16) | 0.5000 | 8.0 | 8.000 | 16.0 | 2.0 | 20.00 |",
-                 "### torch.compile", "| amp (bfloat16) + compile |", "| 4000x3000 | 1024 | amp (bfloat16) | 0.2500 | 48.0 | 80.0 | 10.0 |",
+                 "### torch.compile", "| amp (bfloat16) + compile |",
+                 "| 4000x3000 | 1024 | amp (bfloat16) | 0.2500 | 48.0 | 80.0 | 10.0 |",
                  "4800 of 5000 iterations", "timed out", "| restored | 20.50 | 0.6100 |"):
         assert text in summary, text
     assert gpu_check.main(["passed", str(tmp_path / "tests.xml")]) == 1

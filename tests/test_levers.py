@@ -8,13 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-import test as test_script
 from data import create_dataset
 from datasets.make_synthetic import build_dataset
 from models import create_model
 from models.loading import load_generator
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
+from tests.entry_points import test_script
 from training.trainer import Trainer
 from util.checkpoint import load_checkpoint
 

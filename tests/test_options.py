@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 import evaluate
-import test as test_script
 import train
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
+from scripts import export_onnx
 from tests.conftest import tiny_flags, write_images
-from tests.test_amp import load_script
+from tests.entry_points import test_script
 
 EXIT_USAGE = 2
 
@@ -108,7 +108,7 @@ def test_evaluate_refuses_a_negative_border(tmp_path, capsys):
 ])
 def test_export_onnx_refuses_bad_arguments(tmp_path, capsys, extra, expected):
     extra = [arg.format(tmp=tmp_path) for arg in extra]
-    assert expected in refused(load_script("export_onnx").main, ["--checkpoints_dir", str(tmp_path)] + extra, capsys)
+    assert expected in refused(export_onnx.main, ["--checkpoints_dir", str(tmp_path)] + extra, capsys)
 
 
 # ----- a run that would train nothing says so -------------------------------------------------

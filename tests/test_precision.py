@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn as nn
 
-import test as test_script
 import train as train_script
 import util.backends as backends
 import util.precision as precision
@@ -18,6 +17,7 @@ from models.restorer import Restorer
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
+from tests.entry_points import test_script
 from util.backends import BF16_MIN_PSNR, FP32_TOLERANCE, choose_backend, inference_network
 from util.inference import restore
 from util.precision import CpuFeatures, amp_dtype, amp_mode, bf16_verdict

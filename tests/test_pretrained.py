@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-import test as test_script
 import train
 from models.loading import load_generator
 from models.pretrained import MAX_SHIPPED_MB, SHIPPED_KIND, pretrained_path
 from models.restorer import Restorer
 from tests.conftest import tiny_flags, write_images
+from tests.entry_points import test_script
 from util.checkpoint import CheckpointError
 from util.no_reference import niqe, piqe
 

@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-import test as test_script
 from models.networks import define_generator
 from models.networks.layers import BlurUpsample, InstanceNorm
 from options.train_options import TrainOptions
+from scripts import benchmark_speed
 from tests.conftest import save_tiny_dcdgan, tiny_flags
-from tests.test_amp import TINY_BENCHMARK, TINY_TRAIN_BENCHMARK, load_script, make_model, one_step
+from tests.entry_points import test_script
+from tests.test_amp import TINY_BENCHMARK, TINY_TRAIN_BENCHMARK, make_model, one_step
 from util.backends import BACKENDS, inference_network
 from util.inference import restore
 from util.winograd import WinogradConv2d, use_winograd, winograd_available
@@ -254,7 +255,7 @@ def test_test_py_names_a_backend_that_cannot_run(trained, monkeypatch, caplog):
 
 def test_benchmark_compares_backends_on_the_same_images(capsys):
     pytest.importorskip("onnxruntime")
-    status = load_script("benchmark_speed").main([
+    status = benchmark_speed.main([
         *TINY_BENCHMARK, "--skip_train", "--skip_peak", "--infer_sizes", "48,40x36", "--infer_iters", "1",
         "--infer_backends", "torch,winograd,onnxruntime", "--infer_batch", "1,2"])
     assert status == 0
@@ -270,8 +271,9 @@ def test_benchmark_compares_backends_on_the_same_images(capsys):
 
 
 def test_benchmark_times_the_reference_in_the_same_run_and_profiles(capsys):
-    status = load_script("benchmark_speed").main([
-        *TINY_TRAIN_BENCHMARK, "--infer_sizes", "", "--skip_peak", "--winograd", "false,true", "--against_reference", "--profile", "5"])
+    status = benchmark_speed.main([
+        *TINY_TRAIN_BENCHMARK, "--infer_sizes", "", "--skip_peak", "--winograd", "false,true", "--against_reference",
+        "--profile", "5"])
     assert status == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     # The reference is timed once, when the first configuration needs it, and emitted first.
@@ -285,7 +287,7 @@ def test_benchmark_times_the_reference_in_the_same_run_and_profiles(capsys):
 
 
 def test_benchmark_puts_bf16_and_the_auto_choice_beside_the_fp32_backends(capsys):
-    status = load_script("benchmark_speed").main([
+    status = benchmark_speed.main([
         *TINY_BENCHMARK, "--skip_train", "--skip_peak", "--infer_sizes", "40", "--infer_iters", "1", "--amp", "off",
         "--infer_backends", "torch,bf16,auto"])
     assert status == 0

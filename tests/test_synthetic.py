@@ -14,7 +14,8 @@ SMALL = dict(crops_per_image=3, test_per_image=2, size=64, test_size=96)
 
 def _clean_crops(n: int = 4) -> list[np.ndarray]:
     photos = dict(load_photos(None, max_side=None))
-    return [photos[name][100:228, 10:138].astype(np.float32) / 255 for name in ("astronaut", "coffee", "rocket", "chelsea")[:n]]
+    names = ("astronaut", "coffee", "rocket", "chelsea")[:n]
+    return [photos[name][100:228, 10:138].astype(np.float32) / 255 for name in names]
 
 
 def _u8(img: np.ndarray) -> np.ndarray:

@@ -10,10 +10,10 @@ from PIL import Image
 
 import evaluate
 import models.restorer as restorer_module
-import test as test_script
 import train
 from options.test_options import TestOptions
 from tests.conftest import tiny_flags, write_images
+from tests.entry_points import test_script
 from util.metrics import psnr, ssim
 
 

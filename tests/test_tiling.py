@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from models.networks import define_generator
-from tests.test_amp import load_script
+from scripts import benchmark_speed
 from util.inference import restore
 
 
@@ -63,8 +63,8 @@ def test_overlap_must_be_smaller_than_the_tile():
 
 
 def test_benchmark_measures_whole_and_tiled_restoration(capsys):
-    assert load_script("benchmark_speed").main(["--tiled_memory", "96x64", "--tile", "48", "--tile_overlap", "16",
-                                                "--ngf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1"]) == 0
+    assert benchmark_speed.main(["--tiled_memory", "96x64", "--tile", "48", "--tile_overlap", "16",
+                                "--ngf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1"]) == 0
     line = json.loads(capsys.readouterr().out)
     assert line["size"] == [96, 64]
     assert line["whole"]["peak_rss_mb"] > 0 and line["tiled"]["peak_rss_mb"] > 0

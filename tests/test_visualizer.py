@@ -7,16 +7,19 @@ import re
 import socket
 import sys
 import time
+import types
 from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
+import requests
 import torch
 from PIL import Image
 
-from tests.visdom_server import free_port, start_visdom_server, visdom_server  # noqa: F401 (fixture)
+import util.visualizer as visualizer_module
+from tests.visdom_server import free_port, start_visdom_server
 from util.html import draw_loss_curve, save_test_page
-from util.visualizer import REQUEST_TIMEOUT_S, Visualizer, read_loss_history
+from util.visualizer import PROBE_TIMEOUT_S, RECONNECT_FIRST_S, REQUEST_TIMEOUT_S, Visualizer, read_loss_history
 
 
 def visualizer_args(tmp_path: Path, name: str, port: int = 0, **overrides) -> dict:
@@ -79,17 +82,65 @@ def test_continue_train_extends_the_same_window_and_a_new_run_replaces_it(visdom
     assert traces(visdom_server, "run_resume", "run_resume_losses") == {"D": ([1.0], [9.0])}
 
 
-def test_without_server_it_warns_once_stays_fast_and_recovers(tmp_path, caplog):
+class HandClock:
+    """Stands in for util.visualizer's `time`: monotonic() moves only when the test moves it."""
+
+    strftime = staticmethod(time.strftime)
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def watch_the_dashboard(monkeypatch) -> tuple[HandClock, list[tuple[tuple[str, int], float]]]:
+    """Give util.visualizer a HandClock and record each TCP probe it opens: (address, timeout)."""
+    clock, probes = HandClock(), []
+
+    def create_connection(address, timeout):
+        probes.append((address, timeout))
+        return socket.create_connection(address, timeout=timeout)
+
+    monkeypatch.setattr(visualizer_module, "time", clock)
+    monkeypatch.setattr(visualizer_module, "socket", types.SimpleNamespace(create_connection=create_connection))
+    return clock, probes
+
+
+def record_requests(monkeypatch) -> list[tuple[str, object, Exception | None]]:
+    """Record each HTTP request made through `requests`: (method, timeout, the error it raised or None)."""
+    made = []
+    send = requests.Session.request
+
+    def request(self, method, url, *args, **kwargs):
+        try:
+            response = send(self, method, url, *args, **kwargs)
+        except Exception as err:
+            made.append((method, kwargs.get("timeout"), err))
+            raise
+        made.append((method, kwargs.get("timeout"), None))
+        return response
+
+    monkeypatch.setattr(requests.Session, "request", request)
+    return made
+
+
+def test_without_server_it_warns_once_probes_once_per_backoff_and_recovers(tmp_path, caplog, monkeypatch):
+    clock, probes = watch_the_dashboard(monkeypatch)
     port = free_port()  # nothing listens here
     vis = Visualizer(**visualizer_args(tmp_path, "run_down", port))
-    start = time.perf_counter()
     with caplog.at_level(logging.INFO, logger="util.visualizer"):
         for i in range(5):
             vis.plot_current_losses(1, i / 5, {"G": float(i)})
             vis.display_current_results(visuals(i), 1, save_result=False)
-        vis.dashboard._retry_at = 0.0  # the backoff has expired: the next call probes again
+        # Ten calls cost one refused probe, bounded by its timeout; the backoff skips the rest.
+        assert probes == [(("localhost", port), PROBE_TIMEOUT_S)]
+        clock.now += RECONNECT_FIRST_S - 0.5
+        vis.display_current_results(visuals(5), 1, save_result=False)
+        assert len(probes) == 1
+        clock.now += 0.5  # the backoff has expired: the next call probes again
         vis.plot_current_losses(1, 1.0, {"G": 5.0})
-    assert time.perf_counter() - start < 2.0
+        assert len(probes) == 2
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "bash scripts/start_visdom.sh" in warnings[0].getMessage() and str(port) in warnings[0].getMessage()
@@ -98,8 +149,9 @@ def test_without_server_it_warns_once_stays_fast_and_recovers(tmp_path, caplog):
     # The server appears on that port: after the backoff the whole history arrives.
     server = start_visdom_server(tmp_path / "late_env", port=port)
     try:
-        vis.dashboard._retry_at = 0.0
+        clock.now += 2 * RECONNECT_FIRST_S
         vis.plot_current_losses(1, 1.2, {"G": 6.0})
+        assert len(probes) == 3
         assert traces(server, "run_down", "run_down_losses") == {
             "G": ([1 + i / 5 for i in range(5)] + [2.0, 1 + 1.2], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])}
     finally:
@@ -107,21 +159,22 @@ def test_without_server_it_warns_once_stays_fast_and_recovers(tmp_path, caplog):
     vis.close()
 
 
-def test_a_hung_server_costs_one_short_timeout(tmp_path, caplog):
+def test_a_hung_server_costs_one_probe_and_one_request_ended_by_its_timeout(tmp_path, caplog, monkeypatch):
+    clock, probes = watch_the_dashboard(monkeypatch)
+    made = record_requests(monkeypatch)
     # A listening socket nobody serves: connections succeed, requests never get an answer.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        opt = visualizer_args(tmp_path, "run_hung", silent.getsockname()[1], display_server="http://127.0.0.1")
-        vis = Visualizer(**opt)
+        port = silent.getsockname()[1]
+        vis = Visualizer(**visualizer_args(tmp_path, "run_hung", port, display_server="http://127.0.0.1"))
         with caplog.at_level(logging.WARNING, logger="util.visualizer"):
-            start = time.perf_counter()
             vis.plot_current_losses(1, 0.0, {"G": 1.0})
-            first = time.perf_counter() - start
-            start = time.perf_counter()
-            vis.plot_current_losses(1, 0.5, {"G": 0.5})
-            second = time.perf_counter() - start
-    assert first < REQUEST_TIMEOUT_S[1] + 1.5 and second < 0.1
+            ((method, timeout, error),) = made
+            assert method == "POST" and timeout == REQUEST_TIMEOUT_S and isinstance(error, requests.ReadTimeout)
+            clock.now += RECONNECT_FIRST_S - 0.5
+            vis.plot_current_losses(1, 0.5, {"G": 0.5})  # within the backoff: neither probe nor request
+    assert probes == [(("127.0.0.1", port), PROBE_TIMEOUT_S)] and len(made) == 1
     assert len(caplog.records) == 1
 
 

@@ -1,5 +1,6 @@
-"""Test helpers for the dashboard: a real visdom server on a free loopback port, a headless
-Chromium screenshot, and a few image statistics to tell a rendered page from a blank one."""
+"""Test helpers for the dashboard: a real visdom server on a free loopback port (conftest's
+`visdom_server` fixture starts one per test module), a headless Chromium screenshot, and a few
+image statistics to tell a rendered page from a blank one."""
 from __future__ import annotations
 
 import json
@@ -96,13 +97,6 @@ def start_visdom_server(env_path: Path, port: int | None = None, timeout_s: floa
             time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"visdom server did not come up on port {port}:\n{log_path.read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="module")
-def visdom_server(tmp_path_factory):
-    server = start_visdom_server(tmp_path_factory.mktemp("visdom_env"))
-    yield server
-    server.stop()
 
 
 def chromium_path() -> str | None:
