@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-import test as test_script
+from tests.entry_points import test_script
 import train
 from models.loading import load_generator
 from models.restorer import Restorer
@@ -404,7 +404,7 @@ def test_an_image_format_test_py_does_not_read_is_listed_and_counted(shipped_mod
 
 STOPPED_MID_WRITE = """
 import os, signal, sys
-import test
+from scripts.console import load_test_script
 from util.atomic_file import atomic_write
 
 def save_then_stop(array, path):
@@ -413,8 +413,9 @@ def save_then_stop(array, path):
         os.kill(os.getpid(), signal.SIGTERM)
         fh.write(b"the rest")
 
-test.save_image = save_then_stop
-sys.exit(test.main(sys.argv[1:]))
+test_script = load_test_script()
+test_script.save_image = save_then_stop
+sys.exit(test_script.main(sys.argv[1:]))
 """
 
 
