@@ -21,7 +21,6 @@ import logging
 import sys
 from pathlib import Path
 
-from util.atomic_file import atomic_write
 from util.flags import OneLineParser
 from util.image_io import display_name
 from util.metrics import CHANNELS, MetricsError, evaluate_folders

@@ -148,7 +148,8 @@ def out_of_memory_hint(image: np.ndarray, tile: int) -> str:
     if not tile:
         return f"out of memory for a {w}x{h} image: rerun with --tile 512"
     if tile > SMALL_TILE:
-        return f"out of memory for a {w}x{h} image: rerun with a smaller --tile (e.g. --tile {max(SMALL_TILE, tile // 2)})"
+        return (f"out of memory for a {w}x{h} image: rerun with a smaller --tile "
+                f"(e.g. --tile {max(SMALL_TILE, tile // 2)})")
     need = h * w * TILED_BYTES_PER_PIXEL / 2**20
     return (f"out of memory for a {w}x{h} image even with --tile {tile}: it needs about {need:.0f} MB at full size "
             "besides one tile, which a smaller --tile does not reduce; free memory or restore a downscaled copy")

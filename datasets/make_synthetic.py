@@ -414,7 +414,8 @@ def _plan_stripes(
     chosen = sorted(rng.choice(slots, size=min(test_per_image, slots), replace=False).tolist())
     offset = int(rng.integers(0, height - slots * test_size + 1))
     test_boxes = [[offset + s * test_size, side, test_size, test_size] for s in chosen]
-    train_boxes = {domain: _random_boxes(regions[domain], size, crops_per_image, rng) for domain in ("trainA", "trainB")}
+    train_boxes = {domain: _random_boxes(regions[domain], size, crops_per_image, rng)
+                   for domain in ("trainA", "trainB")}
     return {"regions": regions, "test": test_boxes, **train_boxes}
 
 

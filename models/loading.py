@@ -18,6 +18,9 @@ from .networks.layers import LEGACY_UPSAMPLE_TAPS
 
 logger = logging.getLogger(__name__)
 
+# Where load_generator puts the network unless told otherwise.
+CPU = torch.device("cpu")
+
 # A checkpoint's option name -> define_generator's argument. Options a checkpoint lacks take
 # define_generator's defaults, the values those flags had before they existed.
 GENERATOR_OPTIONS = {"netG": "netG", "input_nc": "input_nc", "output_nc": "output_nc", "ngf": "ngf",
@@ -59,7 +62,7 @@ class LoadedCheckpoint:
 
 
 def load_generator(checkpoint: str | Path, direction: str = "AtoB",
-                   device: torch.device = torch.device("cpu")) -> tuple[nn.Module, LoadedCheckpoint]:
+                   device: torch.device = CPU) -> tuple[nn.Module, LoadedCheckpoint]:
     """Build the restoring generator from a checkpoint's own options and load its weights.
 
     The architecture flags (netG, ngf, norm, anti-aliasing) come from the checkpoint, so a

@@ -94,7 +94,8 @@ class TrainOptions(BaseOptions):
         g.add_argument("--display_ncols", type=int, default=4, help="images per row in the visdom grid")
         g.add_argument("--display_winsize", type=int, default=256, help="display size in visdom and HTML")
         g.add_argument("--display_freq", type=int, default=400, help="show visuals every N iterations")
-        g.add_argument("--update_html_freq", type=int, default=1000, help="save visuals to the HTML page every N iterations")
+        g.add_argument("--update_html_freq", type=int, default=1000,
+                       help="save visuals to the HTML page every N iterations")
         g.add_argument("--print_freq", type=int, default=100, help="log losses every N iterations")
         g.add_argument("--no_html", action="store_true", help="do not write checkpoints/<name>/web/")
 
@@ -217,7 +218,8 @@ def check_plugin_name(plugins, flag: str, name: str) -> None:
     every model builds on)."""
     kind = flag.split("_")[0]  # model / dataset
     folder = Path(plugins.__file__).parent
-    available = [p.name[:-len(f"_{kind}.py")] for p in sorted(folder.glob(f"*_{kind}.py")) if p.name != f"base_{kind}.py"]
+    available = [p.name[:-len(f"_{kind}.py")] for p in sorted(folder.glob(f"*_{kind}.py"))
+                 if p.name != f"base_{kind}.py"]
     if name in available:
         return
     if re.fullmatch(r"[a-z][a-z0-9_]*", name) and name != "base":

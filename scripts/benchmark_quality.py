@@ -101,7 +101,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
                              "(repeatable)")
     parser.add_argument("--no_baseline", action="store_true", help="with --lever: skip the runs without a lever")
     parser.add_argument("--eval_every", type=int, default=0,
-                        help="score the test set every N iterations (a learning curve in results.json); 0: only at the end")
+                        help="score the test set every N iterations (a learning curve in results.json); "
+                             "0: only at the end")
     parser.add_argument("--no_clean", action="store_true",
                         help="skip the clean-image column (restoring testB and scoring it against itself)")
     parser.add_argument("--channel", choices=CHANNELS, default="y", help="y for deraining, rgb for dehazing")

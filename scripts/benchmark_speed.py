@@ -20,8 +20,9 @@ so only compute is timed). A comma-separated value of a sweepable flag (--amp,
   test.py path), whole or in tiles of --infer_tile, for each of --infer_backends
   (util/backends.py; `auto` is timed as the backend it chooses, named under "chosen") with
   its speed-up over the first, its largest difference to the first's output and the PSNR
-  between the two (bf16 rounds far more than the fp32 backends); --infer_batch restores that many images per call (instance norm keeps
-  each image's statistics its own, so batching changes no output);
+  between the two (bf16 rounds far more than the fp32 backends); --infer_batch restores that
+  many images per call (instance norm keeps each image's statistics its own, so batching
+  changes no output);
 - peak: this machine's dense matmul GFLOP/s in fp32 and bf16, measured in the same run;
 - load: the 1-minute load average before and after (other processes skew CPU figures).
 A header line on stderr names the CPU: torch's kernel ISA, avx512_bf16 and AMX (what

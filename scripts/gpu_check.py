@@ -70,7 +70,8 @@ def git_commit() -> str | None:
 def environment(args) -> int:
     import torch
 
-    record = {"part": "environment", "mode": args.mode, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    record = {"part": "environment", "mode": args.mode,
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "commit": git_commit(), "python": platform.python_version(), "torch": torch.__version__,
               "cuda": torch.version.cuda, "gpu": None}
     if torch.cuda.is_available():
@@ -129,7 +130,8 @@ def calibrate(args) -> int:
     the budget. Iterations per line = --print_freq; the first two lines (start-up, cuDNN's
     algorithm search) are left out."""
     arrivals = []
-    with subprocess.Popen(args.train_command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    with subprocess.Popen(args.train_command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
         for line in proc.stdout:
             sys.stderr.write(line)
             if "iters:" in line and "time:" in line:
@@ -292,12 +294,14 @@ def summary(args) -> int:
     env = next((p for p in reversed(parts) if p["part"] == "environment"), {})
     finished = {p["part"]: p for p in parts if p["part"] != "environment"}  # the latest run of each part
     gpu = env.get("gpu") or {}
+    gpu_memory = f", {gpu['memory_gib']} GiB, driver {gpu['driver']}" if gpu else ""
     lines = [f"# GPU check, {env.get('date', '?')}", "",
-             f"{gpu.get('name', 'no GPU (CPU run)')}" + (f", {gpu['memory_gib']} GiB, driver {gpu['driver']}" if gpu else "")
-             + f"; torch {env.get('torch', '?')} (CUDA {env.get('cuda')}), Python {env.get('python', '?')}; "
+             f"{gpu.get('name', 'no GPU (CPU run)')}{gpu_memory}"
+             f"; torch {env.get('torch', '?')} (CUDA {env.get('cuda')}), Python {env.get('python', '?')}; "
              f"commit {env.get('commit') or 'unknown'}; mode {env.get('mode', '?')}.", "",
              *markdown_table(["part", "status", "seconds", "note"],
-                             [[name, p["status"], str(p["seconds"]), p.get("note") or ""] for name, p in finished.items()],
+                             [[name, p["status"], str(p["seconds"]), p.get("note") or ""]
+                              for name, p in finished.items()],
                              "llrl")]
     lines += ["", "## CUDA tests", ""]
     lines += tests_section("tests/test_cuda.py", junit_cases(folder / "tests.xml")) or ["Not run.", ""]

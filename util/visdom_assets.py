@@ -206,7 +206,8 @@ def install_assets(static_dir: Path | None = None, fetcher: Fetcher | None = Non
             (root,) = [p for p in unpacked.iterdir() if p.is_dir()]
             for inside, dest in pkg.files:
                 if not (root / inside).exists():
-                    raise AssetInstallError(f"{pkg.spec} has no '{inside}'; the pinned version may have been unpublished")
+                    raise AssetInstallError(f"{pkg.spec} has no '{inside}'; "
+                                            "the pinned version may have been unpublished")
                 _copy(root / inside, static_dir / dest)
     (static_dir / "version.built").write_text(_visdom_version(static_dir))
     return True

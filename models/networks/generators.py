@@ -70,7 +70,8 @@ class ResnetGenerator(nn.Module):
                 layers += [nn.ConvTranspose2d(channels, out, 3, stride=2, padding=1, output_padding=1, bias=bias),
                            norm_layer(out), nn.ReLU(True)]
             else:
-                layers += [BlurUpsample(channels, upsample_taps), nn.Conv2d(channels, out, 3, stride=1, padding=1, bias=bias),
+                layers += [BlurUpsample(channels, upsample_taps),
+                           nn.Conv2d(channels, out, 3, stride=1, padding=1, bias=bias),
                            norm_layer(out), nn.ReLU(True)]
             stage_outputs.append(len(layers) - 1)
             channels = out
@@ -83,8 +84,8 @@ class ResnetGenerator(nn.Module):
         # streaks out of its reach.
         self.skips = dict(zip(stage_outputs, reversed(stage_inputs))) if skips else {}
 
-    def forward(self, x: torch.Tensor, layers: list[int] | None = None,
-                encode_only: bool = False) -> torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, layers: list[int] | None = None, encode_only: bool = False
+                ) -> torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Translate `x`; with `layers`, also return those layers' activations.
 
         `encode_only=True` returns only the features and stops after the last requested
@@ -98,7 +99,8 @@ class ResnetGenerator(nn.Module):
         wanted = set(layers or [])
         unknown = wanted - set(range(len(self.model)))
         if unknown:
-            raise ValueError(f"--nce_layers {sorted(unknown)} do not exist; this generator has layers 0..{len(self.model) - 1}")
+            raise ValueError(f"--nce_layers {sorted(unknown)} do not exist; "
+                             f"this generator has layers 0..{len(self.model) - 1}")
         last = max(wanted, default=-1)
         feats, saved = [], {}
         sources = set(self.skips.values())

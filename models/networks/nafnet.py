@@ -133,8 +133,8 @@ class NafnetGenerator(nn.Module):
         # Height and width of the input must be multiples of this (one stride-2 conv per level).
         self.size_multiple = 2 ** len(encoder_blocks)
 
-    def forward(self, x: torch.Tensor, layers: list[int] | None = None,
-                encode_only: bool = False) -> torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, layers: list[int] | None = None, encode_only: bool = False
+                ) -> torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
         """Restore `x`; with `layers`, also return those layers' outputs (in layer order).
 
         `encode_only=True` returns only the features and stops after the last requested layer.
