@@ -591,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=KINDS, default="rain")
     parser.add_argument("--preset", choices=PRESET_NAMES, default="varied_light",
                         help="rain model (rain only): varied_light / varied_heavy / varied_mixed (rain of several "
-                             "depths, wide parameter ranges), or the first round's light / heavy")
+                             "depths, wide parameter ranges), or light / heavy (Rain100L- / Rain100H-like streaks "
+                             "without depths, narrow parameter ranges)")
     parser.add_argument("--source", default=EMBEDDED,
                         help="'embedded': the 35 photographs of datasets/photos.py (fetched once from Debian "
                              "packages into datasets/photos/); 'skimage': scikit-image's 5; or a folder of photos")

@@ -2,7 +2,7 @@
 
 Objective (docs/METHODS.md): lambda_L1 * L1(G_A(a), b), where b is the clean ground truth of
 a; logged as L1, its only term. The unpaired models never see such pairs; this model shows how far the same generator
-gets when it does, at the same budget (README "Results"). Needs paired data
+gets when it does, at the same budget (docs/EXPERIMENTS.md "Which levers won"). Needs paired data
 (`--dataset_mode aligned`, its default), e.g. `python -m datasets.make_synthetic --paired`.
 """
 from __future__ import annotations

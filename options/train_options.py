@@ -59,7 +59,7 @@ class TrainOptions(BaseOptions):
                             "family; 3 taps [1,2,1] only to resume checkpoints made before this flag existed")
         g.add_argument("--global_residual", action="store_true",
                        help="generators add their output to their input (off in every paper here; "
-                            "the short CPU demo uses it, see README 'Demo')")
+                            "the quick configuration uses it, see docs/EXPERIMENTS.md 'Why the residual')")
         g.add_argument("--rain_layer", default="none", choices=("none", "leaky", "gray"),
                        help="leaky: generators output their input minus (G_A, restoring) or plus (G_B) a rain "
                             "layer that is non-negative up to a small leak (rain only brightens; domain A is the "
@@ -147,7 +147,7 @@ class TrainOptions(BaseOptions):
         g.add_argument("--winograd", type=str2bool, nargs="?", const=True, default=False,
                        help="CPU, float32: stride-1 convolutions and their input gradients as Winograd "
                             "convolutions (NNPACK; util/winograd.py): faster on AVX2 CPUs, slower than oneDNN on "
-                            "AVX-512 ones (README Performance); rounding about 1e-5 relative")
+                            "AVX-512 ones (docs/PERFORMANCE.md, 'Training'); rounding about 1e-5 relative")
         return parser
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:

@@ -6,7 +6,7 @@
 # input and of the restored output against the clean ground truth with the output's rain
 # residue and dark artifacts, restore the clean ground-truth photographs too (the harm to
 # rain-free images: their PSNR against themselves), and write an input | restored |
-# ground-truth grid. README "Demo" gives the measurements behind it.
+# ground-truth grid. docs/EXPERIMENTS.md "Demo, 2026-11-26" gives the measurements behind it.
 # DEMO_NAME, DEMO_DATA, ITERS and extra train.py flags (as arguments) override it. A second demo
 # of the same DEMO_NAME is refused, so no finished run is replaced unasked: OVERWRITE=1 starts
 # it over.

@@ -4,7 +4,7 @@
 # a queue of 4096 generated negatives, clear exemplars as positives, lr 2e-4, 200 + 200 epochs,
 # load 286, crop 256, batch 1. CDD-GAN has no public code: these are this repository's
 # starting defaults, each an interpretation documented in models/cddgan_model.py.
-#   python datasets/prepare.py reside_sots --subset outdoor --archive SOTS.zip --out datasets/sots_outdoor
+#   python -m datasets.prepare reside_sots --subset outdoor --archive SOTS.zip --out datasets/sots_outdoor
 #   bash scripts/train_cddgan_sots.sh [extra train.py flags, e.g. --gpu_ids 0 --amp]
 #   python test.py --dataroot datasets/sots_outdoor --name cddgan_sots --metric_channel rgb
 # Dehazing is scored on RGB (docs/METHODS.md); test.py writes metrics.txt beside the restored images.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The recommended short-budget configuration of DCD-GAN (README "Results" gives the
-# measurements behind every flag): a fixed number of iterations whatever the dataset's size,
+# The recommended short-budget configuration of DCD-GAN (docs/EXPERIMENTS.md "Where the quick
+# configuration differs from the paper's" gives the measurements behind every flag): a fixed number of iterations whatever the dataset's size,
 # the learning rate constant for the first half and decaying linearly to zero over the second.
 #   bash scripts/train_quick.sh DATAROOT NAME [extra train.py flags, e.g. --gpu_ids 0]
 # ITERS (default 4000: about 9 minutes on 2 CPU cores) sets the budget. Flags given on the

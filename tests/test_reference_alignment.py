@@ -44,7 +44,7 @@ def train_briefly(dataroot, tmp_path, name, *extra):
 
 
 def make_pre_flag_checkpoint(path):
-    """Rewrite a 3-tap checkpoint as the first round wrote it: no 'upsample_taps' option."""
+    """Rewrite a 3-tap checkpoint as one saved before --upsample_taps existed: no 'upsample_taps' option."""
     state = load_checkpoint(path)
     del state["opt"]["upsample_taps"]
     save_checkpoint(state, path)

@@ -152,16 +152,16 @@ def test_source_folder_skips_small_photos_and_cli(tmp_path):
     assert make_synthetic.main(["--source", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
 
 
-# ----- the first round's presets stay reproducible; the layered rain model -------------------
-# Values written by the first round's code (before the layered presets existed).
-FIRST_ROUND = {"light": (0.5070098042488098, 0.2720273435115814, [0.152941, 0.505882, 0.498039]),
+# ----- the light / heavy presets stay reproducible; the layered rain model -------------------
+# What light / heavy give for this crop and seed: datasets built with them can be rebuilt.
+LIGHT_HEAVY = {"light": (0.5070098042488098, 0.2720273435115814, [0.152941, 0.505882, 0.498039]),
                "heavy": (0.6287198066711426, 0.26820239424705505, [0.262694, 0.798147, 0.532747])}
 
 
-@pytest.mark.parametrize("preset", sorted(FIRST_ROUND))
-def test_first_round_presets_are_unchanged(preset):
+@pytest.mark.parametrize("preset", sorted(LIGHT_HEAVY))
+def test_light_and_heavy_presets_are_unchanged(preset):
     rainy, _ = add_rain(_clean_crops(1)[0], np.random.default_rng(7), preset)
-    mean, std, pixels = FIRST_ROUND[preset]
+    mean, std, pixels = LIGHT_HEAVY[preset]
     assert float(rainy.mean()) == pytest.approx(mean, abs=1e-6)
     assert float(rainy.std()) == pytest.approx(std, abs=1e-6)
     assert rainy[[5, 60, 100], [7, 64, 120], [0, 1, 2]] == pytest.approx(pixels, abs=1e-5)
