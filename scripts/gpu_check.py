@@ -29,9 +29,9 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from util.reporting import fmt, markdown_table, mean_std
 
-from util.reporting import fmt, markdown_table, mean_std  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 logger = logging.getLogger("gpu_check")
 
