@@ -76,7 +76,7 @@ EOF
 }
 
 if ours; then
-    echo "a visdom server started here already runs on port $PORT (PID $(cat "$PIDFILE")): $URL"
+    echo "a visdom server started here already answers on port $PORT (PID $(cat "$PIDFILE")): $URL"
     exit 0
 fi
 if answers "http://127.0.0.1:$PORT" || ! free "$PORT"; then
