@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer, residual_output, uses_bias
+from .layers import (BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer, residual_output, run_layers,
+                     uses_bias)
 from .nafnet import NafnetGenerator
 
 # --netG: residual blocks of each ResNet generator.
@@ -101,20 +102,10 @@ class ResnetGenerator(nn.Module):
         if unknown:
             raise ValueError(f"--nce_layers {sorted(unknown)} do not exist; "
                              f"this generator has layers 0..{len(self.model) - 1}")
-        last = max(wanted, default=-1)
-        feats, saved = [], {}
-        sources = set(self.skips.values())
-        feat = x
-        for index, layer in enumerate(self.model):
-            feat = layer(feat)
-            if index in sources:
-                saved[index] = feat
-            if index in self.skips:
-                feat = feat + saved[self.skips[index]]
-            if index in wanted:
-                feats.append(feat)
-            if encode_only and index == last:
-                return feats
+        # Skip sources (the stage inputs) and targets (the stage outputs) are disjoint here.
+        feat, feats = run_layers(self.model, x, self.skips, wanted, encode_only)
+        if encode_only:
+            return feats
         return (self._output(x, feat), feats) if layers else self._output(x, feat)
 
     def _output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

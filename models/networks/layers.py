@@ -141,3 +141,29 @@ def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rai
     if rain_layer in ("leaky", "gray"):
         return (x + rain_layer_sign * F.leaky_relu(y, 0.1)).clamp(-1.0, 1.0)
     return (x + y).clamp(-1.0, 1.0) if global_residual else y
+
+
+def run_layers(layers: nn.Sequential, x: torch.Tensor, skips: dict[int, int], wanted: set[int],
+               encode_only: bool = False) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    """Run `layers` on `x`, adding to layer t's output the saved output of layer `skips[t]`.
+
+    Returns (the last layer's output, the outputs of the `wanted` layers in order); with
+    `encode_only` it stops after the last wanted layer and returns None as the output, so a
+    contrastive query never runs the decoder. A layer that is both a skip's target and a
+    source is saved with its skip added.
+    """
+    last = max(wanted, default=-1)
+    feats, saved = [], {}
+    sources = set(skips.values())
+    feat = x
+    for index, layer in enumerate(layers):
+        feat = layer(feat)
+        if index in skips:
+            feat = feat + saved[skips[index]]
+        if index in sources:
+            saved[index] = feat
+        if index in wanted:
+            feats.append(feat)
+        if encode_only and index == last:
+            return None, feats
+    return feat, feats

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import check_rain_layer, residual_output
+from .layers import check_rain_layer, residual_output, run_layers
 
 
 class LayerNorm2d(nn.Module):
@@ -150,19 +150,8 @@ class NafnetGenerator(nn.Module):
         if h % self.size_multiple or w % self.size_multiple:
             raise ValueError(f"--netG nafnet needs a height and width that are multiples of {self.size_multiple} "
                              f"(got {h} x {w}): change --crop_size")
-        last = max(wanted, default=-1)
-        feats, saved = [], {}
-        sources = set(self.skips.values())
-        feat = x
-        for index, layer in enumerate(self.model):
-            feat = layer(feat)
-            if index in self.skips:
-                feat = feat + saved[self.skips[index]]
-            if index in sources:
-                saved[index] = feat
-            if index in wanted:
-                feats.append(feat)
-            if encode_only and index == last:
-                return feats
+        feat, feats = run_layers(self.model, x, self.skips, wanted, encode_only)
+        if encode_only:
+            return feats
         out = residual_output(x, feat, True, self.rain_layer, self.rain_layer_sign)
         return (out, feats) if layers else out
