@@ -27,6 +27,7 @@ from scipy.special import gamma
 
 from util.image_io import IMG_EXTENSIONS
 from util.metrics import MetricsError, images_by_stem, load_scored, rgb_to_y
+from util.reporting import column_means
 
 NO_REFERENCE_METRICS = ("niqe", "piqe")
 NIQE_BLOCK = 96
@@ -215,15 +216,6 @@ def no_reference_scores(image: np.ndarray) -> dict[str, float | None]:
     return {"niqe": niqe_score, "piqe": piqe(image)}
 
 
-def mean_scores(rows: list[dict], metrics: tuple[str, ...] = NO_REFERENCE_METRICS) -> dict[str, float | None]:
-    """Mean of each metric over the rows that have it (None where none has)."""
-    means = {}
-    for metric in metrics:
-        values = [row[metric] for row in rows if row.get(metric) is not None]
-        means[metric] = float(np.mean(values)) if values else None
-    return means
-
-
 def score_folder(folder: str | os.PathLike) -> tuple[list[dict], dict]:
     """NIQE and PIQE of every image directly inside `folder`: (rows, mean), rows
     `{name, niqe, piqe}` (name = file stem, NIQE None for images under two 96-px blocks) in
@@ -232,4 +224,4 @@ def score_folder(folder: str | os.PathLike) -> tuple[list[dict], dict]:
     if not images:
         raise MetricsError(f"no images in '{folder}' (looked for {', '.join(IMG_EXTENSIONS)})")
     rows = [{"name": stem, **no_reference_scores(load_scored(path))} for stem, path in images.items()]
-    return rows, {**mean_scores(rows), "count": len(rows)}
+    return rows, {**column_means(rows, NO_REFERENCE_METRICS), "count": len(rows)}
