@@ -139,6 +139,7 @@ def test_a_signal_to_one_rank_stops_every_rank_and_rank0_saves_that_position(tmp
 def _nan_on_rank1_worker(rank: int, store: str, out: str) -> None:
     import torch.distributed as dist
     from training.guards import NonFiniteGuard
+    from util.distributed import leave_together
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
@@ -154,6 +155,7 @@ def _nan_on_rank1_worker(rank: int, store: str, out: str) -> None:
             optimizer.step()
         Path(out, f"rank{rank}.json").write_text(json.dumps(
             {"weight": weight.tolist(), "skipped": guard.skipped_iterations}))
+        leave_together()
     finally:
         dist.destroy_process_group()
 

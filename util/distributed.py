@@ -124,9 +124,22 @@ def distributed_run(gpu_ids: list[int]) -> Iterator[tuple[DistributedContext, to
     ctx, device = init_distributed(gpu_ids)
     try:
         yield ctx, device
+        leave_together()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def leave_together() -> None:
+    """Wait for every rank before the process group is torn down.
+
+    A gloo rank that closes its connections while a peer is still finishing its last
+    collective can make that peer abort in teardown (SIGABRT, "terminate called without an
+    active exception"). Called on the normal way out only: after an error a peer may be gone,
+    and waiting for it would hang.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier(group=_control_group)
 
 
 def quiet_other_ranks(ctx: DistributedContext) -> None:
