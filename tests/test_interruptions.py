@@ -134,25 +134,28 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(start, dataroot, tmp_
     """SIGKILL at random moments and while a save is in flight, resuming each time; then finish."""
     run_dir = tmp_path / "ck" / "run"
     latest = run_dir / "latest.pt"
+    # 6 epochs (24 iterations) rather than flags()'s 8: on a fast CPU an 8-iteration run could
+    # finish between the last save and the kill, and the test would no longer kill a running run.
+    longer = ("--n_epochs", "6")
     rng = random.Random(0)
     progress = [0]
     for attempt in range(3):
         if attempt < 2:  # at a random moment once it has saved something new
             saved = rewritten(latest)
-            proc = start(*(["--continue_train"] if latest.exists() else []))
+            proc = start(*longer, *(["--continue_train"] if latest.exists() else []))
             assert wait_for(saved, proc)
             time.sleep(rng.uniform(0.0, 0.3))
         else:  # while the temporary file of a save is being written
-            proc = start("--continue_train")
+            proc = start(*longer, "--continue_train")
             assert wait_for(lambda: any(run_dir.glob("latest.pt.*.tmp")), proc)
         proc.kill()
         proc.wait()
         progress.append(saved_position(latest)["total_iters"])
         assert progress[-1] >= progress[-2], "a resume never goes backwards"
-    assert progress[-1] < 8, "every kill hit a run that was still training"
-    assert train.main(flags(dataroot, tmp_path, "--continue_train")) == 0
+    assert progress[-1] < 24, "every kill hit a run that was still training"
+    assert train.main(flags(dataroot, tmp_path, *longer, "--continue_train")) == 0
     state = load_checkpoint(latest)
-    assert state["position"] == {"epoch": 3, "epoch_iter": 0, "total_iters": 8}
+    assert state["position"] == {"epoch": 7, "epoch_iter": 0, "total_iters": 24}
     for net in state["nets"].values():
         assert all(torch.isfinite(t).all() for t in net.values() if t.is_floating_point())
 
