@@ -39,7 +39,10 @@ def test_start_visdom_refuses_a_port_out_of_range(tmp_path):
 
 
 def test_demo_and_quick_training_start_over_only_when_asked(tmp_path):
-    train_line = [c for c in echoed("demo.sh", cwd=tmp_path) if c and c[0] == "train.py"][0]
+    # A demo run left in the working tree by `make demo` must not change what this test reads.
+    demo_env = {**ECHO, "DEMO_DATA": str(tmp_path / "demo_data"), "CHECKPOINTS_DIR": str(tmp_path / "demo_ck"),
+                "RESULTS_DIR": str(tmp_path / "demo_results")}
+    train_line = [c for c in echoed("demo.sh", cwd=tmp_path, env=demo_env) if c and c[0] == "train.py"][0]
     assert "--overwrite_run" not in train_line
     TrainOptions().parse(train_line[1:])
     (quick,) = echoed("train_quick.sh", "data", "run", cwd=tmp_path)
