@@ -52,6 +52,8 @@ def test_demo_and_quick_training_start_over_only_when_asked(tmp_path):
     (resumed,) = echoed("train_quick.sh", "data", "run", "--continue_train", cwd=tmp_path)
     assert "--overwrite_run" not in resumed and TrainOptions().parse(resumed[1:]).continue_train
 
+
+def test_quick_training_refuses_to_replace_a_finished_run_unless_asked(tmp_path):
     write_images(tmp_path / "data" / "trainA", 2, seed=1)
     write_images(tmp_path / "data" / "trainB", 2, seed=2)
     tiny = tiny_flags(tmp_path / "data", tmp_path / "ck", "quick")
