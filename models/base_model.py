@@ -58,6 +58,9 @@ class BaseModel(ABC):
         # --ema_decay: averaged copies (net<name>_ema) of the restoring generators, used at test time.
         self.emas: dict[str, EMA] = {}
         self.ema_steps = 0
+        # Asked before every update with its losses and optimizer names; False skips the update.
+        # The trainer sets it to its NaN/Inf check (training.guards.NonFiniteGuard.allows_step).
+        self.step_guard: Callable[[dict[str, torch.Tensor], list[str]], bool] | None = None
         self.amp_dtype = self._pick_amp_dtype()
         # A gradient scaler only matters for fp16; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -99,8 +102,9 @@ class BaseModel(ABC):
 
         Clears their gradients, computes the step's named, weighted terms under autocast,
         records them in `self.losses` (the log; with `log_total`, their sum too, under that
-        name), backwards the sum and steps. Every objective is totalled here and only here, so
-        a logged term is always an optimised one. Returns the terms.
+        name), asks `self.step_guard` (when set) whether the update may go ahead, then backwards
+        the sum and steps. Every objective is totalled here and only here, so a logged term is
+        always an optimised one. Returns the terms.
         """
         for name in optimizer_names:
             self.optimizers[name].zero_grad(set_to_none=True)
@@ -109,9 +113,10 @@ class BaseModel(ABC):
         if log_total in terms:
             raise ValueError(f"the step returned a term named '{log_total}', the name its total is logged under")
         loss = sum(terms.values())
-        self.losses.update(terms)
-        if log_total is not None:
-            self.losses[log_total] = loss
+        logged = dict(terms) if log_total is None else {**terms, log_total: loss}
+        self.losses.update(logged)
+        if self.step_guard is not None and not self.step_guard(logged, optimizer_names):
+            return terms  # skipped: no backward, so these optimizers, parameters and moments stay as they were
         self.backward_and_step(loss, optimizer_names)
         return terms
 

@@ -39,8 +39,8 @@ sizes, no speed lever, costs emulated) and adds `speedup_over_reference` to its 
 most expensive operators (self CPU time) and the share of the convolutions.
 
 `--nan_guard` times the steps with the training loop's NaN/Inf check (NonFiniteGuard) on:
-on a GPU it reads a flag back to the host before every optimizer step, which the plain
-figures leave out.
+on a GPU it reads a flag back to the host before every update, which the plain figures
+leave out.
 
 `--tiled_memory 4000x3000` instead measures peak RSS and time of restoring one image of
 that size whole and in tiles (--tile, --tile_overlap), to show tiling bounds memory.
@@ -281,22 +281,22 @@ def benchmark_training(opt, model, batch, args) -> dict:
         model.optimize_parameters()
     flops = counter.get_total_flops()
     model.wrap_networks(distributed=False)
-    guard = NonFiniteGuard(model, "stop", {"total_iters": 0}) if args.nan_guard else contextlib.nullcontext()
-    with guard:
-        for _ in range(args.warmup):
-            model.set_input(batch)
-            model.optimize_parameters()
-        synchronize(device)
-        reset_device_peak(device)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        times = []
-        for _ in range(args.iters):
-            tick = time.perf_counter()
-            model.set_input(batch)
-            model.optimize_parameters()
-            if device.type != "cuda":  # on CUDA a per-iteration time would need a sync
-                times.append(time.perf_counter() - tick)
-        synchronize(device)
+    if args.nan_guard:  # as the trainer sets it
+        model.step_guard = NonFiniteGuard("stop", {"total_iters": 0}).allows_step
+    for _ in range(args.warmup):
+        model.set_input(batch)
+        model.optimize_parameters()
+    synchronize(device)
+    reset_device_peak(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    times = []
+    for _ in range(args.iters):
+        tick = time.perf_counter()
+        model.set_input(batch)
+        model.optimize_parameters()
+        if device.type != "cuda":  # on CUDA a per-iteration time would need a sync
+            times.append(time.perf_counter() - tick)
+    synchronize(device)
     per_iter = (time.perf_counter() - start) / args.iters
     # CPU seconds of this process: on a shared machine wall time grows with other load,
     # this much less (all threads summed, so up to threads x wall time when idle).

@@ -7,9 +7,9 @@
 # residue and dark artifacts, restore the clean ground-truth photographs too (the harm to
 # rain-free images: their PSNR against themselves), and write an input | restored |
 # ground-truth grid. docs/EXPERIMENTS.md "Demo, 2026-11-26" gives the measurements behind it.
-# DEMO_NAME, DEMO_DATA, ITERS and extra train.py flags (as arguments) override it. A second demo
-# of the same DEMO_NAME is refused, so no finished run is replaced unasked: OVERWRITE=1 starts
-# it over.
+# DEMO_NAME, DEMO_DATA, ITERS, CHECKPOINTS_DIR (default checkpoints), RESULTS_DIR (default
+# results) and extra train.py flags (as arguments) override it. A second demo of the same
+# DEMO_NAME is refused, so no finished run is replaced unasked: OVERWRITE=1 starts it over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -17,12 +17,14 @@ export PY
 export ITERS=${ITERS:-4000}
 NAME=${DEMO_NAME:-dcdgan_demo}
 DATA=${DEMO_DATA:-datasets/rain_heavy}
+CHECKPOINTS=${CHECKPOINTS_DIR:-checkpoints}
+RESULTS=${RESULTS_DIR:-results}
 start=$(date +%s)
 
 asked=${OVERWRITE:-0}
 for arg in "$@"; do case "$arg" in --continue_train|--overwrite_run) asked=1 ;; esac; done
-if [ "$asked" != 1 ] && [ -f "checkpoints/$NAME/latest.pt" ]; then
-    echo "checkpoints/$NAME already holds a demo run: OVERWRITE=1 make demo (or OVERWRITE=1 bash scripts/demo.sh)" \
+if [ "$asked" != 1 ] && [ -f "$CHECKPOINTS/$NAME/latest.pt" ]; then
+    echo "$CHECKPOINTS/$NAME already holds a demo run: OVERWRITE=1 make demo (or OVERWRITE=1 bash scripts/demo.sh)" \
         "starts it over (deletes its checkpoints); DEMO_NAME=another_name keeps it" >&2
     exit 2
 fi
@@ -33,20 +35,20 @@ if [ ! -f "$DATA/meta.json" ]; then
 fi
 built=$(date +%s)
 
-bash scripts/train_quick.sh "$DATA" "$NAME" --gpu_ids -1 "$@"
+bash scripts/train_quick.sh "$DATA" "$NAME" --gpu_ids -1 --checkpoints_dir "$CHECKPOINTS" "$@"
 trained=$(date +%s)
 
-"$PY" test.py --dataroot "$DATA" --name "$NAME" --gpu_ids -1
+"$PY" test.py --dataroot "$DATA" --name "$NAME" --gpu_ids -1 --checkpoints_dir "$CHECKPOINTS" --results_dir "$RESULTS"
 # A derainer should leave a rain-free photograph alone: restore the clean testB photographs too.
 "$PY" test.py --dataroot "$DATA/testB" --name "$NAME" --gpu_ids -1 --nr_metrics false \
-    --results_dir "results/$NAME/clean"
-"$PY" -m scripts.comparison_grid --dataroot "$DATA" --results "results/$NAME/test_latest/images" \
-    --label "DCD-GAN quick ($ITERS its)" --out "results/$NAME/grid.png"
+    --checkpoints_dir "$CHECKPOINTS" --results_dir "$RESULTS/$NAME/clean"
+"$PY" -m scripts.comparison_grid --dataroot "$DATA" --results "$RESULTS/$NAME/test_latest/images" \
+    --label "DCD-GAN quick ($ITERS its)" --out "$RESULTS/$NAME/grid.png"
 end=$(date +%s)
 echo "demo: data $((built - start)) s, training $((trained - built)) s, total $((end - start)) s"
-echo "demo: results in results/$NAME/test_latest/index.html, grid in results/$NAME/grid.png;" \
-    "metrics in results/$NAME/test_latest/metrics.txt"
-cat "results/$NAME/test_latest/metrics.txt"
+echo "demo: results in $RESULTS/$NAME/test_latest/index.html, grid in $RESULTS/$NAME/grid.png;" \
+    "metrics in $RESULTS/$NAME/test_latest/metrics.txt"
+cat "$RESULTS/$NAME/test_latest/metrics.txt"
 echo "demo: harm to clean images, the clean testB photographs restored and scored against themselves" \
-    "(higher PSNR is better; outputs in results/$NAME/clean/$NAME/test_latest/images):"
-"$PY" evaluate.py --pred "results/$NAME/clean/$NAME/test_latest/images" --gt "$DATA/testB" | tail -n 1
+    "(higher PSNR is better; outputs in $RESULTS/$NAME/clean/$NAME/test_latest/images):"
+"$PY" evaluate.py --pred "$RESULTS/$NAME/clean/$NAME/test_latest/images" --gt "$DATA/testB" | tail -n 1

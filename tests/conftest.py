@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny datasets, the flags of a tiny, fast CPU model, a visdom server."""
+"""Shared fixtures: tiny datasets, the flags of a tiny, fast CPU model, a visdom server; and the
+guard that fails a session in which a test wrote into the working tree's user folders."""
 from __future__ import annotations
 
 import logging
@@ -16,9 +17,41 @@ import torch
 from PIL import Image
 
 from tests.visdom_server import start_visdom_server
+from tests.working_tree import USER_FOLDERS, Snapshot, changes, snapshot
 from util.log import CurrentStderrHandler
 
 torch.set_num_threads(1)
+
+_USER_FILES_AT_START = pytest.StashKey[Snapshot]()
+_USER_FILES_WRITTEN = pytest.StashKey[list[str]]()
+
+
+# ----- the working tree's checkpoints/, results/, datasets/ and pretrained/ stay as they were
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_USER_FILES_AT_START] = snapshot()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A user's demo run, data or exported model must neither change a result nor be touched:
+    fail the session when a file there was created, changed or deleted."""
+    del exitstatus
+    before = session.config.stash.get(_USER_FILES_AT_START, None)
+    if before is None:
+        return
+    written = changes(before, snapshot())
+    if written:
+        session.config.stash[_USER_FILES_WRITTEN] = written
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    written = terminalreporter.config.stash.get(_USER_FILES_WRITTEN, [])
+    if written:
+        terminalreporter.section(f"tests wrote into the working tree's {', '.join(USER_FOLDERS)}", red=True)
+        for line in written:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line("FAILED: a test must write under tmp_path (pass --checkpoints_dir, "
+                                    "--results_dir or the script's *_DIR variable) and leave these folders alone")
 
 
 @pytest.fixture(autouse=True)

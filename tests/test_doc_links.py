@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.working_tree import tracked_files
+
 ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"```.*?```", flags=re.S)
 
 
 def documents() -> list[Path]:
-    skip = {".venv", ".git", "node_modules", "benchmarks", "results", "checkpoints"}
-    return sorted(p for p in ROOT.rglob("*.md") if not skip & set(p.relative_to(ROOT).parts))
+    """The Markdown files git tracks: a user's own notes (or a run's pages) are not the project's."""
+    return tracked_files("*.md", ROOT)
 
 
 def heading_slugs(md: Path) -> set[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.optim.optimizer as torch_optimizer
 
 import train
 from models.dcdgan_model import DCDGANModel
@@ -201,6 +202,29 @@ def poison_generator_loss(monkeypatch):
 
     monkeypatch.setattr(DCDGANModel, "compute_G_loss", poisoned)
     return iterations
+
+
+def test_the_nan_check_is_a_step_of_the_update_not_a_global_optimizer_hook(dataroot, tmp_path, monkeypatch):
+    """The trainer hands its check to the model in plain sight; no optimizer hook is registered
+    behind the loop's back (it would see every optimizer in the process, the trainer's or not)."""
+    trainer = Trainer(TrainOptions().parse(flags(dataroot, tmp_path, "--max_iters", "1")))
+    model = trainer.model
+    assert model.step_guard == trainer.nan_guard.allows_step
+    asked, hooks = [], []
+    allows_step = trainer.nan_guard.allows_step
+
+    def recording(losses, optimizer_names):
+        asked.append((sorted(losses), list(optimizer_names)))
+        registered = torch_optimizer._global_optimizer_pre_hooks, torch_optimizer._global_optimizer_post_hooks
+        hooks.append(sum(map(len, registered)))
+        return allows_step(losses, optimizer_names)
+
+    model.step_guard = recording
+    assert trainer.run()["position"]["total_iters"] == 1
+    # dcdgan's official variant: one D update, then G and F on the generator's terms and total.
+    assert [names for _, names in asked] == [["D"], ["G", "F"]]
+    assert "G" in asked[1][0] and "NCE1" in asked[1][0]
+    assert hooks == [0, 0], "no global optimizer step hook is registered while training"
 
 
 def test_nan_stop_exits_4_naming_the_loss_and_saves_nothing(dataroot, tmp_path, poison_generator_loss, caplog):

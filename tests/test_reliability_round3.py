@@ -129,22 +129,25 @@ def test_train_quick_refuses_iters_that_is_not_a_number(iters):
 
 
 def test_demo_refuses_to_replace_an_earlier_demo_run_unless_asked(tmp_path):
-    # demo.sh works in the repository root; a demo run name of its own keeps real runs out of reach.
-    name = f"test_demo_refusal_{tmp_path.name}"
-    run_dir = REPO / "checkpoints" / name
+    # CHECKPOINTS_DIR and RESULTS_DIR keep the demo's run out of the working tree.
+    name = "dcdgan_demo"
+    run_dir = tmp_path / "ck" / name
     run_dir.mkdir(parents=True)
-    try:
-        (run_dir / "latest.pt").write_bytes(b"an earlier demo")
-        refused_run = run_script("demo.sh", env={"PY": "echo", "DEMO_NAME": name, "DEMO_DATA": str(tmp_path)})
-        assert refused_run.returncode == 2 and "OVERWRITE=1 make demo" in refused_run.stderr
-        assert "train.py" not in refused_run.stdout and (run_dir / "latest.pt").read_bytes() == b"an earlier demo"
-        (tmp_path / "meta.json").write_text("{}")
-        asked = run_script("demo.sh", env={"PY": "echo", "DEMO_NAME": name, "DEMO_DATA": str(tmp_path),
-                                           "OVERWRITE": "1"})
-        assert any(line.startswith("train.py") and "--overwrite_run" in line for line in asked.stdout.splitlines())
-    finally:
-        (run_dir / "latest.pt").unlink()
-        run_dir.rmdir()
+    (run_dir / "latest.pt").write_bytes(b"an earlier demo")
+    data = tmp_path / "data"
+    data.mkdir()
+    dirs = {"CHECKPOINTS_DIR": str(tmp_path / "ck"), "RESULTS_DIR": str(tmp_path / "results")}
+    refused_run = run_script("demo.sh", env={"PY": "echo", "DEMO_NAME": name, "DEMO_DATA": str(data), **dirs})
+    assert refused_run.returncode == 2 and "OVERWRITE=1 make demo" in refused_run.stderr
+    assert "train.py" not in refused_run.stdout and (run_dir / "latest.pt").read_bytes() == b"an earlier demo"
+    (data / "meta.json").write_text("{}")
+    asked = run_script("demo.sh", env={"PY": "echo", "DEMO_NAME": name, "DEMO_DATA": str(data), "OVERWRITE": "1",
+                                       **dirs})
+    assert any(line.startswith("train.py") and "--overwrite_run" in line for line in asked.stdout.splitlines())
+    # Every step of the demo works in the folders it was given.
+    steps = [line for line in asked.stdout.splitlines() if line.startswith(("train.py", "test.py"))]
+    assert len(steps) == 3 and all(f"--checkpoints_dir {tmp_path / 'ck'}" in line for line in steps)
+    assert all(f"--results_dir {tmp_path / 'results'}" in line for line in steps[1:])
 
 
 @pytest.mark.parametrize("port", ["0", "65536", "99999999999999999999", "80a"])

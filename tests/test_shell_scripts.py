@@ -39,7 +39,10 @@ def test_start_visdom_refuses_a_port_out_of_range(tmp_path):
 
 
 def test_demo_and_quick_training_start_over_only_when_asked(tmp_path):
-    train_line = [c for c in echoed("demo.sh", cwd=tmp_path) if c and c[0] == "train.py"][0]
+    # A demo run left in the working tree by `make demo` must not change what this test reads.
+    demo_env = {**ECHO, "DEMO_DATA": str(tmp_path / "demo_data"), "CHECKPOINTS_DIR": str(tmp_path / "demo_ck"),
+                "RESULTS_DIR": str(tmp_path / "demo_results")}
+    train_line = [c for c in echoed("demo.sh", cwd=tmp_path, env=demo_env) if c and c[0] == "train.py"][0]
     assert "--overwrite_run" not in train_line
     TrainOptions().parse(train_line[1:])
     (quick,) = echoed("train_quick.sh", "data", "run", cwd=tmp_path)
@@ -49,6 +52,8 @@ def test_demo_and_quick_training_start_over_only_when_asked(tmp_path):
     (resumed,) = echoed("train_quick.sh", "data", "run", "--continue_train", cwd=tmp_path)
     assert "--overwrite_run" not in resumed and TrainOptions().parse(resumed[1:]).continue_train
 
+
+def test_quick_training_refuses_to_replace_a_finished_run_unless_asked(tmp_path):
     write_images(tmp_path / "data" / "trainA", 2, seed=1)
     write_images(tmp_path / "data" / "trainB", 2, seed=2)
     tiny = tiny_flags(tmp_path / "data", tmp_path / "ck", "quick")

@@ -12,7 +12,6 @@ import signal
 import threading
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from util.distributed import max_over_ranks
 
@@ -86,72 +85,54 @@ def non_finite_names(losses: dict[str, torch.Tensor]) -> list[str]:
 
 
 class NonFiniteGuard:
-    """`--nan_policy`: checks a model's losses before each of its optimizer steps.
+    """`--nan_policy`: the training loop's check of each update's losses, before the weights change.
 
-    A global optimizer pre-step hook sees every step, also of optimizers a model creates lazily,
-    before the weights change. Only losses stored in `model.losses` since the last check are
-    checked, so a backward pass shared by several optimizers costs one device sync (two per
-    iteration for a GAN's D and G steps), not one per loss or per optimizer.
+    The trainer hands `allows_step` to its model (`model.step_guard`), and `BaseModel.minimise`
+    asks it with the update's logged losses (its terms and their total) before backwarding and
+    stepping them: one device sync per update (two per iteration for a GAN's D and G updates).
     - stop: raise `NonFiniteLossError` naming the losses and the iteration; nothing is saved.
-    - skip: drop that step's gradients, so the optimizer leaves its parameters and moments
-      untouched; stop anyway after `max_skips_in_a_row` iterations in a row were skipped.
-    With fp16 autocast the gradient scaler already skips steps with non-finite gradients, so
-    those never reach the hook.
+    - skip: answer False, and `minimise` leaves that update's optimizers, their parameters and
+      moments untouched; stop anyway after `max_skips_in_a_row` iterations in a row were skipped.
+    Under DDP the gradients are averaged, so one rank's NaN would reach every rank's weights: the
+    verdict goes through `max_over_ranks`, asked by every rank at the same update, and all ranks
+    skip (or stop) together.
     """
 
     max_skips_in_a_row = 20
     OTHER_RANK = "a loss on another rank"
 
-    def __init__(self, model, policy: str, position: dict[str, int]):
+    def __init__(self, policy: str, position: dict[str, int]):
+        """`position`: the trainer's position, read for the iteration a message names."""
         if policy not in ("stop", "skip"):
             raise ValueError(f"--nan_policy must be stop or skip, got '{policy}'")
-        self.model, self.policy, self.position = model, policy, position
+        self.policy, self.position = policy, position
         self.skipped_iterations: list[int] = []
-        self._checked: dict[str, torch.Tensor] = {}
-        self._bad: list[str] = []
-        self._handle = None
 
-    def __enter__(self) -> NonFiniteGuard:
-        self._handle = register_optimizer_step_pre_hook(self._before_step)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._handle.remove()
-
-    def _before_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
-        del args, kwargs
-        if not any(optimizer is own for own in self.model.optimizers.values()):
-            return
-        fresh = {name: loss for name, loss in self.model.losses.items() if self._checked.get(name) is not loss}
-        if fresh:
-            self._checked.update(fresh)
-            self._bad = non_finite_names(fresh)
-            # Under DDP the gradients are averaged, so one rank's NaN reaches every rank's
-            # weights: all ranks skip (or stop) together.
-            if max_over_ranks(int(bool(self._bad))) and not self._bad:
-                self._bad = [self.OTHER_RANK]
-        if self._bad:
-            self._reject(optimizer)
-
-    def _reject(self, optimizer: torch.optim.Optimizer) -> None:
+    def allows_step(self, losses: dict[str, torch.Tensor], optimizer_names: list[str]) -> bool:
+        """Whether the update of `optimizer_names` on `losses` may go ahead: True when every
+        loss on every rank is finite; False (skip) or `NonFiniteLossError` (stop) otherwise."""
+        bad = non_finite_names(losses)
+        if max_over_ranks(int(bool(bad))) and not bad:
+            bad = [self.OTHER_RANK]
+        if not bad:
+            return True
         iteration = self.position["total_iters"] + 1  # the trainer counts an iteration once it is done
-        detail = ", ".join(name if name == self.OTHER_RANK else f"{name} = {float(self._checked[name].detach())}"
-                           for name in self._bad)
+        detail = ", ".join(name if name == self.OTHER_RANK else f"{name} = {float(losses[name].detach())}"
+                           for name in bad)
         if self.policy == "stop":
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {iteration}: {detail}. Stopped before that update and "
                 "saved nothing, so the last checkpoint holds the last good state. Lower --lr or check the "
                 "data, then resume with --continue_train (or train with --nan_policy skip)")
-        for group in optimizer.param_groups:
-            for param in group["params"]:
-                param.grad = None  # optimizers leave parameters without a gradient untouched
         if self.skipped_iterations and self.skipped_iterations[-1] == iteration:
-            return
+            return False
         self.skipped_iterations.append(iteration)
-        logger.warning("non-finite loss at iteration %d: %s; update skipped (--nan_policy skip)", iteration, detail)
+        logger.warning("non-finite loss at iteration %d: %s; update skipped (%s; --nan_policy skip)", iteration,
+                       detail, ", ".join(optimizer_names))
         recent = self.skipped_iterations[-self.max_skips_in_a_row:]
         if len(recent) == self.max_skips_in_a_row and recent[-1] - recent[0] == self.max_skips_in_a_row - 1:
             raise NonFiniteLossError(
                 f"losses were non-finite for {self.max_skips_in_a_row} iterations in a row (last: iteration "
                 f"{iteration}: {detail}); training is not recovering. Lower --lr or check the data, then "
                 "resume from the last checkpoint with --continue_train")
+        return False

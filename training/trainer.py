@@ -106,7 +106,9 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         self.data_lost: str | None = None
         self.stop_request = StopRequest()
-        self.nan_guard = NonFiniteGuard(self.model, opt.nan_policy, self.position)
+        # --nan_policy: the model asks this check before every update (BaseModel.minimise).
+        self.nan_guard = NonFiniteGuard(opt.nan_policy, self.position)
+        self.model.step_guard = self.nan_guard.allows_step
         logger.info("dataset: %d A / %d B images, %d iterations per epoch",
                     len(getattr(self.dataset, "A_paths", [])), len(getattr(self.dataset, "B_paths", [])),
                     self.iters_per_epoch)
@@ -141,7 +143,7 @@ class Trainer:
                 f"the end of its budget ({self.budget_text()}); raise the budget (and resume with "
                 "--continue_train) or start a new run")
         try:
-            with logging_redirect_tqdm(), self.stop_request, self.nan_guard:
+            with logging_redirect_tqdm(), self.stop_request:
                 while not self.done():
                     self.stop_if_requested()
                     self.run_epoch()
