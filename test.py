@@ -40,12 +40,12 @@ from models.loading import LoadedCheckpoint
 from models.restorer import Restorer
 from options.test_options import TestOptions
 from util.atomic_file import atomic_write
-from util.backends import BackendError
+from runtime.backends import BackendError
 from util.checkpoint import CheckpointError
 from util.distributed import device_of
 from util.html import save_test_page
 from util.image_io import IMG_EXTENSIONS, ImageReadError, display_name, load_rgb, save_image
-from util.inference import is_out_of_memory
+from runtime.inference import is_out_of_memory
 from util.log import setup_logging
 from util.metrics import dark_artifacts, psnr, rain_residue, ssim
 from util.no_reference import NO_REFERENCE_METRICS, no_reference_scores
@@ -136,7 +136,7 @@ def clear_earlier_results(page_dir: Path) -> None:
 
 
 # Bytes per pixel a tiled restoration holds at full size whatever --tile: the uint8 input and
-# output and the float32 accumulator (util.inference.restore_tiled_uint8).
+# output and the float32 accumulator (runtime.inference.restore_tiled_uint8).
 TILED_BYTES_PER_PIXEL = 3 + 3 + 12
 # Below this tile size the tiles' activations are small beside those whole-image buffers.
 SMALL_TILE = 256

@@ -22,10 +22,10 @@ import torch
 import torch.nn as nn
 from PIL import Image, ImageOps
 
-from util.backends import DEFAULT_BACKEND, choose_backend, inference_network
+from runtime.backends import DEFAULT_BACKEND, choose_backend, inference_network
 from util.image_io import tensor_to_uint8, to_rgb, uint8_to_tensor
-from util.inference import check_tiling, restore, restore_tiled_uint8
-from util.precision import amp_mode
+from runtime.inference import check_tiling, restore, restore_tiled_uint8
+from runtime.precision import amp_mode
 
 from .loading import LoadedCheckpoint, load_generator
 from .pretrained import PRETRAINED_DIR, pretrained_path, verify_shipped
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 class Restorer:
     """One restoring generator on one device; `tile` > 0 restores in overlapping tiles of
-    that size (bounded memory for large photos); `backend` is how it runs (util.backends:
+    that size (bounded memory for large photos); `backend` is how it runs (runtime.backends:
     'auto' picks the fastest here, or torch, channels_last, winograd, bf16, ...); `amp`
     ('auto', 'on', 'off'; True / False as 'on' / 'off'): 'on' runs any backend under bf16
     autocast, 'off' keeps 'auto' from choosing bf16, and 'auto' lets it."""

@@ -58,7 +58,7 @@ from options.train_options import TrainOptions
 from scripts.console import load_test_script
 from training.trainer import Trainer
 from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor
-from util.inference import restore
+from runtime.inference import restore
 from util.log import setup_logging
 from util.metrics import CHANNELS, MetricsError, evaluate_folders, psnr, ssim
 from util.reporting import fmt, markdown_table, mean_std, spread

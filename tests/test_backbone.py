@@ -13,9 +13,9 @@ from models.networks.nafnet import LayerNorm2d, NAFBlock
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
 from tests.entry_points import test_script
-from util.backends import inference_network
-from util.inference import restore, run_padded
-from util.onnx_export import export_onnx
+from runtime.backends import inference_network
+from runtime.inference import restore, run_padded
+from runtime.onnx_export import export_onnx
 
 NAFNET_FLAGS = ["--netG", "nafnet", "--ngf", "4", "--nce_layers", "0,1,3,6"]
 

@@ -37,7 +37,7 @@ from tests.entry_points import test_script
 from training.guards import NonFiniteGuard
 from training.trainer import Trainer
 from util.checkpoint import load_checkpoint
-from util.inference import restore
+from runtime.inference import restore
 
 REPO = Path(__file__).resolve().parent.parent
 NO_GPU = "needs a CUDA GPU (torch.cuda.is_available() is False); scripts/gpu_check.sh runs these on one"

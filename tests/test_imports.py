@@ -1,23 +1,25 @@
-"""Imports run one way: entry points -> options / training loop -> models / data -> networks /
-losses -> util. util/ knows no model, dataset or option."""
+"""Imports run one way: entry points -> restoration -> options / training loop -> models / data ->
+networks / losses -> runtime -> util. util/ knows no model, dataset or option; runtime/ (how a
+generator runs at test time) knows only util/."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("util", "models", "data", "options", "training", "scripts", "datasets")
+PACKAGES = ("util", "runtime", "models", "restoration", "data", "options", "training", "scripts", "datasets")
 ENTRY_POINTS = ("train", "test", "evaluate")
 
 # Each layer and the layers it may import (its own included).
 ALLOWED = {
     "util": {"util"},
+    "runtime": {"runtime", "util"},
     "networks": {"networks", "util"},
-    "models": {"models", "networks", "util"},
+    "models": {"models", "networks", "runtime", "util"},
     "data": {"data", "util"},
-    "options": {"options", "models", "data", "util"},
-    "training": {"training", "models", "data", "util"},
-    "entry": {"entry", "options", "training", "models", "data", "networks", "util"},
+    "options": {"options", "models", "data", "runtime", "util"},
+    "training": {"training", "models", "data", "runtime", "util"},
+    "entry": {"entry", "options", "training", "models", "data", "networks", "runtime", "util"},
 }
 
 
@@ -26,7 +28,7 @@ def layer_of(module: str) -> str | None:
     top = module.split(".")[0]
     if module.startswith(("models.networks", "models.losses")):
         return "networks"
-    if top in ("util", "models", "data", "options", "training"):
+    if top in ("util", "runtime", "models", "data", "options", "training"):
         return top
     if top in ("scripts", "datasets") or module in ENTRY_POINTS:
         return "entry"

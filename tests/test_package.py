@@ -19,7 +19,7 @@ import pytest
 from scripts import console
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("util", "models", "data", "options", "training", "datasets", "scripts")
+PACKAGES = ("util", "runtime", "models", "data", "options", "training", "datasets", "scripts")
 PACKAGE_DATA = ("util/data/niqe_pris_params.npz",)
 COMMANDS = {"dcdgan-train": "train:main", "dcdgan-test": "scripts.console:test_command",
             "dcdgan-evaluate": "evaluate:main"}

@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 
 import train as train_script
-import util.backends as backends
-import util.precision as precision
+import runtime.backends as backends
+import runtime.precision as precision
 from models import create_model
 from models.networks import define_generator
 from models.restorer import Restorer
@@ -18,9 +18,9 @@ from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
 from tests.entry_points import test_script
-from util.backends import BF16_MIN_PSNR, FP32_TOLERANCE, choose_backend, inference_network
-from util.inference import restore
-from util.precision import CpuFeatures, amp_dtype, amp_mode, bf16_verdict
+from runtime.backends import BF16_MIN_PSNR, FP32_TOLERANCE, choose_backend, inference_network
+from runtime.inference import restore
+from runtime.precision import CpuFeatures, amp_dtype, amp_mode, bf16_verdict
 
 CPU = torch.device("cpu")
 AVX2 = CpuFeatures("AVX2", avx512_bf16=False, amx=False)

@@ -31,7 +31,7 @@ from tests.test_options import refused
 from tests.test_pretrained import export_pretrained
 from util.checkpoint import CheckpointError, file_digest, load_checkpoint
 from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor
-from util.inference import restore, restore_tiled_uint8
+from runtime.inference import restore, restore_tiled_uint8
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -20,9 +20,9 @@ from scripts import benchmark_speed
 from tests.conftest import save_tiny_dcdgan, tiny_flags
 from tests.entry_points import test_script
 from tests.test_amp import TINY_BENCHMARK, TINY_TRAIN_BENCHMARK, make_model, one_step
-from util.backends import BACKENDS, inference_network
-from util.inference import restore
-from util.winograd import WinogradConv2d, use_winograd, winograd_available
+from runtime.backends import BACKENDS, inference_network
+from runtime.inference import restore
+from runtime.winograd import WinogradConv2d, use_winograd, winograd_available
 
 # NNPACK depends on the build and on the CPU (x86-64 with AVX2, or ARM NEON).
 needs_nnpack = pytest.mark.skipif(not winograd_available(),
