@@ -8,7 +8,8 @@ Every model gets the same iterations (train.py's --max_iters), load and crop siz
 patch count, head size and seed; the flags a model does not have (the contrastive ones for
 cycle_gan) are left out for it. `model:variant` adds the model's variant flag
 (`dcdgan:official` -> `--dcd_variant official`). Unrecognised arguments go to every
-training run. Training (training/trainer.py, what train.py runs) and test.py run in this process.
+training run. Training (training/trainer.py, what train.py runs) and test.py (restoration/cli.py) run in
+this process.
 
 Outputs, all under --out (default benchmarks/quality/<timestamp>/): checkpoints/<run>/,
 results/<run>/ (test.py's images and page), table.md (ranked by PSNR, the degraded input's
@@ -52,18 +53,17 @@ import torch
 
 import models
 from data.image_folder import make_dataset
-from models.loading import load_generator
 from options.base_options import default_gpu_ids
 from options.train_options import TrainOptions
-from scripts.console import load_test_script
+from restoration import cli as test_cli
+from restoration.loading import load_generator
+from runtime.inference import restore
 from training.trainer import Trainer
 from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor
-from runtime.inference import restore
 from util.log import setup_logging
 from util.metrics import CHANNELS, MetricsError, evaluate_folders, psnr, ssim
 from util.reporting import fmt, markdown_table, mean_std, spread
 
-test_entry = load_test_script()  # test.py: `import test` can find the standard library's package instead
 logger = logging.getLogger("benchmark_quality")
 
 DEFAULT_MODELS = "cycle_gan,cut,dcl,negcut,dcdgan:official,dcdgan:paper"
@@ -225,7 +225,7 @@ def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path
 def restore_with_test_py(name: str, dataroot: str, results_dir: Path, args: argparse.Namespace, out: Path,
                          *flags: str) -> Path:
     """Run test.py with the run's latest checkpoint on `dataroot`; the folder of its restorations."""
-    status = test_entry.main(["--dataroot", dataroot, "--name", name,
+    status = test_cli.main(["--dataroot", dataroot, "--name", name,
                               "--checkpoints_dir", str(out / "checkpoints"), "--results_dir", str(results_dir),
                               "--gpu_ids", args.gpu_ids, "--metric_channel", args.channel,
                               "--crop_border", str(args.crop_border), *flags])

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from models.loading import load_generator
+from restoration.loading import load_generator
 from scripts import export_onnx
 from tests.conftest import save_tiny_dcdgan
 from runtime.inference import run_padded
