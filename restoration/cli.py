@@ -54,8 +54,7 @@ class RestoreOptions(TestOptions):
                            help=f"restore with a method without training instead of a checkpoint "
                                 f"({', '.join(method_names()) or 'none in this checkout'}); results go to "
                                 f"<results_dir>/METHOD/test_{METHOD_LABEL}/")
-        add_method_options(group)
-        return parser
+        return add_method_options(parser)  # each method's own flags
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
         parser = OneLineParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
