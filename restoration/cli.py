@@ -57,6 +57,7 @@ class RestoreOptions(TestOptions):
         return add_method_options(parser)  # each method's own flags
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
+        """As TestOptions.gather_options, with `--model NAME` of a trained model among the ignored flags."""
         parser = OneLineParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         self.parser = self.initialize(parser)
         opt, ignored = self.parser.parse_known_args(argv)
