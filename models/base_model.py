@@ -27,9 +27,9 @@ from util.checkpoint import (CheckpointError, describe_position, load_checkpoint
 from util.distributed import device_of, prepare_for_training, unwrap
 from util.ema import EMA, warmed_up_decay
 from util.image_pool import ImagePool
-from util.precision import amp_dtype
+from runtime.precision import amp_dtype
 from util.schedulers import get_scheduler
-from util.winograd import use_winograd, winograd_available
+from runtime.winograd import use_winograd, winograd_available
 
 from .loading import architecture_differences, architecture_refusal, first_line
 
@@ -71,7 +71,7 @@ class BaseModel(ABC):
 
     # ----- precision and the update step ----------------------------------------------
     def _pick_amp_dtype(self) -> torch.dtype | None:
-        """--amp on | off | auto (util/precision.py): auto probes bf16 at the generator's width."""
+        """--amp on | off | auto (runtime/precision.py): auto probes bf16 at the generator's width."""
         dtype, reason = amp_dtype(self.opt.amp, self.device, getattr(self.opt, "ngf", 64), self.is_train)
         logger.info("precision: %s (%s)", str(dtype).replace("torch.", "") if dtype else "float32", reason)
         return dtype

@@ -1,25 +1,22 @@
-"""Test-time loading: the restoring generator of a checkpoint, built from its own options."""
+"""What a checkpoint's saved options and network names mean: the generator they describe,
+which network restores a direction, and which architecture flags a resumed run must keep.
+Loading a checkpoint to restore with is restoration/loading.py's."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
 
-from util.checkpoint import CheckpointError, describe_position, file_digest, load_checkpoint
+from util.checkpoint import CheckpointError
 
 from .builders import rain_layer_sign
 from .networks import define_generator
 from .networks.layers import LEGACY_UPSAMPLE_TAPS
 
 logger = logging.getLogger(__name__)
-
-# Where load_generator puts the network unless told otherwise.
-CPU = torch.device("cpu")
 
 # A checkpoint's option name -> define_generator's argument. Options a checkpoint lacks take
 # define_generator's defaults, the values those flags had before they existed.
@@ -48,43 +45,14 @@ def generator_from_saved_options(saved_options: Mapping[str, Any], net_name: str
                             rain_layer_sign=rain_layer_sign(net_name))
 
 
-@dataclass(frozen=True)
-class LoadedCheckpoint:
-    """Which checkpoint a network came from: its file, options, position and a short hash."""
-
-    path: Path
-    options: dict[str, Any]
-    position: dict[str, int]
-    digest: str
-
-    def describe(self) -> str:
-        return f"{self.path} ({describe_position(self.position)}, sha256 {self.digest})"
-
-
-def load_generator(checkpoint: str | Path, direction: str = "AtoB",
-                   device: torch.device = CPU) -> tuple[nn.Module, LoadedCheckpoint]:
-    """Build the restoring generator from a checkpoint's own options and load its weights.
-
-    The architecture flags (netG, ngf, norm, anti-aliasing) come from the checkpoint, so a
-    user need not repeat them at test time. Only that one generator is built.
-    """
-    state = load_checkpoint(checkpoint, map_location="cpu")
-    train_opt = state.get("opt", {})
+def restoring_net_name(state: Mapping[str, Any], path: str | Path, direction: str) -> str:
+    """The network of a loaded checkpoint that restores `direction` (its `test_nets` entry)."""
     names = state.get("test_nets", {})
     net_name = names.get(direction)
     if net_name is None or net_name not in state["nets"]:
-        raise CheckpointError(f"'{checkpoint}' has no generator for direction {direction} "
+        raise CheckpointError(f"'{path}' has no generator for direction {direction} "
                               f"(available: {sorted(names) or 'none'})")
-    net = generator_from_saved_options(train_opt, net_name)
-    try:
-        net.load_state_dict(state["nets"][net_name])
-    except RuntimeError as err:
-        raise CheckpointError(f"the weights of net{net_name} in '{checkpoint}' do not fit the network its options "
-                              f"describe ({first_line(err)}); the checkpoint is damaged or was edited") from err
-    net.to(device).eval()
-    source = LoadedCheckpoint(Path(checkpoint), train_opt, dict(state.get("position", {})), file_digest(checkpoint))
-    logger.info("loaded net%s from %s", net_name, source.describe())
-    return net, source
+    return net_name
 
 
 def first_line(err: BaseException) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from util.atomic_file import atomic_write
-from util.precision import amp_mode
+from runtime.precision import amp_mode
 
 logger = logging.getLogger(__name__)
 

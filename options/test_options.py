@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from util.backends import BACKEND_CHOICES, DEFAULT_BACKEND
+from runtime.backends import BACKEND_CHOICES, DEFAULT_BACKEND
 from util.flags import OneLineParser, str2bool
-from util.inference import MIN_TILE
+from runtime.inference import MIN_TILE
 
 from .base_options import BaseOptions, OptionError, at_least, check_thread_count
 
@@ -31,7 +31,7 @@ class TestOptions(BaseOptions):
         g.add_argument("--tile", type=int, default=0, help="process images in tiles of this size (0: whole image)")
         g.add_argument("--tile_overlap", type=int, default=32, help="overlap between tiles, blended with feathering")
         g.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKEND_CHOICES,
-                       help="how the generator runs (util/backends.py): auto, the fastest here by the CPU's "
+                       help="how the generator runs (runtime/backends.py): auto, the fastest here by the CPU's "
                             "features and a short probe (bf16 only with --amp auto or on); torch, the plain "
                             "network; channels_last; winograd (NNPACK); bf16 (channels_last under bf16 autocast); "
                             "compile; onnxruntime")

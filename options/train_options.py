@@ -146,7 +146,7 @@ class TrainOptions(BaseOptions):
                        help="torch.compile the networks (needs a C++ compiler on the CPU, Triton on CUDA)")
         g.add_argument("--winograd", type=str2bool, nargs="?", const=True, default=False,
                        help="CPU, float32: stride-1 convolutions and their input gradients as Winograd "
-                            "convolutions (NNPACK; util/winograd.py): faster on AVX2 CPUs, slower than oneDNN on "
+                            "convolutions (NNPACK; runtime/winograd.py): faster on AVX2 CPUs, slower than oneDNN on "
                             "AVX-512 ones (docs/PERFORMANCE.md, 'Training'); rounding about 1e-5 relative")
         return parser
 

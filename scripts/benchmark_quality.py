@@ -7,8 +7,12 @@
 Every model gets the same iterations (train.py's --max_iters), load and crop size, widths,
 patch count, head size and seed; the flags a model does not have (the contrastive ones for
 cycle_gan) are left out for it. `model:variant` adds the model's variant flag
-(`dcdgan:official` -> `--dcd_variant official`). Unrecognised arguments go to every
-training run. Training (training/trainer.py, what train.py runs) and test.py run in this process.
+(`dcdgan:official` -> `--dcd_variant official`). A method without training
+(restoration/methods.py, e.g. `--models dcp,dcdgan:official`) trains nothing: test.py
+--model METHOD restores with it, and it is scored as one row (whatever the seeds and
+levers; its own flags keep their defaults). Unrecognised arguments go to every training
+run. Training (training/trainer.py, what train.py runs) and test.py (restoration/cli.py)
+run in this process.
 
 Outputs, all under --out (default benchmarks/quality/<timestamp>/): checkpoints/<run>/,
 results/<run>/ (test.py's images and page), table.md (ranked by PSNR, the degraded input's
@@ -52,18 +56,19 @@ import torch
 
 import models
 from data.image_folder import make_dataset
-from models.loading import load_generator
 from options.base_options import default_gpu_ids
 from options.train_options import TrainOptions
-from scripts.console import load_test_script
+from restoration import cli as test_cli
+from restoration.cli import METHOD_LABEL
+from restoration.loading import load_generator
+from restoration.methods import method_names
+from runtime.inference import restore
 from training.trainer import Trainer
 from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor
-from util.inference import restore
 from util.log import setup_logging
 from util.metrics import CHANNELS, MetricsError, evaluate_folders, psnr, ssim
 from util.reporting import fmt, markdown_table, mean_std, spread
 
-test_entry = load_test_script()  # test.py: `import test` can find the standard library's package instead
 logger = logging.getLogger("benchmark_quality")
 
 DEFAULT_MODELS = "cycle_gan,cut,dcl,negcut,dcdgan:official,dcdgan:paper"
@@ -117,6 +122,10 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     model, _, variant = spec.partition(":")
     if not model:
         raise BenchmarkError(f"empty model name in --models entry '{spec}'")
+    if model in method_names():
+        if variant:
+            raise BenchmarkError(f"--models entry '{spec}': {model} is a method without training, it has no variants")
+        return model, None
     if variant and model not in VARIANT_FLAGS:
         raise BenchmarkError(f"--models entry '{spec}': {model} has no variants "
                              f"(models with variants: {', '.join(sorted(VARIANT_FLAGS))})")
@@ -200,39 +209,69 @@ def run_one(spec: str, seed: int, name: str, args: argparse.Namespace, out: Path
     params = trainer.model.parameter_count()
     restoring_net = trainer.model.test_net_names()["AtoB"]
     del trainer
-
-    root = Path(args.dataroot)
-    images = restore_with_test_py(name, args.dataroot, out / "results", args, out)
-    rows, mean = evaluate_folders(images, root / "testB", args.channel, args.crop_border, input_dir=root / "testA")
-    clean = {}
-    if not args.no_clean:  # a derainer should leave a rain-free photograph alone
-        clean_images = restore_with_test_py(name, str(root / "testB"), out / "results_clean", args, out,
-                                            "--nr_metrics", "false")
-        _, clean_mean = evaluate_folders(clean_images, root / "testB", args.channel, args.crop_border)
-        clean = {"clean_psnr": clean_mean["psnr"], "clean_ssim": clean_mean["ssim"]}
+    scored, rows = score_restorations(["--name", name, "--checkpoints_dir", str(out / "checkpoints")], name, args, out)
     return {"spec": spec, "label": spec + (f"+{lever}" if lever else ""), "lever": lever,
             "lever_flags": " ".join(extra), "model": model, "variant": variant, "name": name, "seed": seed,
-            "psnr": mean["psnr"], "ssim": mean["ssim"], "color_shift": mean["color_shift"], "images": mean["count"],
-            "rain_residue": mean["rain_residue"], "rain_residue_images": mean["rain_residue_count"],
-            "dark_artifacts": mean["dark_artifacts"], **clean,
-            "iterations": iterations, "seconds_per_iter": seconds / max(iterations, 1),
+            **scored, "iterations": iterations, "seconds_per_iter": seconds / max(iterations, 1),
             "params": params, "restoring_net": restoring_net, "restoring_params": params[restoring_net],
             # EMA copies are not trained: they average the generators' weights.
             "trained_params": sum(v for k, v in params.items() if not k.endswith("_ema")),
             "curve": curve, "per_image": rows}
 
 
-def restore_with_test_py(name: str, dataroot: str, results_dir: Path, args: argparse.Namespace, out: Path,
+def score_method_row(method: str, args: argparse.Namespace, out: Path) -> dict:
+    """run_method, or the error row of a method that failed (the other runs go on)."""
+    logger.info("=== %s: a method without training, scored once ===", method)
+    try:
+        row = run_method(method, args, out)
+    except Exception as err:
+        logger.error("method %s failed:\n%s", method, traceback.format_exc())
+        row = {"spec": method, "label": method, "error": f"{type(err).__name__}: {err}"}
+    setup_logging()  # test.py re-configures logging; keep this script's format
+    return row
+
+
+def run_method(method: str, args: argparse.Namespace, out: Path) -> dict:
+    """Score a method without training (test.py --model METHOD) as a row: nothing is trained."""
+    scored, rows = score_restorations(["--model", method], method, args, out)
+    return {"spec": method, "label": method, "lever": None, "lever_flags": "", "model": method, "variant": None,
+            "name": method, "seed": None, "method": True, **scored, "iterations": 0, "seconds_per_iter": None,
+            "params": {}, "restoring_net": None, "restoring_params": 0, "trained_params": 0, "curve": [],
+            "per_image": rows}
+
+
+def score_restorations(source: list[str], folder_name: str, args: argparse.Namespace,
+                       out: Path) -> tuple[dict, list[dict]]:
+    """test.py (`source`: --name/--checkpoints_dir or --model) on testA scored against testB, and on the
+    clean testB photographs scored against themselves (`folder_name`: its results folder's name);
+    the mean scores and the per-image rows."""
+    root = Path(args.dataroot)
+    label = METHOD_LABEL if source[0] == "--model" else "latest"
+    page = Path(folder_name) / f"test_{label}" / "images"
+    images = restore_with_test_py(source, args.dataroot, out / "results", args) / page
+    rows, mean = evaluate_folders(images, root / "testB", args.channel, args.crop_border, input_dir=root / "testA")
+    clean = {}
+    if not args.no_clean:  # a derainer should leave a rain-free photograph alone
+        clean_images = restore_with_test_py(source, str(root / "testB"), out / "results_clean", args,
+                                            "--nr_metrics", "false") / page
+        _, clean_mean = evaluate_folders(clean_images, root / "testB", args.channel, args.crop_border)
+        clean = {"clean_psnr": clean_mean["psnr"], "clean_ssim": clean_mean["ssim"]}
+    return {"psnr": mean["psnr"], "ssim": mean["ssim"], "color_shift": mean["color_shift"], "images": mean["count"],
+            "rain_residue": mean["rain_residue"], "rain_residue_images": mean["rain_residue_count"],
+            "dark_artifacts": mean["dark_artifacts"], **clean}, rows
+
+
+def restore_with_test_py(source: list[str], dataroot: str, results_dir: Path, args: argparse.Namespace,
                          *flags: str) -> Path:
-    """Run test.py with the run's latest checkpoint on `dataroot`; the folder of its restorations."""
-    status = test_entry.main(["--dataroot", dataroot, "--name", name,
-                              "--checkpoints_dir", str(out / "checkpoints"), "--results_dir", str(results_dir),
-                              "--gpu_ids", args.gpu_ids, "--metric_channel", args.channel,
-                              "--crop_border", str(args.crop_border), *flags])
+    """Run test.py on `dataroot` with `source` (a run's --name and --checkpoints_dir, or --model
+    METHOD); returns `results_dir`, under which it wrote <name>/test_<label>/images."""
+    status = test_cli.main(["--dataroot", dataroot, *source, "--results_dir", str(results_dir),
+                            "--gpu_ids", args.gpu_ids, "--metric_channel", args.channel,
+                            "--crop_border", str(args.crop_border), *flags])
     if status != 0:
-        raise BenchmarkError(f"test.py exited with status {status} on '{dataroot}' for run '{name}'; "
+        raise BenchmarkError(f"test.py exited with status {status} on '{dataroot}' for {' '.join(source[:2])}; "
                              "see its log above")
-    return results_dir / name / "test_latest" / "images"
+    return results_dir
 
 
 def _mean(group: list[dict], key: str, digits: int) -> str:
@@ -376,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for seed in seeds:
         for spec in specs:
+            if spec in method_names():  # nothing to train: one row, whatever the seeds and levers
+                if seed == seeds[0]:
+                    runs.append(score_method_row(spec, args, out))
+                continue
             for lever, lever_flags in variants:
                 label = spec + (f"+{lever}" if lever else "")
                 name = label.replace(":", "_").replace("+", "__") + (f"_seed{seed}" if len(seeds) > 1 else "")

@@ -16,9 +16,9 @@ so only compute is timed). A comma-separated value of a sweepable flag (--amp,
   measured matmul peak of the same dtype; with --dataroot also the DataLoader's images/s;
 - infer: per size (N for N x N, or WxH), images/s, megapixels/s, achieved GFLOP/s (the
   direct convolutions' count, whatever algorithm runs them), its fraction of the measured
-  fp32 matmul peak and peak RSS of the restoring generator (util.inference.restore, the
+  fp32 matmul peak and peak RSS of the restoring generator (runtime.inference.restore, the
   test.py path), whole or in tiles of --infer_tile, for each of --infer_backends
-  (util/backends.py; `auto` is timed as the backend it chooses, named under "chosen") with
+  (runtime/backends.py; `auto` is timed as the backend it chooses, named under "chosen") with
   its speed-up over the first, its largest difference to the first's output and the PSNR
   between the two (bf16 rounds far more than the fp32 backends); --infer_batch restores that
   many images per call (instance norm keeps each image's statistics its own, so batching
@@ -66,11 +66,11 @@ from models.builders import generator_architecture
 from models.dcl_model import DCLModel
 from options.train_options import TrainOptions
 from training.guards import NonFiniteGuard
-from util.backends import BACKENDS, DEFAULT_BACKEND, choose_backend, inference_network
+from runtime.backends import BACKENDS, DEFAULT_BACKEND, choose_backend, inference_network
 from util.distributed import compile_network, device_of, unwrap
-from util.inference import restore
+from runtime.inference import restore
 from util.log import setup_logging
-from util.precision import cpu_features
+from runtime.precision import cpu_features
 
 logger = logging.getLogger("benchmark")
 

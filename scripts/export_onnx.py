@@ -6,8 +6,10 @@
 The exported graph takes a float32 N x 3 x H x W image in [-1, 1] and returns the restored
 image of the same size; H and W are dynamic (at least 16 px). Like test.py it reflect-pads
 H and W to a multiple of 4 inside the graph and crops back, so its output equals
-util.inference.restore() without tiling. When onnxruntime is installed the export is
-checked against PyTorch on an image whose sides are not multiples of 4.
+runtime.inference.restore() without tiling. When onnxruntime is installed the export is
+checked against PyTorch on an image whose sides are not multiples of 4. The checkpoint is
+loaded as test.py loads it (restoration/loading.py): a shipped model whose bytes differ from
+its model card is refused.
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from models.loading import first_line
 from options.base_options import OptionError, check_plain_name
+from restoration.loading import load_generator
+from runtime.inference import run_padded
+from runtime.onnx_export import MIN_OPSET, MIN_SIDE, export_onnx
 from util.checkpoint import CheckpointError
-from models.loading import first_line, load_generator
 from util.flags import OneLineParser
-from util.inference import run_padded
-from util.onnx_export import MIN_OPSET, MIN_SIDE, export_onnx
 from util.log import setup_logging
 
 logger = logging.getLogger("export_onnx")

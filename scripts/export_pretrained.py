@@ -4,7 +4,8 @@
                                         --out pretrained/NAME.pt [--half] [--max_mb 5] [--overwrite]
 
 Keeps only the restoring generator (the EMA copy when the run kept one) and the options
-that rebuild it (models/pretrained.py). `--half` stores the weights as float16, halving the
+that rebuild it (restoration/export.py; the checkpoint is read as test.py reads it,
+restoration/loading.py). `--half` stores the weights as float16, halving the
 file; they are restored in float32. The model card `NAME.md` is written beside the file from
 pretrained/MODEL_CARD.template.md. An existing model (or card) at --out is replaced only with
 --overwrite, and then together: a card kept beside new weights would describe another model.
@@ -19,8 +20,9 @@ import sys
 from pathlib import Path
 
 from models.loading import generator_from_saved_options
-from models.pretrained import MAX_SHIPPED_MB, PRETRAINED_DIR, SUFFIX, export_generator
 from options.base_options import OptionError, check_plain_name
+from restoration.export import export_generator
+from restoration.shipped import MAX_SHIPPED_MB, PRETRAINED_DIR, SUFFIX
 from util.atomic_file import atomic_write
 from util.checkpoint import CheckpointError, describe_position, file_digest
 from util.flags import OneLineParser

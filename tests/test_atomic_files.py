@@ -17,7 +17,7 @@ import torch
 import train
 from datasets import make_synthetic, prepare
 from tests.conftest import tiny_flags, write_images
-from tests.entry_points import test_script
+from restoration import cli
 from tests.test_prepare import _img
 from util.atomic_file import DiskFullError, atomic_write
 from util.checkpoint import load_checkpoint, save_checkpoint
@@ -127,8 +127,8 @@ def test_test_script_stops_with_one_line(tmp_path, full_disk, caplog):
     assert train.main(tiny_flags(tmp_path / "data", tmp_path / "ck", "t") + ["--max_iters", "1"]) == 0
     write_images(tmp_path / "photos", 1)
     full_disk(100)
-    status = test_script.main(["--dataroot", str(tmp_path / "photos"), "--name", "t", "--gpu_ids", "-1",
-                               "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir", str(tmp_path / "res")])
+    status = cli.main(["--dataroot", str(tmp_path / "photos"), "--name", "t", "--gpu_ids", "-1",
+                       "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir", str(tmp_path / "res")])
     assert status == EXIT_USAGE
     message = caplog.records[-1].getMessage()
     assert "no space left on" in message and "img000.png" in message

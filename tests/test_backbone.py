@@ -7,15 +7,15 @@ import torch.nn as nn
 from PIL import Image
 
 import train
-from models.loading import load_generator
+from restoration.loading import load_generator
 from models.networks import NafnetGenerator, define_generator
 from models.networks.nafnet import LayerNorm2d, NAFBlock
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
-from tests.entry_points import test_script
-from util.backends import inference_network
-from util.inference import restore, run_padded
-from util.onnx_export import export_onnx
+from restoration import cli
+from runtime.backends import inference_network
+from runtime.inference import restore, run_padded
+from runtime.onnx_export import export_onnx
 
 NAFNET_FLAGS = ["--netG", "nafnet", "--ngf", "4", "--nce_layers", "0,1,3,6"]
 
@@ -201,7 +201,7 @@ def test_dcdgan_trains_with_nafnet_and_test_py_restores_an_odd_size(tmp_path):
     photos.mkdir()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (37, 45, 3), dtype=np.uint8)).save(photos / "odd.png")
-    assert test_script.main(["--dataroot", str(photos), "--name", "naf", "--checkpoints_dir", str(tmp_path / "ck"),
-                             "--results_dir", str(tmp_path / "results"), "--gpu_ids", "-1"]) == 0
+    assert cli.main(["--dataroot", str(photos), "--name", "naf", "--checkpoints_dir", str(tmp_path / "ck"),
+                     "--results_dir", str(tmp_path / "results"), "--gpu_ids", "-1"]) == 0
     with Image.open(tmp_path / "results" / "naf" / "test_latest" / "images" / "odd.png") as img:
         assert img.mode == "RGB" and img.size == (45, 37)

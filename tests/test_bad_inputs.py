@@ -22,7 +22,7 @@ from data import create_dataset
 from data.image_folder import DatasetError, make_dataset
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
-from tests.entry_points import test_script
+from restoration import cli
 from util.image_io import ImageReadError, load_rgb, probe_image
 
 EXIT_SKIPPED = 3
@@ -52,8 +52,8 @@ def checkpoints(tmp_path_factory) -> Path:
 
 
 def run_test_script(checkpoints: Path, dataroot: Path, results: Path, *extra: str) -> int:
-    return test_script.main(["--dataroot", str(dataroot), "--name", "t", "--checkpoints_dir", str(checkpoints),
-                             "--results_dir", str(results), "--gpu_ids", "-1", *extra])
+    return cli.main(["--dataroot", str(dataroot), "--name", "t", "--checkpoints_dir", str(checkpoints),
+                     "--results_dir", str(results), "--gpu_ids", "-1", *extra])
 
 
 def read_skipped(results: Path) -> dict[str, str]:

@@ -10,7 +10,7 @@ import torch
 from data import create_dataset
 from models import create_model
 from models.contrastive import EncoderNCE
-from models.loading import load_generator
+from restoration.loading import load_generator
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
 from tests.descent import slope_along_step

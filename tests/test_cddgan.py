@@ -12,7 +12,7 @@ import torch
 from data import create_dataset
 from models import create_model
 from models.losses import patch_nce_with_negatives
-from models.loading import load_generator
+from restoration.loading import load_generator
 from models.negative_queue import NegativeQueue
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags

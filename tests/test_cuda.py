@@ -30,14 +30,14 @@ from PIL import Image
 
 import train
 from models import create_model
-from models.loading import load_generator
+from restoration.loading import load_generator
 from options.train_options import TrainOptions
 from tests.conftest import MODEL_KEYS, tiny_model_flags, write_images
-from tests.entry_points import test_script
+from restoration import cli
 from training.guards import NonFiniteGuard
 from training.trainer import Trainer
 from util.checkpoint import load_checkpoint
-from util.inference import restore
+from runtime.inference import restore
 
 REPO = Path(__file__).resolve().parent.parent
 NO_GPU = "needs a CUDA GPU (torch.cuda.is_available() is False); scripts/gpu_check.sh runs these on one"
@@ -242,9 +242,9 @@ def test_test_py_on_cuda_matches_the_cpu(trained, tile):
     outputs = {}
     for device, gpu_ids in (("cpu", "-1"), ("cuda", "0")):
         results = trained / f"results_{device}_{tile}"
-        assert test_script.main(["--dataroot", str(trained / "data"), "--name", "t", "--checkpoints_dir",
-                                 str(trained / "ck"), "--results_dir", str(results), "--gpu_ids", gpu_ids,
-                                 "--tile", str(tile), "--tile_overlap", "8"]) == 0
+        assert cli.main(["--dataroot", str(trained / "data"), "--name", "t", "--checkpoints_dir",
+                         str(trained / "ck"), "--results_dir", str(results), "--gpu_ids", gpu_ids,
+                         "--tile", str(tile), "--tile_overlap", "8"]) == 0
         outputs[device] = {p.name: np.asarray(Image.open(p), dtype=np.int16)
                            for p in sorted((results / "t" / "test_latest" / "images").glob("*.png"))}
     assert list(outputs["cuda"]) == list(outputs["cpu"]) and len(outputs["cpu"]) == 2

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_flags, write_images
-from tests.entry_points import test_script
+from restoration import cli
 from util.checkpoint import load_checkpoint
 from util.distributed import (DIGEST_DIR_ENV, DistributedContext, DistributedError, context_from_env,
                               init_distributed, parameter_digest)
@@ -73,9 +73,9 @@ def test_torchrun_two_cpu_ranks_train_identical_weights(tiny_dataroot, tmp_path)
     # Rank 0 alone held the run folder's lock (a second holder would have been refused) and let it go.
     assert not (tmp_path / "ck" / "ddp" / "train.lock").exists()
 
-    status = test_script.main(["--dataroot", str(tiny_dataroot), "--checkpoints_dir", str(tmp_path / "ck"),
-                               "--name", "ddp", "--model", "dcdgan", "--gpu_ids", "-1",
-                               "--results_dir", str(tmp_path / "results")])
+    status = cli.main(["--dataroot", str(tiny_dataroot), "--checkpoints_dir", str(tmp_path / "ck"),
+                       "--name", "ddp", "--model", "dcdgan", "--gpu_ids", "-1",
+                       "--results_dir", str(tmp_path / "results")])
     assert status == 0
     assert len(list((tmp_path / "results" / "ddp" / "test_latest" / "images").glob("*.png"))) == 2
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 import evaluate
 from tests.conftest import save_tiny_dcdgan
-from tests.entry_points import test_script
+from restoration import cli
 from util.metrics import dark_artifacts, rain_residue
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,9 +119,9 @@ def test_input_errors_name_the_file_and_the_flag(rainy_folders, caplog, capsys):
 
 def test_test_py_reports_residue_and_dark_artifacts_where_there_is_ground_truth(tiny_dataroot, tmp_path, caplog):
     save_tiny_dcdgan(tiny_dataroot, tmp_path / "ck", "t")
-    assert test_script.main(["--dataroot", str(tiny_dataroot), "--name", "t", "--checkpoints_dir", str(tmp_path / "ck"),
-                             "--results_dir", str(tmp_path / "results"), "--gpu_ids", "-1",
-                             "--nr_metrics", "false"]) == 0
+    assert cli.main(["--dataroot", str(tiny_dataroot), "--name", "t", "--checkpoints_dir", str(tmp_path / "ck"),
+                     "--results_dir", str(tmp_path / "results"), "--gpu_ids", "-1",
+                     "--nr_metrics", "false"]) == 0
     out = tmp_path / "results" / "t" / "test_latest"
     with open(out / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from models.loading import load_generator
+from restoration.loading import load_generator
 from scripts import export_onnx
 from tests.conftest import save_tiny_dcdgan
-from util.inference import run_padded
+from runtime.inference import run_padded
 
 onnxruntime = pytest.importorskip("onnxruntime")
 

@@ -11,10 +11,10 @@ from PIL import Image
 from data import create_dataset
 from datasets.make_synthetic import build_dataset
 from models import create_model
-from models.loading import load_generator
+from restoration.loading import load_generator
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
-from tests.entry_points import test_script
+from restoration import cli
 from training.trainer import Trainer
 from util.checkpoint import load_checkpoint
 
@@ -150,8 +150,8 @@ def test_paired_model_learns_the_pairs_and_restores_with_test_py(tmp_path):
         assert float(model.compute_G_loss()["L1"]) < before
     Trainer(TrainOptions().parse(flags + ["--max_iters", "2"])).run()
     results = tmp_path / "results"
-    assert test_script.main(["--dataroot", str(root), "--name", "pb", "--checkpoints_dir", str(tmp_path / "ck"),
-                             "--results_dir", str(results), "--gpu_ids", "-1"]) == 0
+    assert cli.main(["--dataroot", str(root), "--name", "pb", "--checkpoints_dir", str(tmp_path / "ck"),
+                     "--results_dir", str(results), "--gpu_ids", "-1"]) == 0
     assert (results / "pb" / "test_latest" / "metrics.txt").is_file()
     assert json.loads((root / "meta.json").read_text())["paired"] is True
 

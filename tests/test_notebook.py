@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import train
-from models.pretrained import export_generator
+from restoration.export import export_generator
 from tests.conftest import tiny_flags, write_images
 
 nbformat = pytest.importorskip("nbformat")

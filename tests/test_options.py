@@ -11,7 +11,7 @@ from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from scripts import export_onnx
 from tests.conftest import tiny_flags, write_images
-from tests.entry_points import test_script
+from restoration import batch, cli
 
 EXIT_USAGE = 2
 
@@ -89,10 +89,10 @@ def test_test_options_refuse_what_cannot_work(capsys, case):
 def test_bad_tiling_stops_before_any_image_is_read(tmp_path, capsys, monkeypatch):
     """A negative overlap used to leave NaN gaps between tiles, saved as black stripes, exit 0."""
     write_images(tmp_path / "photos", 1, size=(150, 150))
-    monkeypatch.setattr(test_script, "load_rgb", lambda path: pytest.fail("an image was read"))
+    monkeypatch.setattr(batch, "load_rgb", lambda path: pytest.fail("an image was read"))
     argv = ["--dataroot", str(tmp_path / "photos"), "--name", "t", "--checkpoints_dir", str(tmp_path / "ck"),
             "--results_dir", str(tmp_path / "results"), "--gpu_ids", "-1", "--tile", "64", "--tile_overlap", "-10"]
-    assert "--tile_overlap" in refused(test_script.main, argv, capsys)
+    assert "--tile_overlap" in refused(cli.main, argv, capsys)
     assert not (tmp_path / "results").exists()
 
 

@@ -9,18 +9,18 @@ import torch
 import torch.nn as nn
 
 import train as train_script
-import util.backends as backends
-import util.precision as precision
+import runtime.backends as backends
+import runtime.precision as precision
 from models import create_model
 from models.networks import define_generator
-from models.restorer import Restorer
+from restoration import Restorer
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
-from tests.entry_points import test_script
-from util.backends import BF16_MIN_PSNR, FP32_TOLERANCE, choose_backend, inference_network
-from util.inference import restore
-from util.precision import CpuFeatures, amp_dtype, amp_mode, bf16_verdict
+from restoration import cli
+from runtime.backends import BF16_MIN_PSNR, FP32_TOLERANCE, choose_backend, inference_network
+from runtime.inference import restore
+from runtime.precision import CpuFeatures, amp_dtype, amp_mode, bf16_verdict
 
 CPU = torch.device("cpu")
 AVX2 = CpuFeatures("AVX2", avx512_bf16=False, amx=False)
@@ -248,9 +248,9 @@ def test_a_checkpoint_trained_in_bf16_resumes_in_fp32_and_restores_both_ways(tin
 
 def test_test_py_logs_its_backend_choice_in_one_line(tiny_dataroot, tmp_path, caplog):
     train(tiny_dataroot, tmp_path / "ck", caplog, "--max_iters", "1")
-    assert test_script.main(["--dataroot", str(tiny_dataroot), "--name", "cross", "--checkpoints_dir",
-                             str(tmp_path / "ck"), "--results_dir", str(tmp_path / "r"), "--gpu_ids", "-1",
-                             "--nr_metrics", "false"]) == 0
+    assert cli.main(["--dataroot", str(tiny_dataroot), "--name", "cross", "--checkpoints_dir",
+                     str(tmp_path / "ck"), "--results_dir", str(tmp_path / "r"), "--gpu_ids", "-1",
+                     "--nr_metrics", "false"]) == 0
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backend ")]
     fp32 = "winograd" if backends.winograd_available() else "channels_last"
     assert len(lines) == 1 and lines[0].startswith(f"backend auto: {fp32} (ngf 8 < 16")

@@ -15,11 +15,10 @@ import torch
 from PIL import Image
 
 import train
-from models.loading import load_generator
-from models.pretrained import MAX_SHIPPED_MB, SHIPPED_KIND, pretrained_path
-from models.restorer import Restorer
+from restoration import Restorer, cli
+from restoration.loading import load_generator, pretrained_path
+from restoration.shipped import MAX_SHIPPED_MB, SHIPPED_KIND
 from tests.conftest import tiny_flags, write_images
-from tests.entry_points import test_script
 from tests.working_tree import tracked_files
 from util.checkpoint import CheckpointError
 from util.no_reference import niqe, piqe
@@ -119,7 +118,7 @@ def test_from_pretrained_by_name_in_a_folder_and_a_clear_error(shipped):
 
 
 def run_test(*args) -> int:
-    return test_script.main(["--gpu_ids", "-1", *args])
+    return cli.main(["--gpu_ids", "-1", *args])
 
 
 def test_test_py_pretrained_restores_a_folder_with_scores_and_no_checkpoints(shipped, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from data import create_dataset
 from models import create_model
-from models.loading import load_generator
+from restoration.loading import load_generator
 from models.networks import define_generator
 from models.networks.layers import BlurUpsample
 from options.train_options import TrainOptions

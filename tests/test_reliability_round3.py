@@ -20,18 +20,18 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.entry_points import test_script
 import train
-from models.loading import load_generator
-from models.restorer import Restorer
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
+from restoration import Restorer, cli
+from restoration.batch import out_of_memory_hint
+from restoration.loading import load_generator
 from tests.conftest import save_tiny_dcdgan, tiny_flags, write_images
 from tests.test_options import refused
 from tests.test_pretrained import export_pretrained
 from util.checkpoint import CheckpointError, file_digest, load_checkpoint
 from util.image_io import load_rgb, tensor_to_uint8, uint8_to_tensor
-from util.inference import restore, restore_tiled_uint8
+from runtime.inference import restore, restore_tiled_uint8
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -232,8 +232,8 @@ def test_a_damaged_shipped_model_is_refused_naming_the_file_and_how_to_restore_i
         Restorer.from_pretrained(str(copy))
     assert str(copy) in str(refused_load.value) and "model card" in str(refused_load.value)
     write_images(tmp_path / "photos", 1, seed=5)
-    assert test_script.main(["--dataroot", str(tmp_path / "photos"), "--pretrained", str(copy), "--gpu_ids", "-1",
-                             "--results_dir", str(tmp_path / "results")]) == 2
+    assert cli.main(["--dataroot", str(tmp_path / "photos"), "--pretrained", str(copy), "--gpu_ids", "-1",
+                     "--results_dir", str(tmp_path / "results")]) == 2
     assert "is damaged or was replaced" in caplog.text
 
 
@@ -343,8 +343,8 @@ def test_tiled_uint8_restoration_matches_the_float_path(shipped_model):
 MEMORY_PROBE = """
 import sys
 import numpy as np, torch
-from models.loading import LoadedCheckpoint
-from models.restorer import Restorer
+from restoration import Restorer
+from restoration.loading import LoadedCheckpoint
 def rss(key):
     return int([l for l in open("/proc/self/status") if l.startswith(key)][0].split()[1]) * 1024
 restorer = Restorer(torch.nn.Conv2d(3, 3, 1), LoadedCheckpoint("stand-in", {}, {}, "0"), tile=512, backend="torch")
@@ -367,16 +367,16 @@ def test_tiling_holds_few_whole_image_float_buffers():
 
 def test_the_out_of_memory_advice_does_not_go_in_circles():
     photo = np.zeros((4000, 6000, 3), np.uint8)
-    assert "--tile 512" in test_script.out_of_memory_hint(photo, 0)
-    assert "a smaller --tile (e.g. --tile 512)" in test_script.out_of_memory_hint(photo, 1024)
+    assert "--tile 512" in out_of_memory_hint(photo, 0)
+    assert "a smaller --tile (e.g. --tile 512)" in out_of_memory_hint(photo, 1024)
     for tile in (256, 128, 64):
-        hint = test_script.out_of_memory_hint(photo, tile)
+        hint = out_of_memory_hint(photo, tile)
         assert "smaller --tile does not" in hint and "MB" in hint and "downscaled" in hint, hint
 
 
 def restore_folder(model: Path, folder: Path, results: Path, *extra: str) -> int:
-    return test_script.main(["--dataroot", str(folder), "--pretrained", str(model), "--gpu_ids", "-1",
-                             "--results_dir", str(results), "--nr_metrics", "False", "--backend", "torch", *extra])
+    return cli.main(["--dataroot", str(folder), "--pretrained", str(model), "--gpu_ids", "-1",
+                     "--results_dir", str(results), "--nr_metrics", "False", "--backend", "torch", *extra])
 
 
 def test_inputs_differing_only_by_extension_get_names_that_do_not_depend_on_their_order(shipped_model, tmp_path):
@@ -407,7 +407,8 @@ def test_an_image_format_test_py_does_not_read_is_listed_and_counted(shipped_mod
 
 STOPPED_MID_WRITE = """
 import os, signal, sys
-from scripts.console import load_test_script
+import restoration.batch
+from restoration import cli
 from util.atomic_file import atomic_write
 
 def save_then_stop(array, path):
@@ -416,9 +417,8 @@ def save_then_stop(array, path):
         os.kill(os.getpid(), signal.SIGTERM)
         fh.write(b"the rest")
 
-test_script = load_test_script()
-test_script.save_image = save_then_stop
-sys.exit(test_script.main(sys.argv[1:]))
+restoration.batch.save_image = save_then_stop
+sys.exit(cli.main(sys.argv[1:]))
 """
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import train
-from models.loading import load_generator
+from restoration.loading import load_generator
 from tests.conftest import tiny_flags, write_images
 from util.run_lock import LOCK_NAME, RunLock
 

@@ -18,11 +18,11 @@ from models.networks.layers import BlurUpsample, InstanceNorm
 from options.train_options import TrainOptions
 from scripts import benchmark_speed
 from tests.conftest import save_tiny_dcdgan, tiny_flags
-from tests.entry_points import test_script
+from restoration import cli
 from tests.test_amp import TINY_BENCHMARK, TINY_TRAIN_BENCHMARK, make_model, one_step
-from util.backends import BACKENDS, inference_network
-from util.inference import restore
-from util.winograd import WinogradConv2d, use_winograd, winograd_available
+from runtime.backends import BACKENDS, inference_network
+from runtime.inference import restore
+from runtime.winograd import WinogradConv2d, use_winograd, winograd_available
 
 # NNPACK depends on the build and on the CPU (x86-64 with AVX2, or ARM NEON).
 needs_nnpack = pytest.mark.skipif(not winograd_available(),
@@ -233,9 +233,9 @@ def test_test_py_backends_write_the_images_the_plain_network_writes(trained, bac
     images = {}
     for name in ("torch", backend):
         results = tmp_path / f"results_{name}"
-        assert test_script.main(["--dataroot", str(dataroot), "--name", "speed", "--checkpoints_dir",
-                                 str(tmp_path / "ck"), "--results_dir", str(results), "--gpu_ids", "-1",
-                                 "--backend", name, "--threads", "1"]) == 0
+        assert cli.main(["--dataroot", str(dataroot), "--name", "speed", "--checkpoints_dir",
+                         str(tmp_path / "ck"), "--results_dir", str(results), "--gpu_ids", "-1",
+                         "--backend", name, "--threads", "1"]) == 0
         folder = results / "speed" / "test_latest" / "images"
         images[name] = {p.name: np.asarray(Image.open(p), dtype=int) for p in sorted(folder.glob("*.png"))}
     assert images["torch"].keys() == images[backend].keys() and images["torch"]
@@ -246,9 +246,9 @@ def test_test_py_backends_write_the_images_the_plain_network_writes(trained, bac
 def test_test_py_names_a_backend_that_cannot_run(trained, monkeypatch, caplog):
     dataroot, tmp_path = trained
     monkeypatch.setattr("util.distributed.shutil.which", lambda name: None)
-    status = test_script.main(["--dataroot", str(dataroot), "--name", "speed", "--checkpoints_dir",
-                               str(tmp_path / "ck"), "--results_dir", str(tmp_path / "r"), "--gpu_ids", "-1",
-                               "--backend", "compile"])
+    status = cli.main(["--dataroot", str(dataroot), "--name", "speed", "--checkpoints_dir",
+                       str(tmp_path / "ck"), "--results_dir", str(tmp_path / "r"), "--gpu_ids", "-1",
+                       "--backend", "compile"])
     assert status == 2
     assert "C++ compiler" in caplog.records[-1].getMessage()
 

@@ -9,11 +9,12 @@ import pytest
 from PIL import Image
 
 import evaluate
-import models.restorer as restorer_module
+import restoration.restorer as restorer_module
 import train
 from options.test_options import TestOptions
 from tests.conftest import tiny_flags, write_images
-from tests.entry_points import test_script
+from restoration import cli
+from restoration.cli import RestoreOptions
 from util.metrics import psnr, ssim
 
 
@@ -29,8 +30,8 @@ def trained(tmp_path_factory):
 
 
 def run_test(trained, dataroot, *extra):
-    return test_script.main(["--dataroot", str(dataroot), "--name", "t", "--checkpoints_dir", str(trained / "ck"),
-                             "--results_dir", str(trained / "results"), "--gpu_ids", "-1", *extra])
+    return cli.main(["--dataroot", str(dataroot), "--name", "t", "--checkpoints_dir", str(trained / "ck"),
+                     "--results_dir", str(trained / "results"), "--gpu_ids", "-1", *extra])
 
 
 def test_any_size_and_mode_gives_same_size_rgb(trained, tmp_path):
@@ -88,12 +89,17 @@ def test_missing_checkpoint_is_a_clear_error(trained, tmp_path, caplog):
 
 def test_help_lists_only_test_flags_and_training_flags_are_ignored(capsys, caplog):
     with pytest.raises(SystemExit):
-        test_script.main(["--help"])
+        cli.main(["--help"])
     shown = capsys.readouterr().out
     assert "--tile_overlap" in shown and "--metric_channel" in shown
-    assert not any(flag in shown for flag in ("--ngf", "--lambda_NCE", "--dcd_variant", "--model", "--lr"))
+    assert not any(flag in shown for flag in ("--ngf", "--lambda_NCE", "--dcd_variant", "--lr"))
+    assert "--model METHOD" in shown and "without training" in shown  # --model names only a method without training
     opt = TestOptions().parse(["--dataroot", "x", "--model", "dcdgan", "--ngf", "8", "--tile", "64"])
     assert opt.tile == 64 and not hasattr(opt, "ngf")
+    assert "test.py ignores --model dcdgan --ngf 8" in caplog.text
+    caplog.clear()
+    opt = RestoreOptions().parse(["--dataroot", "x", "--model", "dcdgan", "--ngf", "8", "--tile", "64"])
+    assert opt.tile == 64 and opt.model is None and not hasattr(opt, "ngf")  # a trained model: the checkpoint's
     assert "test.py ignores --model dcdgan --ngf 8" in caplog.text
 
 

@@ -16,7 +16,7 @@ import torch
 
 from models.networks import define_generator
 from scripts import benchmark_speed
-from util.inference import restore
+from runtime.inference import restore
 
 
 def generator(norm: str) -> torch.nn.Module:

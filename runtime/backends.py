@@ -3,18 +3,18 @@
 - `torch`: the network as it is, in PyTorch (NCHW).
 - `channels_last`: the same in channels-last memory layout (oneDNN's NHWC kernels).
 - `winograd`: 3x3 and other stride-1 convolutions through NNPACK's Winograd algorithm on
-  the CPU (util/winograd.py): outputs within about 1e-4 of `torch`; elsewhere (CUDA, no
+  the CPU (runtime/winograd.py): outputs within about 1e-4 of `torch`; elsewhere (CUDA, no
   NNPACK) the same as `torch`.
 - `bf16`: `channels_last` under bf16 autocast, the output cast back to float32: fast where
   the CPU has native bf16 (avx512_bf16, AMX) or on a GPU; its images differ from `torch`'s
   by rounding (BF16_MIN_PSNR states how much at most).
 - `compile`: `winograd` under torch.compile (needs a C++ compiler; each new image size
   compiles once, which costs tens of seconds on a small CPU).
-- `onnxruntime`: the generator exported to ONNX (util/onnx_export.py) and run by
+- `onnxruntime`: the generator exported to ONNX (runtime/onnx_export.py) and run by
   onnxruntime's CPU kernels with torch's thread count.
 
 Each returns a module that takes and returns an N x C x H x W float32 tensor, so
-util.inference.restore (padding, tiling) works with any of them.
+runtime.inference.restore (padding, tiling) works with any of them.
 
 `auto` (test.py's default) is not a backend but a choice among them: `choose_backend`.
 """
@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from .distributed import compile_network
+from util.distributed import compile_network
 from .inference import run_padded
 from .onnx_export import export_onnx
 from .precision import MIN_PROBE_WIDTH, MIN_SPEEDUP, CpuFeatures, amp_mode, best_times, cpu_features
