@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from options.base_options import OptionError, check_plain_name
+from options.base_options import EPOCH_FILE_EXTRA, OptionError, check_plain_name
 from util.checkpoint import CheckpointError
 from models.loading import first_line, load_generator
 from util.flags import OneLineParser
@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         check_plain_name("--name", args.name)
-        check_plain_name("--epoch", args.epoch)
+        check_plain_name("--epoch", args.epoch, EPOCH_FILE_EXTRA)
     except OptionError as err:
         parser.error(str(err))
     if args.opset < MIN_OPSET:
