@@ -47,7 +47,7 @@ from util.html import save_test_page
 from util.image_io import IMG_EXTENSIONS, ImageReadError, display_name, load_rgb, save_image
 from util.inference import is_out_of_memory
 from util.log import setup_logging
-from util.metrics import dark_artifacts, psnr, rain_residue, ssim
+from util.metrics import CropBorderError, check_crop_border, dark_artifacts, psnr, rain_residue, ssim
 from util.no_reference import NO_REFERENCE_METRICS, no_reference_scores
 from util.reporting import column_means, fmt, write_csv
 
@@ -236,7 +236,10 @@ def run(opt) -> int:
                 else:
                     save_image(gt, page_dir / "gt" / name)
                     row["gt"] = f"gt/{name}"
-                    try:  # an image too small for SSIM (or for --crop_border) loses only its own scores
+                    # A border that leaves nothing is refused (exit 2), as evaluate.py refuses it;
+                    # an image too small for SSIM loses only its own scores.
+                    check_crop_border(opt.crop_border, *gt.shape[:2], display_name(path))
+                    try:
                         row.update(scores(restored, image, gt, opt.metric_channel, opt.crop_border))
                     except ValueError as err:
                         logger.warning("no metrics for %s: %s", name, err)
@@ -323,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stop_on_signals():
             return run(opt)
-    except (CheckpointError, DatasetError, BackendError) as err:
+    except (CheckpointError, DatasetError, BackendError, CropBorderError) as err:
         logger.error("%s", err)
         return EXIT_USAGE
     except OSError as err:  # results that cannot be written: no space left, a file in the way, permissions

@@ -82,3 +82,75 @@ def test_the_launchers_refuse_such_a_name_in_one_line(tmp_path, name):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--name" in lines[0], done.stderr
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--tiel", "512", "--bogus"], "unrecognized argument --tiel"),
+    (["--bogus=3"], "unrecognized argument --bogus=3"),
+    (["--no_flip", "stray"], "unrecognized argument stray"),
+    (["--backend", "bf16", "--amp", "off"], "--backend bf16 runs the generator in bf16, which --amp off rules out"),
+    (["--backend", "onnxruntime", "--amp", "on"], "--backend onnxruntime runs in fp32 only"),
+    (["--backend", "onnxruntime", "--amp"], "--backend onnxruntime runs in fp32 only"),
+], ids=["typo", "typo with value", "stray word", "bf16 amp off", "onnxruntime amp on", "onnxruntime --amp"])
+def test_test_options_refuse_unknown_flags_and_contradictions(tmp_path, capsys, extra, says):
+    assert says in refused(TestOptions().parse, ["--dataroot", str(tmp_path)] + extra, capsys)
+
+
+def test_training_flags_stay_accepted_and_ignored_by_test_options(tmp_path, caplog):
+    argv = ["--dataroot", str(tmp_path), "--model", "cut", "--ngf", "8", "--lambda_NCE", "2", "--no_flip",
+            "--nce_layers", "0,4", "--gan_mode=lsgan", "--lr", "1e-4", "--pseudo_warmup", "3", "--backend", "bf16"]
+    opt = TestOptions().parse(argv)
+    assert opt.backend == "bf16" and "test.py ignores --model cut --ngf 8" in caplog.text
+
+
+def test_test_script_refuses_an_unknown_flag_in_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "test.py", "--dataroot", str(tmp_path), "--name", "t", "--tiel", "512"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "test.py: error: unrecognized argument --tiel: not a flag of test.py (nor a training flag, which test.py "
+        "ignores) (see --help)"]
+
+
+PSEUDO_CASES = {
+    "warm-up without a term": (["--pseudo_warmup", "100"], "--pseudo_warmup 100 ramps in the pseudo-pair terms"),
+    "longer than --max_iters": (["--lambda_pseudo", "1", "--pseudo_warmup", "100", "--max_iters", "100"],
+                                "--pseudo_warmup 100 is not shorter than the run (100 iterations)"),
+    "longer than --n_iters": (["--pseudo_ssim", "1", "--pseudo_warmup", "1000", "--n_iters", "300",
+                               "--n_iters_decay", "300"], "is not shorter than the run (600 iterations)"),
+}
+
+
+@pytest.mark.parametrize("extra,says", PSEUDO_CASES.values(), ids=PSEUDO_CASES.keys())
+def test_a_pseudo_warmup_that_cannot_act_is_refused(tmp_path, capsys, extra, says):
+    assert says in refused(TrainOptions().parse, tiny_flags(tmp_path, tmp_path / "ck") + extra, capsys)
+
+
+def test_a_pseudo_warmup_within_the_budget_passes(tmp_path):
+    flags = tiny_flags(tmp_path, tmp_path / "ck") + ["--lambda_pseudo", "1", "--pseudo_warmup", "99",
+                                                     "--max_iters", "100"]
+    assert TrainOptions().parse(flags).pseudo_warmup == 99
+
+
+def test_a_crop_border_that_leaves_nothing_is_refused_by_test_and_evaluate_alike(tmp_path):
+    from tests.conftest import save_tiny_dcdgan, write_images
+
+    root = tmp_path / "data"
+    for folder, seed in (("trainA", 1), ("trainB", 2), ("testA", 3), ("testB", 4)):
+        write_images(root / folder, 1, seed=seed)
+    save_tiny_dcdgan(root, tmp_path / "ck", "t")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "test.py", "--dataroot", str(root), "--name", "t", "--checkpoints_dir",
+                           str(tmp_path / "ck"), "--results_dir", str(tmp_path / "results"), "--gpu_ids", "-1",
+                           "--crop_border", "1000", "--nr_metrics", "false"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert "Traceback" not in done.stderr and len(errors) == 1, done.stderr
+    image = root / "testA" / "img000.png"
+    assert errors[0].endswith(f"--crop_border 1000 leaves nothing of the 40x48 image {image}: give at most 19")
+    evaluated = subprocess.run([sys.executable, "evaluate.py", "--pred", str(root / "testA"), "--gt",
+                                str(root / "testB"), "--crop_border", "1000"],
+                               cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert evaluated.returncode == 2
+    assert "--crop_border 1000 leaves nothing of the 40x48 image: give at most 19" in evaluated.stderr
