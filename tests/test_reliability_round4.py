@@ -105,7 +105,8 @@ def test_training_flags_stay_accepted_and_ignored_by_test_options(tmp_path, capl
 
 def test_test_script_refuses_an_unknown_flag_in_one_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "test.py", "--dataroot", str(tmp_path), "--name", "t", "--tiel", "512"],
+    done = subprocess.run([sys.executable, "test.py", "--dataroot", str(tmp_path), "--name", "t", "--checkpoints_dir",
+                           str(tmp_path / "ck"), "--tiel", "512"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "test.py: error: unrecognized argument --tiel: not a flag of test.py (nor a training flag, which test.py "
