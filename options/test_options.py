@@ -10,6 +10,7 @@ from util.flags import OneLineParser, str2bool
 from util.inference import MIN_TILE
 
 from .base_options import BaseOptions, OptionError, at_least, check_thread_count
+from .train_options import training_flags
 
 logger = logging.getLogger(__name__)
 NUMBER = re.compile(r"-?\d+(\.\d*)?([eE][-+]?\d+)?")
@@ -87,15 +88,15 @@ class TestOptions(BaseOptions):
 
 
 def foreign_arguments(ignored: list[str]) -> list[str]:
-    """The arguments argparse left over that are neither a training flag nor a training flag's value."""
-    from .train_options import training_flags  # imports every model: only when something is left over
-
+    """The arguments argparse left over that are neither a training flag (or the unique prefix
+    of one, which train.py accepts too) nor a training flag's value."""
     known, foreign, after_flag = training_flags(), [], False
     for arg in ignored:
         flag = arg.split("=", 1)[0]
         if flag.startswith("-") and not NUMBER.fullmatch(arg):
-            after_flag = known.get(flag, False) and "=" not in arg
-            if flag not in known:
+            matches = [flag] if flag in known else [k for k in known if k.startswith(flag)]
+            after_flag = len(matches) == 1 and known[matches[0]] and "=" not in arg
+            if len(matches) != 1:
                 foreign.append(arg)
         elif not after_flag:
             foreign.append(arg)  # a word no flag takes

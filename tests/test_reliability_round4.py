@@ -88,16 +88,18 @@ def test_the_launchers_refuse_such_a_name_in_one_line(tmp_path, name):
     (["--tiel", "512", "--bogus"], "unrecognized argument --tiel"),
     (["--bogus=3"], "unrecognized argument --bogus=3"),
     (["--no_flip", "stray"], "unrecognized argument stray"),
+    (["--lambda", "1"], "unrecognized argument --lambda"),
     (["--backend", "bf16", "--amp", "off"], "--backend bf16 runs the generator in bf16, which --amp off rules out"),
     (["--backend", "onnxruntime", "--amp", "on"], "--backend onnxruntime runs in fp32 only"),
     (["--backend", "onnxruntime", "--amp"], "--backend onnxruntime runs in fp32 only"),
-], ids=["typo", "typo with value", "stray word", "bf16 amp off", "onnxruntime amp on", "onnxruntime --amp"])
+], ids=["typo", "typo with value", "stray word", "ambiguous prefix", "bf16 amp off", "onnxruntime amp on",
+        "onnxruntime --amp"])
 def test_test_options_refuse_unknown_flags_and_contradictions(tmp_path, capsys, extra, says):
     assert says in refused(TestOptions().parse, ["--dataroot", str(tmp_path)] + extra, capsys)
 
 
 def test_training_flags_stay_accepted_and_ignored_by_test_options(tmp_path, caplog):
-    argv = ["--dataroot", str(tmp_path), "--model", "cut", "--ngf", "8", "--lambda_NCE", "2", "--no_flip",
+    argv = ["--dataroot", str(tmp_path), "--model", "cut", "--ngf", "8", "--lambda_NC", "2", "--no_flip",
             "--nce_layers", "0,4", "--gan_mode=lsgan", "--lr", "1e-4", "--pseudo_warmup", "3", "--backend", "bf16"]
     opt = TestOptions().parse(argv)
     assert opt.backend == "bf16" and "test.py ignores --model cut --ngf 8" in caplog.text
