@@ -134,6 +134,11 @@ def test_a_shipped_model_is_no_state_to_resume_training_from(tmp_path, tiny_chec
     assert load_checkpoint(path)["nets"]
     with pytest.raises(CheckpointError, match="no training state to resume .optimizers."):
         load_checkpoint(path, training=True)
+    state = load_checkpoint(tmp_path / "latest.pt")
+    state["optimizers"], state["rng"] = {}, {"torch": [1]}
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="random number generator states"):
+        load_checkpoint(path, training=True)
 
 
 def test_restorer_refuses_with_checkpoint_error(tmp_path):

@@ -43,7 +43,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     Any file that is not a checkpoint of this repository raises `CheckpointError` with one
     line saying what the file is (empty, not a checkpoint, corrupt or truncated, written by
     another program, holding Python objects); never another exception. With `training` the
-    parts a resumed training reads (optimizers, schedulers, scaler, extra, rng) must be there.
+    parts a resumed training reads (optimizers, schedulers, scaler, extra, rng, position) must be there.
     """
     path = Path(path)
     if not path.is_file():
@@ -79,7 +79,7 @@ TRUST = "; the checkpoints to trust are those written by train.py or scripts/exp
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format: a zip archive holding <folder>/data.pkl
 PICKLE_MAGIC = b"\x80"  # torch's legacy format: pickles (protocol 2 or later start with this byte)
 # The parts of a checkpoint a resumed training indexes into, each a dict.
-TRAINING_PARTS = ("optimizers", "schedulers", "scaler", "extra", "rng")
+TRAINING_PARTS = ("optimizers", "schedulers", "scaler", "extra", "rng", "position")
 
 
 def check_container(path: Path) -> None:
@@ -142,6 +142,10 @@ def check_layout(state: Any, path: Path, training: bool = False) -> None:
     missing = [part for part in TRAINING_PARTS if training and not isinstance(state.get(part), dict)]
     if missing:
         refuse(f"it has no training state to resume ({', '.join(missing)}): a shipped model or an edited file")
+    rng = state.get("rng", {})
+    if training and not (isinstance(rng.get("torch"), torch.Tensor) and isinstance(rng.get("numpy"), dict)
+                         and isinstance(rng.get("python"), dict)):
+        refuse("its random number generator states ('rng') are not laid out as train.py saves them")
 
 
 def names_something(dotted: str) -> bool:
