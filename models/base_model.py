@@ -296,7 +296,7 @@ class BaseModel(ABC):
         # to a GPU, Adam's step counters would land there (torch keeps their device) and
         # every later step would read them back to the host, and the RNG state would not
         # convert to numpy.
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, training=self.is_train)
         saved_options = dict(state.get("opt", {}), model=state.get("model"))
         differences = architecture_differences(saved_options, vars(self.opt))
         if differences:

@@ -10,6 +10,7 @@ import argparse
 import logging
 import math
 import os
+import unicodedata
 from pathlib import Path
 
 import torch
@@ -28,11 +29,30 @@ class OptionError(ValueError):
     """A flag's value cannot work; the message names the flag and the fix."""
 
 
-def check_plain_name(flag: str, value: str) -> None:
-    """`value` names one folder or file (no '/', '..'): it is joined to --checkpoints_dir or --results_dir."""
+# The filesystem's limit on one path component (ext4, XFS, btrfs, tmpfs: 255 bytes).
+NAME_MAX_BYTES = 255
+# The longest file named from --epoch: '<epoch>.pt' and its temporary '<epoch>.pt.<8 random>.tmp'.
+EPOCH_FILE_EXTRA = len(".pt.12345678.tmp")
+
+
+def check_plain_name(flag: str, value: str, extra_bytes: int = 0) -> None:
+    """`value` names one folder or file (no '/', '..'): it is joined to --checkpoints_dir or --results_dir.
+
+    No control characters (a newline in a folder name breaks every log and listing), and short
+    enough that the longest file named from it (`extra_bytes` longer) fits the filesystem.
+    """
     if value in ("", ".", "..") or any(sep in value for sep in {"/", "\\", os.sep}) or "\0" in value:
         raise OptionError(f"{flag} '{value}' must be a plain name without '/' or '..': it names a folder "
                           "or file inside --checkpoints_dir / --results_dir")
+    control = [c for c in value if unicodedata.category(c) == "Cc"]
+    if control:
+        raise OptionError(f"{flag} {value!r} holds a control character ({control[0]!r}): give a name of "
+                          "printable characters")
+    limit = NAME_MAX_BYTES - extra_bytes
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if size > limit:
+        raise OptionError(f"{flag} is {size} bytes long ('{value[:24]}...'): the files named from it must fit the "
+                          f"filesystem's {NAME_MAX_BYTES} bytes per name, so give at most {limit}")
 
 
 def parse_gpu_ids(text: str) -> list[int]:
@@ -124,7 +144,7 @@ class BaseOptions:
     def validate(self, opt: argparse.Namespace) -> None:
         """Raise `OptionError` for a value that cannot work; turns --gpu_ids into a list of ints."""
         check_plain_name("--name", opt.name)
-        check_plain_name("--epoch", opt.epoch)
+        check_plain_name("--epoch", opt.epoch, EPOCH_FILE_EXTRA)
         check_finite(opt)
         opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
 

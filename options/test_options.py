@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 
 from runtime.backends import BACKEND_CHOICES, DEFAULT_BACKEND
 from util.flags import OneLineParser, str2bool
 from runtime.inference import MIN_TILE
 
 from .base_options import BaseOptions, OptionError, at_least, check_thread_count
+from .train_options import training_flags
 
 logger = logging.getLogger(__name__)
+NUMBER = re.compile(r"-?\d+(\.\d*)?([eE][-+]?\d+)?")
 
 
 class TestOptions(BaseOptions):
@@ -40,10 +43,15 @@ class TestOptions(BaseOptions):
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
         """test.py's own flags. Training flags (--model, --ngf, ...) are accepted and ignored:
-        the checkpoint records the network, so a training command line still works here."""
+        the checkpoint records the network, so a training command line still works here. Any
+        other flag (a typo such as --tiel) is an error: ignored, it would silently change the run."""
         parser = OneLineParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         self.parser = self.initialize(parser)
         opt, ignored = self.parser.parse_known_args(argv)
+        unknown = foreign_arguments(ignored)
+        if unknown:
+            self.parser.error(f"unrecognized argument {unknown[0]}: not a flag of test.py (nor a training flag, "
+                              "which test.py ignores)")
         if ignored:
             logger.warning("test.py ignores %s: the checkpoint defines the network", " ".join(ignored))
         return opt
@@ -57,6 +65,14 @@ class TestOptions(BaseOptions):
         check_thread_count("--threads", opt.threads)
         if opt.tile and opt.tile < MIN_TILE:
             raise OptionError(f"--tile {opt.tile}: give 0 (whole images) or a tile of at least {MIN_TILE} pixels")
+        if opt.backend == "bf16" and opt.amp == "off":
+            raise OptionError("--backend bf16 runs the generator in bf16, which --amp off rules out: drop one of "
+                              "the two (--backend torch for fp32)")
+        if opt.backend == "onnxruntime" and opt.amp == "on":
+            # Measured with onnxruntime 1.32 on the CPU: its Conv has no bfloat16 kernel (the
+            # graph is refused as invalid), so --amp on could only be ignored.
+            raise OptionError("--backend onnxruntime runs in fp32 only (onnxruntime's CPU convolutions have no "
+                              "bf16), so --amp on cannot apply: use --backend bf16 for bf16, or drop --amp on")
         if opt.pretrained and opt.direction != "AtoB":
             raise OptionError(f"--pretrained {opt.pretrained} restores (AtoB) only; for --direction {opt.direction} "
                               "test a training run with --name")
@@ -69,3 +85,21 @@ class TestOptions(BaseOptions):
             raise OptionError(f"--tile_overlap {opt.tile_overlap} is more than half of --tile {opt.tile}: each tile "
                               f"would advance only {opt.tile - opt.tile_overlap} pixels; give at most "
                               f"{opt.tile // 2} (e.g. --tile_overlap {opt.tile // 8})")
+
+
+def foreign_arguments(ignored: list[str]) -> list[str]:
+    """The arguments argparse left over that are neither a training flag (or the unique prefix
+    of one, which train.py accepts too) nor a training flag's value."""
+    known, foreign, after_flag = training_flags(), [], False
+    for arg in ignored:
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("-") and not NUMBER.fullmatch(arg):
+            matches = [flag] if flag in known else [k for k in known if k.startswith(flag)]
+            after_flag = len(matches) == 1 and known[matches[0]] and "=" not in arg
+            if len(matches) != 1:
+                foreign.append(arg)
+        elif not after_flag:
+            foreign.append(arg)  # a word no flag takes
+        else:
+            after_flag = False  # flags here take one value at most
+    return foreign

@@ -209,8 +209,42 @@ class TrainOptions(BaseOptions):
                               "RGB images, so both must be 3")
         if opt.winograd and opt.channels_last:
             raise OptionError("--winograd needs the NCHW layout that NNPACK reads: drop --channels_last")
+        check_pseudo_warmup(opt)
         check_generator(opt)
         check_training_size(opt)
+
+
+def check_pseudo_warmup(opt: argparse.Namespace) -> None:
+    """--pseudo_warmup ramps the pseudo-pair terms in: refused (not only warned about, since a
+    warning scrolls away and the run then trains something else than asked) where there is no
+    term to ramp, or where the ramp would not end before the run's iteration budget does (known
+    here for --n_iters / --max_iters budgets; an epoch budget depends on the dataset's size)."""
+    warmup = getattr(opt, "pseudo_warmup", 0)
+    if not warmup:
+        return
+    if not (opt.lambda_pseudo > 0 or opt.pseudo_ssim > 0):
+        raise OptionError(f"--pseudo_warmup {warmup} ramps in the pseudo-pair terms, which are off: give "
+                          "--lambda_pseudo or --pseudo_ssim too, or drop --pseudo_warmup")
+    budgets = [b for b in (opt.max_iters, opt.n_iters + opt.n_iters_decay or None) if b is not None]
+    if budgets and warmup >= min(budgets):
+        budget = min(budgets)
+        raise OptionError(f"--pseudo_warmup {warmup} is not shorter than the run ({budget} iterations): the "
+                          f"pseudo-pair terms would never reach their weight; give less (e.g. {max(1, budget // 4)})")
+
+
+def training_flags() -> dict[str, bool]:
+    """Every flag train.py takes, with those of every model and dataset ('--ngf', '--lambda_NCE', ...),
+    and whether it may take a value: test.py accepts these and ignores them, so that a training
+    command line works there."""
+    flags: dict[str, bool] = {}
+    for plugins, kind in ((models, "model"), (data, "dataset")):
+        folder = Path(plugins.__file__).parent
+        for path in sorted(folder.glob(f"*_{kind}.py")):
+            parser = TrainOptions().initialize(argparse.ArgumentParser(add_help=False))
+            if path.name != f"base_{kind}.py":
+                plugins.get_option_setter(path.name[:-len(f"_{kind}.py")])(parser, True)
+            flags.update((s, action.nargs != 0) for action in parser._actions for s in action.option_strings)
+    return flags
 
 
 def check_plugin_name(plugins, flag: str, name: str) -> None:

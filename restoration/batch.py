@@ -27,7 +27,7 @@ from runtime.inference import is_out_of_memory
 from util.atomic_file import atomic_write
 from util.html import save_test_page
 from util.image_io import IMG_EXTENSIONS, ImageReadError, display_name, load_rgb, save_image
-from util.metrics import dark_artifacts, psnr, rain_residue, ssim
+from util.metrics import check_crop_border, dark_artifacts, psnr, rain_residue, ssim
 from util.no_reference import NO_REFERENCE_METRICS, no_reference_scores
 from util.reporting import column_means, fmt, write_csv
 
@@ -209,7 +209,10 @@ def restore_folder(restorer: Restorer, dataroot: str, page_dir: Path, title: str
                 else:
                     save_image(gt, page_dir / "gt" / name)
                     row["gt"] = f"gt/{name}"
-                    try:  # an image too small for SSIM (or for --crop_border) loses only its own scores
+                    # A border that leaves nothing is refused (exit 2), as evaluate.py refuses it;
+                    # an image too small for SSIM loses only its own scores.
+                    check_crop_border(crop_border, *gt.shape[:2], display_name(path))
+                    try:
                         row.update(scores(restored, image, gt, metric_channel, crop_border))
                     except ValueError as err:
                         logger.warning("no metrics for %s: %s", name, err)

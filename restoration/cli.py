@@ -27,8 +27,8 @@ from options.test_options import TestOptions
 from runtime.backends import BackendError
 from util.checkpoint import CheckpointError
 from util.distributed import device_of
-from util.flags import OneLineParser
 from util.log import setup_logging
+from util.metrics import CropBorderError
 
 from .batch import restore_folder
 from .loading import open_restorer
@@ -57,14 +57,12 @@ class RestoreOptions(TestOptions):
         return add_method_options(parser)  # each method's own flags
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
-        """As TestOptions.gather_options, with `--model NAME` of a trained model among the ignored flags."""
-        parser = OneLineParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        self.parser = self.initialize(parser)
-        opt, ignored = self.parser.parse_known_args(argv)
+        """As TestOptions.gather_options (unknown flags refused, training flags ignored), with
+        `--model NAME` of a trained model among the ignored flags."""
+        opt = super().gather_options(argv)
         if opt.model is not None and opt.model not in method_names():
-            ignored, opt.model = ["--model", opt.model, *ignored], None
-        if ignored:
-            logger.warning("test.py ignores %s: the checkpoint defines the network", " ".join(ignored))
+            logger.warning("test.py ignores --model %s: the checkpoint defines the network", opt.model)
+            opt.model = None
         return opt
 
     def validate(self, opt: argparse.Namespace) -> None:
@@ -124,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stop_on_signals():
             return run(opt)
-    except (CheckpointError, DatasetError, BackendError) as err:
+    except (CheckpointError, DatasetError, BackendError, CropBorderError) as err:
         logger.error("%s", err)
         return EXIT_USAGE
     except OSError as err:  # results that cannot be written: no space left, a file in the way, permissions

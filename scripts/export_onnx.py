@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from models.loading import first_line
-from options.base_options import OptionError, check_plain_name
+from options.base_options import EPOCH_FILE_EXTRA, OptionError, check_plain_name
 from restoration.loading import load_generator
 from runtime.inference import run_padded
 from runtime.onnx_export import MIN_OPSET, MIN_SIDE, export_onnx
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         check_plain_name("--name", args.name)
-        check_plain_name("--epoch", args.epoch)
+        check_plain_name("--epoch", args.epoch, EPOCH_FILE_EXTRA)
     except OptionError as err:
         parser.error(str(err))
     if args.opset < MIN_OPSET:

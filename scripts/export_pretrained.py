@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from models.loading import generator_from_saved_options
-from options.base_options import OptionError, check_plain_name
+from options.base_options import EPOCH_FILE_EXTRA, OptionError, check_plain_name
 from restoration.export import export_generator
 from restoration.shipped import MAX_SHIPPED_MB, PRETRAINED_DIR, SUFFIX
 from util.atomic_file import atomic_write
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None):
     args = parser.parse_args(argv)
     try:
         check_plain_name("--name", args.name)
-        check_plain_name("--epoch", args.epoch)
+        check_plain_name("--epoch", args.epoch, EPOCH_FILE_EXTRA)
     except OptionError as err:
         parser.error(str(err))
     if not args.out.endswith(SUFFIX):

@@ -155,6 +155,8 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(start, dataroot, tmp_
         assert progress[-1] >= progress[-2], "a resume never goes backwards"
     assert progress[-1] < 24, "every kill hit a run that was still training"
     assert train.main(flags(dataroot, tmp_path, *longer, "--continue_train")) == 0
+    # The last kill hit a save: the resume removed its temporary file (issue 32).
+    assert list(run_dir.glob("*.tmp")) == []
     state = load_checkpoint(latest)
     assert state["position"] == {"epoch": 7, "epoch_iter": 0, "total_iters": 24}
     for net in state["nets"].values():

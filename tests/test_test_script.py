@@ -164,8 +164,9 @@ def test_an_image_too_small_for_ssim_loses_only_its_own_scores(trained, tmp_path
         assert [row["name"] for row in csv.DictReader(fh)] == ["img000.png", "img001.png"]
     assert (out / "images" / "small000.png").is_file()
     assert "no metrics for small000.png" in caplog.text
-    assert run_test(trained, root, "--results_dir", str(results), "--crop_border", "30") == 0  # > every image
-    assert not (out / "metrics.csv").exists() and len(list((out / "images").iterdir())) == 3
+    # A border that leaves nothing of an image is refused, as evaluate.py refuses it (issue 32).
+    assert run_test(trained, root, "--results_dir", str(results), "--crop_border", "30") == 2  # > every image
+    assert caplog.records[-1].getMessage().startswith("--crop_border 30 leaves nothing of the 40x48 image")
 
 
 def test_an_image_too_large_for_memory_is_skipped_with_a_hint(trained, tmp_path, monkeypatch):

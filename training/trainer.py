@@ -18,6 +18,7 @@ from data.image_folder import DatasetError
 from data.sampler import ResumableSampler
 from models import create_model
 from util.checkpoint import describe_position
+from util.progress import PlainProgress, progress
 from util.distributed import device_of, max_over_ranks
 from util.visualizer import Visualizer
 
@@ -195,8 +196,10 @@ class Trainer:
         epoch = p["epoch"]
         self.sampler.set_epoch(epoch, start=p["epoch_iter"] * o.batch_size)
         self.model.train()
-        bar = tqdm(total=self.iters_per_epoch, initial=p["epoch_iter"], desc=f"epoch {epoch}/{self.last_epoch}",
-                   unit="it", disable=not self.is_main, dynamic_ncols=True, leave=False)
+        # A bar on a terminal; a plain line every 30 s and at the epoch's end in a log file.
+        bar = progress(total=self.iters_per_epoch, initial=p["epoch_iter"], desc=f"epoch {epoch}/{self.last_epoch}",
+                       unit="it", disable=not self.is_main, first_step=p["total_iters"], dynamic_ncols=True,
+                       leave=False)
         with bar:
             t_data_start = time.perf_counter()
             batches = iter(self.loader)
@@ -236,7 +239,7 @@ class Trainer:
             self.save(str(epoch))
         logger.info("end of epoch %d / %d, learning rate now %.7f", epoch, self.last_epoch, lr)
 
-    def after_iteration(self, epoch: int, bar: tqdm, t_data: float, t_comp: float) -> None:
+    def after_iteration(self, epoch: int, bar: tqdm | PlainProgress, t_data: float, t_comp: float) -> None:
         o, p = self.opt, self.position
         total = p["total_iters"]
         if self.visualizer and total % o.display_freq == 0:

@@ -98,6 +98,19 @@ def _check_rgb_uint8(img: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} must be uint8 (0..255), got dtype {img.dtype}")
 
 
+class CropBorderError(ValueError):
+    """--crop_border leaves no pixel of an image: no score can exist, so the run is refused."""
+
+
+def check_crop_border(crop_border: int, height: int, width: int, name: str = "") -> None:
+    """Raise `CropBorderError` when cutting `crop_border` pixels off each side leaves nothing
+    of a height x width image (`name` names it); shared by evaluate.py and test.py, so that
+    both refuse the same value in the same words."""
+    if 2 * crop_border >= min(height, width):
+        raise CropBorderError(f"--crop_border {crop_border} leaves nothing of the {height}x{width} image"
+                              f"{' ' + name if name else ''}: give at most {(min(height, width) - 1) // 2}")
+
+
 def _prepare(
     pred: np.ndarray, gt: np.ndarray, channel: str, crop_border: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -110,9 +123,7 @@ def _prepare(
         raise ValueError(f"pred and gt differ in size: pred {pred.shape}, gt {gt.shape}")
     if crop_border < 0:
         raise ValueError(f"crop_border must be >= 0, got {crop_border}")
-    height, width = pred.shape[:2]
-    if 2 * crop_border >= min(height, width):
-        raise ValueError(f"crop_border={crop_border} leaves nothing of a {height}x{width} image")
+    check_crop_border(crop_border, *pred.shape[:2])
     if crop_border:
         pred = pred[crop_border:-crop_border, crop_border:-crop_border]
         gt = gt[crop_border:-crop_border, crop_border:-crop_border]
