@@ -21,7 +21,7 @@ from training.guards import NonFiniteLossError, TrainingDataLost, TrainingInterr
 from training.run_folder import RunFolderError, claim_run_folder
 from training.trainer import NothingToTrainError, Trainer
 from util.atomic_file import DiskFullError, no_space_left
-from util.checkpoint import CheckpointError
+from util.checkpoint import CheckpointError, check_container
 from util.distributed import distributed_run, quiet_other_ranks, write_rank_digests
 from util.log import setup_logging
 
@@ -35,9 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     opt = options.parse(argv)
     setup_logging(opt.verbose)
     run_dir = Path(opt.checkpoints_dir) / opt.name
+    resume_file = run_dir / f"{opt.epoch}.pt"
     # Under torchrun (RANK/WORLD_SIZE set) every process trains one shard; rank 0 alone
     # holds the run folder's lock, logs, writes the HTML page and saves checkpoints.
     try:
+        if opt.continue_train and resume_file.is_file():
+            # A file that is no checkpoint at all is refused before anything is built or logged.
+            check_container(resume_file)
         with distributed_run(opt.gpu_ids) as (ctx, device):
             quiet_other_ranks(ctx)
             claim = claim_run_folder(run_dir, opt.continue_train, opt.overwrite_run) if ctx.is_main else nullcontext()

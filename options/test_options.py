@@ -48,6 +48,7 @@ class TestOptions(BaseOptions):
         parser = OneLineParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         self.parser = self.initialize(parser)
         opt, ignored = self.parser.parse_known_args(argv)
+        ignored = self.ignored_arguments(opt, ignored)
         unknown = foreign_arguments(ignored)
         if unknown:
             self.parser.error(f"unrecognized argument {unknown[0]}: not a flag of test.py (nor a training flag, "
@@ -55,6 +56,10 @@ class TestOptions(BaseOptions):
         if ignored:
             logger.warning("test.py ignores %s: the checkpoint defines the network", " ".join(ignored))
         return opt
+
+    def ignored_arguments(self, opt: argparse.Namespace, ignored: list[str]) -> list[str]:
+        """The arguments test.py ignores, of those argparse did not take (a subclass may add some)."""
+        return ignored
 
     def validate(self, opt: argparse.Namespace) -> None:
         """Counts, borders and tiles in range: a bad --tile_overlap would leave gaps in the images."""

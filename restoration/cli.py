@@ -56,14 +56,11 @@ class RestoreOptions(TestOptions):
                                 f"<results_dir>/METHOD/test_{METHOD_LABEL}/")
         return add_method_options(parser)  # each method's own flags
 
-    def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
-        """As TestOptions.gather_options (unknown flags refused, training flags ignored), with
-        `--model NAME` of a trained model among the ignored flags."""
-        opt = super().gather_options(argv)
+    def ignored_arguments(self, opt: argparse.Namespace, ignored: list[str]) -> list[str]:
+        """`--model NAME` of a trained model is ignored like the other training flags."""
         if opt.model is not None and opt.model not in method_names():
-            logger.warning("test.py ignores --model %s: the checkpoint defines the network", opt.model)
-            opt.model = None
-        return opt
+            ignored, opt.model = ["--model", opt.model, *ignored], None
+        return ignored
 
     def validate(self, opt: argparse.Namespace) -> None:
         super().validate(opt)
