@@ -1,0 +1,70 @@
+"""`--haze_layer asm`: a generator output through the atmospheric scattering model.
+
+Haze is I = J t + A (1 - t): the clear scene J seen through a transmission t in (0, 1] and
+lit by one airlight A (three colours for the whole image). With the layer, a ResNet
+generator's last convolution gives four channels instead of an image: from the first the
+transmission t = t_min + (1 - t_min) sigmoid(y_t + T_BIAS), from the spatial mean of the
+other three the airlight A = sigmoid(mean(y_A) + AIRLIGHT_BIAS). The restoring generator
+(G_A) outputs J = (I - A (1 - t)) / t, the degrading one (G_B) renders I = J t + A (1 - t):
+neither can tint, blur or repaint the image, only add or remove a veil that is one colour
+over the whole image and whose density varies smoothly where t does.
+
+The biases start the layer near the identity (t about 0.9, A about 0.8, the airlight of the
+synthetic sets), as the rain layer starts at no rain. Images are in [-1, 1] outside and in
+[0, 1] inside the formulas.
+"""
+from __future__ import annotations
+
+import torch
+
+HAZE_LAYERS = ("none", "asm")  # --haze_layer
+HAZE_CHANNELS = 4  # the last convolution's outputs under the layer: t and the airlight's three colours
+T_BIAS = 2.0  # sigmoid(2) = 0.88: a light veil at the start
+AIRLIGHT_BIAS = 1.5  # sigmoid(1.5) = 0.82
+DEFAULT_T_MIN = 0.1  # --t_min: at most 10x amplification of the hazy image (the dark channel prior's t0)
+
+
+def check_haze_layer(haze_layer: str, t_min: float, rain_layer: str, global_residual: bool, input_nc: int,
+                     output_nc: int) -> None:
+    """Raise ValueError (one line naming the flag) for a haze layer that cannot be built."""
+    if haze_layer not in HAZE_LAYERS:
+        raise ValueError(f"unknown --haze_layer '{haze_layer}'; choose one of {HAZE_LAYERS}")
+    if haze_layer == "none":
+        return
+    if rain_layer != "none" or global_residual:
+        raise ValueError(f"--haze_layer {haze_layer} is the generators' output and replaces --rain_layer and "
+                         "--global_residual: pass only one of them")
+    if (input_nc, output_nc) != (3, 3):
+        raise ValueError(f"--haze_layer {haze_layer} restores RGB images: it needs --input_nc 3 --output_nc 3")
+    if not 0 < t_min < 1:
+        raise ValueError(f"--t_min must lie in (0, 1), got {t_min}")
+
+
+def scattering_parameters(y: torch.Tensor, t_min: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(transmission Bx1xHxW in [t_min, 1], airlight Bx3x1x1 in [0, 1]) from the last layer's
+    four channels."""
+    transmission = t_min + (1.0 - t_min) * torch.sigmoid(y[:, :1] + T_BIAS)
+    airlight = torch.sigmoid(y[:, 1:HAZE_CHANNELS].mean(dim=(2, 3), keepdim=True) + AIRLIGHT_BIAS)
+    return transmission, airlight
+
+
+def render_haze(clear01: torch.Tensor, transmission: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
+    """I = J t + A (1 - t), images in [0, 1]."""
+    return clear01 * transmission + airlight * (1.0 - transmission)
+
+
+def remove_haze(hazy01: torch.Tensor, transmission: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
+    """J = (I - A (1 - t)) / t, the inverse of `render_haze` (unclipped)."""
+    return (hazy01 - airlight * (1.0 - transmission)) / transmission
+
+
+def haze_output(x: torch.Tensor, y: torch.Tensor, t_min: float, sign: int) -> torch.Tensor:
+    """The generator's image in [-1, 1] from its input `x` and its last layer `y` (4 channels):
+    haze removed (sign -1, the restoring generator) or added (+1, the degrading one)."""
+    transmission, airlight = scattering_parameters(y.float(), t_min)
+    image01 = (x.float() + 1.0) / 2.0
+    if sign < 0:
+        out01 = remove_haze(image01, transmission, airlight)
+    else:
+        out01 = render_haze(image01, transmission, airlight)
+    return (2.0 * out01 - 1.0).clamp(-1.0, 1.0).to(x.dtype)
