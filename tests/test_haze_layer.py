@@ -14,6 +14,7 @@ from models.networks.haze import (HAZE_CHANNELS, check_haze_layer, haze_output, 
 from options.base_options import OptionError
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
+from util.weight_init import init_weights
 
 HAZE = ["--haze_layer", "asm"]
 
@@ -196,3 +197,35 @@ def test_checkpoint_round_trip_rebuilds_the_haze_layer(tiny_dataroot, tmp_path):
     assert architecture_differences(source.options, {**source.options, "haze_layer": "none"}) == \
         {"haze_layer": ("asm", "none")}
     assert architecture_differences(source.options, {**source.options, "t_min": 0.1}) == {"t_min": (0.2, 0.1)}
+
+
+def test_a_saturated_restorer_still_learns_to_raise_its_transmission():
+    net = haze_net()
+    conv = last_conv(net)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.copy_(torch.tensor([-3.0, 30.0, 30.0, 30.0]))  # t = 0.34, A = 1: J below 0 everywhere
+    x = torch.rand(1, 3, 32, 32) * 1.2 - 1  # I in [0, 0.6]
+    out = net(x)
+    assert torch.all(out == -1)  # saturated: the clamp holds the values
+    torch.nn.functional.l1_loss(out, x).backward()
+    assert conv.bias.grad[0] < 0, "descent must raise t (a plain clamp leaves no gradient here)"
+
+
+def test_restorer_fits_a_hazy_image_of_known_transmission():
+    torch.manual_seed(0)
+    clear = torch.rand(1, 3, 32, 32) * 0.8 + 0.1
+    transmission = torch.linspace(0.35, 0.9, 32).view(1, 1, 32, 1).expand(1, 1, 32, 32)
+    hazy = render_haze(clear, transmission, torch.tensor([0.85, 0.88, 0.92]).view(1, 3, 1, 1)) * 2 - 1
+    net = init_weights(haze_net(norm="none"), "xavier", 0.02)  # as training initialises it
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    start = torch.nn.functional.l1_loss(net(hazy), clear * 2 - 1).item()
+    for _ in range(40):
+        loss = torch.nn.functional.l1_loss(net(hazy), clear * 2 - 1)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.7 * start
+    with torch.no_grad():
+        estimate, _ = net.scattering(hazy)
+    assert torch.corrcoef(torch.stack([estimate.flatten(), transmission.flatten()]))[0, 1] > 0.5

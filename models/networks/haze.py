@@ -67,4 +67,8 @@ def haze_output(x: torch.Tensor, y: torch.Tensor, t_min: float, sign: int) -> to
         out01 = remove_haze(image01, transmission, airlight)
     else:
         out01 = render_haze(image01, transmission, airlight)
-    return (2.0 * out01 - 1.0).clamp(-1.0, 1.0).to(x.dtype)
+    out = 2.0 * out01 - 1.0
+    # Clamped in value, not in gradient: a pixel pushed out of range still tells t and A which
+    # way to go back. With a plain clamp a restorer whose t overshoots to t_min outputs a
+    # saturated image with no gradient at all, and stays there.
+    return (out + (out.clamp(-1.0, 1.0) - out).detach()).to(x.dtype)
