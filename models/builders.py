@@ -15,12 +15,12 @@ from .networks import NegativeGenerator, define_discriminator, define_generator,
 from .networks.discriminators import DISCRIMINATORS
 from .networks.generators import GENERATORS
 from .networks.haze import DEFAULT_T_MIN as DEFAULT_T_MIN  # --t_min's default, for the options
-from .networks.haze import HAZE_LAYERS
+from .networks.haze import HAZE_INITS, HAZE_LAYERS
 from .networks.layers import NORMS
 
 # The values the network flags accept (the options offer them as choices).
 CHOICES = {"netG": GENERATORS, "netD": DISCRIMINATORS, "norm": NORMS, "gan_mode": GANLoss.modes,
-           "haze_layer": HAZE_LAYERS}
+           "haze_layer": HAZE_LAYERS, "haze_init": HAZE_INITS}
 
 
 def rain_layer_sign(net_name: str) -> int:
@@ -34,7 +34,7 @@ def generator_architecture(opt, net_name: str = "G_A") -> nn.Module:
     --haze_layer describe it, with PyTorch's default init."""
     return define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.normG, opt.no_antialias,
                             opt.no_antialias_up, opt.global_residual, opt.upsample_taps, opt.rain_layer,
-                            rain_layer_sign(net_name), opt.skips, opt.haze_layer, opt.t_min)
+                            rain_layer_sign(net_name), opt.skips, opt.haze_layer, opt.t_min, opt.haze_init)
 
 
 def build_generator(opt, net_name: str = "G_A") -> nn.Module:

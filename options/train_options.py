@@ -73,6 +73,10 @@ class TrainOptions(BaseOptions):
         g.add_argument("--t_min", type=float, default=DEFAULT_T_MIN,
                        help="--haze_layer: the lowest transmission (G_A amplifies the hazy image at most 1/t_min "
                             "times)")
+        g.add_argument("--haze_init", default="none", choices=CHOICES["haze_init"],
+                       help="--haze_layer asm: dcp starts the restoring generator from the dark channel prior "
+                            "(its unrefined transmission and airlight; the network learns corrections to them) "
+                            "instead of a light uniform veil")
         g.add_argument("--skips", action="store_true",
                        help="add the encoder's full- and half-resolution features to the decoder's (U-Net-like "
                             "skips; not in the papers): thin structures such as rain streaks become reachable")

@@ -2,6 +2,7 @@
 generators, its options and checkpoints, and CDD-GAN's re-hazing term (`--lambda_rehaze`)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,11 +10,14 @@ from data import create_dataset
 from models import create_model
 from models.loading import architecture_differences, load_generator
 from models.networks import define_generator
-from models.networks.haze import (HAZE_CHANNELS, check_haze_layer, haze_output, remove_haze, render_haze,
-                                  scattering_parameters)
+from models.networks.haze import (HAZE_CHANNELS, check_haze_layer, dark_channel_map, haze_output, remove_haze,
+                                  render_haze, scattering_parameters)
 from options.base_options import OptionError
 from options.train_options import TrainOptions
+from restoration.dark_channel_prior import DarkChannelPrior
 from tests.conftest import tiny_flags
+from tests.test_dark_channel import hazy_scene
+from util.dark_channel import dark_channel
 from util.weight_init import init_weights
 
 HAZE = ["--haze_layer", "asm"]
@@ -184,11 +188,11 @@ def test_rehaze_loss_is_zero_when_the_restorer_undoes_any_haze_exactly(tiny_data
 
 
 def test_checkpoint_round_trip_rebuilds_the_haze_layer(tiny_dataroot, tmp_path):
-    model = cddgan(tiny_dataroot, tmp_path)
+    model = cddgan(tiny_dataroot, tmp_path, "--haze_init", "dcp")
     model.optimize_parameters()
     model.save("latest", {"epoch": 1, "epoch_iter": 1, "total_iters": 1})
     net, source = load_generator(tmp_path / "ck" / "haze" / "latest.pt")
-    assert (net.haze_layer, net.t_min, net.rain_layer_sign) == ("asm", 0.2, -1)
+    assert (net.haze_layer, net.t_min, net.haze_init, net.rain_layer_sign) == ("asm", 0.2, "dcp", -1)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     model.netG_A.eval()
     with torch.no_grad():
@@ -197,6 +201,8 @@ def test_checkpoint_round_trip_rebuilds_the_haze_layer(tiny_dataroot, tmp_path):
     assert architecture_differences(source.options, {**source.options, "haze_layer": "none"}) == \
         {"haze_layer": ("asm", "none")}
     assert architecture_differences(source.options, {**source.options, "t_min": 0.1}) == {"t_min": (0.2, 0.1)}
+    assert architecture_differences(source.options, {**source.options, "haze_init": "none"}) == \
+        {"haze_init": ("dcp", "none")}
 
 
 def test_a_saturated_restorer_still_learns_to_raise_its_transmission():
@@ -229,3 +235,44 @@ def test_restorer_fits_a_hazy_image_of_known_transmission():
     with torch.no_grad():
         estimate, _ = net.scattering(hazy)
     assert torch.corrcoef(torch.stack([estimate.flatten(), transmission.flatten()]))[0, 1] > 0.5
+
+
+# ----- --haze_init dcp ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("patch, size", [(1, 12), (5, 12), (15, 12), (15, 40)])
+def test_tensor_dark_channel_matches_the_numpy_one(patch, size):
+    image = torch.rand(2, 3, size, size + 3, dtype=torch.float64)
+    got = dark_channel_map(image, patch)
+    for index in range(2):
+        expected = dark_channel(image[index].permute(1, 2, 0).numpy(), patch)
+        assert np.allclose(got[index, 0].numpy(), expected)
+
+
+def test_dcp_start_is_the_dark_channel_priors_restoration():
+    hazy, _ = hazy_scene(np.linspace(0.4, 0.9, 64)[:, None] * np.ones((1, 48)))
+    expected = DarkChannelPrior(refine="none", t0=0.1).restore_array(hazy)
+    net = haze_net(haze_init="dcp")
+    conv = last_conv(net)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()  # y = 0: the prior itself
+        x = torch.from_numpy(hazy).permute(2, 0, 1)[None].float() / 127.5 - 1
+        restored = ((net(x)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        transmission, airlight = net.scattering(x)
+    reference_t, reference_airlight = DarkChannelPrior(refine="none").estimate(hazy)
+    assert np.allclose(airlight.flatten().numpy(), reference_airlight, atol=1e-6)
+    assert np.allclose(transmission[0, 0].numpy(), np.maximum(reference_t, 0.1), atol=2e-3)
+    assert np.abs(restored.astype(int) - expected).max() <= 2
+    # the degrading generator keeps its own start: the prior is for restoring
+    degrader, plain = haze_net(+1, haze_init="dcp"), haze_net(+1)
+    with torch.no_grad():
+        assert torch.equal(degrader(x), plain(x))
+
+
+def test_haze_init_needs_the_haze_layer():
+    with pytest.raises(ValueError, match="--haze_layer asm"):
+        define_generator("resnet_6blocks", ngf=8, haze_init="dcp")
+    with pytest.raises(ValueError, match="--haze_init"):
+        define_generator("resnet_6blocks", ngf=8, haze_layer="asm", haze_init="guess")
+    with pytest.raises(ValueError, match="ResNet"):
+        define_generator("nafnet", ngf=8, haze_init="dcp")
