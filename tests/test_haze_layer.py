@@ -276,3 +276,29 @@ def test_haze_init_needs_the_haze_layer():
         define_generator("resnet_6blocks", ngf=8, haze_layer="asm", haze_init="guess")
     with pytest.raises(ValueError, match="ResNet"):
         define_generator("nafnet", ngf=8, haze_init="dcp")
+
+
+@pytest.mark.parametrize("haze_init", ["none", "dcp"])
+def test_onnx_export_matches_torch_at_other_sizes_and_batches(haze_init):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import io
+
+    from util.onnx_export import export_onnx
+
+    net = haze_net(haze_init=haze_init).eval()
+    for module in net.modules():  # weights of PyTorch's scale: outputs far from the start
+        if isinstance(module, torch.nn.Conv2d):
+            module.reset_parameters()
+    buffer = io.BytesIO()
+    export_onnx(net, buffer)
+    session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    # Two bright blocks: 36 pixels of the haziest (dark channel 0.8, grey) and behind them 36 of
+    # a brighter colour (dark channel 0.79). At the export's 70 x 66 the top 0.1% are 4 pixels,
+    # all grey; at 240 x 200 they are 48, and the airlight is the brighter colour.
+    blocks = torch.rand(1, 3, 240, 200) * 0.3
+    blocks[..., 20:40, 20:40] = 0.8
+    blocks[..., 100:120, 100:120] = torch.tensor([0.79, 1.0, 1.0])[:, None, None]
+    for x in (blocks * 2 - 1, torch.rand(2, 3, 100, 64) * 2 - 1):
+        with torch.no_grad():
+            expected = net(x).numpy()
+        assert np.abs(session.run(None, {"image": x.numpy()})[0] - expected).max() < 1e-4

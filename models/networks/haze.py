@@ -82,11 +82,20 @@ def dark_channel_prior(image01: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     in [0, 1]: A the brightest input pixel among the DCP_TOP share with the brightest dark
     channel, t = 1 - DCP_OMEGA dark_channel(I / A). Constants, not learned."""
     dark = dark_channel_map(image01, DCP_PATCH).flatten(1)
-    haziest = dark.topk(max(1, int(DCP_TOP * dark.shape[1])), dim=1).indices
+    haziest = dark.topk(_haziest_count(dark), dim=1).indices
     colours = image01.flatten(2).gather(2, haziest[:, None].expand(-1, 3, -1))  # B x 3 x count
-    brightest = colours.sum(dim=1).argmax(dim=1)
-    airlight = colours[torch.arange(colours.shape[0]), :, brightest].clamp_min(PRIOR_MARGIN)[..., None, None]
+    brightest = colours.sum(dim=1, keepdim=True).argmax(dim=2, keepdim=True)  # B x 1 x 1
+    airlight = colours.gather(2, brightest.expand(-1, 3, -1)).clamp_min(PRIOR_MARGIN)[..., None]
     return 1.0 - DCP_OMEGA * dark_channel_map(image01 / airlight, DCP_PATCH), airlight
+
+
+def _haziest_count(dark: torch.Tensor) -> int | torch.Tensor:
+    """DCP_TOP of a row's pixels, at least one. While tracing it is counted from the data, a
+    tensor, so that an ONNX export (util/onnx_export.py) keeps it dynamic instead of freezing
+    the example's count."""
+    if not torch.jit.is_tracing():
+        return max(1, int(DCP_TOP * dark.shape[1]))
+    return torch.clamp(torch.floor(torch.ones_like(dark[0]).sum() * DCP_TOP), min=1).long()
 
 
 def render_haze(clear01: torch.Tensor, transmission: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
