@@ -14,23 +14,27 @@ from .losses import GANLoss
 from .networks import NegativeGenerator, define_discriminator, define_generator, define_head
 from .networks.discriminators import DISCRIMINATORS
 from .networks.generators import GENERATORS
+from .networks.haze import DEFAULT_T_MIN as DEFAULT_T_MIN  # --t_min's default, for the options
+from .networks.haze import HAZE_INITS, HAZE_LAYERS
 from .networks.layers import NORMS
 
 # The values the network flags accept (the options offer them as choices).
-CHOICES = {"netG": GENERATORS, "netD": DISCRIMINATORS, "norm": NORMS, "gan_mode": GANLoss.modes}
+CHOICES = {"netG": GENERATORS, "netD": DISCRIMINATORS, "norm": NORMS, "gan_mode": GANLoss.modes,
+           "haze_layer": HAZE_LAYERS, "haze_init": HAZE_INITS}
 
 
 def rain_layer_sign(net_name: str) -> int:
-    """--rain_layer: +1 (adds rain) for the degrading generator G_B, -1 (removes it) for the others."""
+    """--rain_layer, --haze_layer: +1 (adds rain or haze) for the degrading generator G_B, -1 (removes
+    it) for the others."""
     return 1 if net_name.startswith("G_B") else -1
 
 
 def generator_architecture(opt, net_name: str = "G_A") -> nn.Module:
-    """Generator `net_name` as --netG/--ngf/--normG/anti-aliasing/--upsample_taps/--rain_layer
-    describe it, with PyTorch's default init."""
+    """Generator `net_name` as --netG/--ngf/--normG/anti-aliasing/--upsample_taps/--rain_layer/
+    --haze_layer describe it, with PyTorch's default init."""
     return define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.normG, opt.no_antialias,
                             opt.no_antialias_up, opt.global_residual, opt.upsample_taps, opt.rain_layer,
-                            rain_layer_sign(net_name), opt.skips)
+                            rain_layer_sign(net_name), opt.skips, opt.haze_layer, opt.t_min, opt.haze_init)
 
 
 def build_generator(opt, net_name: str = "G_A") -> nn.Module:

@@ -16,8 +16,15 @@ NCE_A is the adversarial contrastive loss of the pair (a, G_A(a)), NCE_B that of
 (b, G_B(b)): same-location key patches are the positives (task-relevant content), the
 negative generator's outputs and the queue are the negatives (the haze-related factors to
 suppress), and for NCE_A unpaired clear exemplars add a positive (the clear-image factors).
-Logged terms, each with its weight: G_A, G_B, cycle_A, cycle_B, NCE_A, NCE_B; "G" is their sum,
-the G + F step's objective; D_A, D_B the discriminators'; N the negative generators'.
+With `--haze_layer asm` and `--lambda_rehaze` > 0 a D4-style self-augmentation term joins them:
+    lambda_rehaze L1(G_A(render(sg(G_A(a)), t^p, A)), sg(G_A(a)))
+where t and A are G_A's own transmission and airlight estimates on a (no gradient), p a random
+power per image, log-uniform in [1 / --rehaze_max_power, --rehaze_max_power] (a random haze
+density: t = exp(-beta d) becomes exp(-p beta d)), render the scattering model J t + A (1 - t)
+and sg a stop-gradient: G_A must take off again the haze rendered on its own restoration,
+at densities it has not seen.
+Logged terms, each with its weight: G_A, G_B, cycle_A, cycle_B, NCE_A, NCE_B (and rehaze); "G" is
+their sum, the G + F step's objective; D_A, D_B the discriminators'; N the negative generators'.
 
 Interpretations, each a flag:
 - `--cdd_query_encoder own` (default): a pair's keys and queries both come from the
@@ -58,18 +65,21 @@ Interpretations, each a flag:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from util.distributed import unwrap
 from util.flags import str2bool
 
 from .builders import build_head, build_negative_generator
 from .contrastive import EncoderNCE, add_contrastive_options, add_negative_options, parse_layers
 from .losses import negative_diversity
 from .negative_queue import NegativeQueue
+from .networks.haze import render_haze
 from .networks.negative import MomentumHead
 from .two_domain import TwoDomainModel
 
@@ -103,6 +113,13 @@ class CDDGANModel(TwoDomainModel):
         g.add_argument("--cdd_query_encoder", choices=("own", "other"), default="own",
                        help="own: queries from the translating generator's encoder and head (NEGCUT); "
                             "other: from the other generator's (DCLGAN)")
+        g.add_argument("--lambda_rehaze", type=float, default=0.0,
+                       help="with --haze_layer asm: weight of the re-hazing term (D4-style self-augmentation: G_A's "
+                            "restoration is hazed again through G_A's own transmission at a random density and G_A "
+                            "must restore it back, L1); 0 disables it")
+        g.add_argument("--rehaze_max_power", type=float, default=2.0,
+                       help="the re-hazing term raises the transmission to a power drawn log-uniformly from "
+                            "[1 / this, this] per image (> 1: denser haze, < 1: lighter)")
         parser.set_defaults(gan_mode="lsgan", lambda_GAN=1.0, lambda_NCE=1.0, lambda_MS_neg=1.0,
                             nce_layers="0,4,8,12,16", pool_size=50, lr=0.0002, init_type="xavier", init_gain=0.02,
                             n_epochs=200, n_epochs_decay=200)
@@ -201,7 +218,20 @@ class CDDGANModel(TwoDomainModel):
              "cycle_B": o.lambda_cyc * F.l1_loss(self.rec_B, self.real_B)}
         nce, self.fresh_negatives = self.contrastive_losses(self.projections, detach_queries=False)
         L.update(nce)
+        if o.lambda_rehaze > 0:
+            L["rehaze"] = o.lambda_rehaze * self.rehaze_loss()
         return L
+
+    def rehaze_loss(self) -> torch.Tensor:
+        """L1 between G_A's restoration of its own output hazed again at a random density and that
+        output (both the haze and the target without gradient)."""
+        with torch.no_grad():
+            transmission, airlight = unwrap(self.netG_A).scattering(self.real_A)
+            span = math.log(self.opt.rehaze_max_power)
+            power = torch.empty(transmission.shape[0], 1, 1, 1, device=transmission.device).uniform_(-span, span).exp()
+            target = self.fake_B.detach()
+            rehazed = 2 * render_haze((target.float() + 1) / 2, transmission ** power, airlight) - 1
+        return F.l1_loss(self.netG_A(rehazed.to(target.dtype)), target)
 
     def update_N(self) -> None:
         """One step of both negative generators towards harder, more diverse negatives."""

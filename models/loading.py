@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 # define_generator's defaults, the values those flags had before they existed.
 GENERATOR_OPTIONS = {"netG": "netG", "input_nc": "input_nc", "output_nc": "output_nc", "ngf": "ngf",
                      "normG": "norm", "no_antialias": "no_antialias", "no_antialias_up": "no_antialias_up",
-                     "global_residual": "global_residual", "rain_layer": "rain_layer", "skips": "skips"}
+                     "global_residual": "global_residual", "rain_layer": "rain_layer", "skips": "skips",
+                     "haze_layer": "haze_layer", "t_min": "t_min", "haze_init": "haze_init"}
 
 
 def upsample_taps_of(saved_options: Mapping[str, Any]) -> int:
@@ -63,8 +64,8 @@ def first_line(err: BaseException) -> str:
 # Options that decide the networks' shapes or what the saved state means: resuming with
 # another value would load weights into the wrong network (or train another objective).
 ARCHITECTURE_FLAGS = ("model", "netG", "ngf", "normG", "input_nc", "output_nc", "no_antialias", "no_antialias_up",
-                      "upsample_taps", "global_residual", "rain_layer", "skips", "netD", "ndf", "n_layers_D", "normD",
-                      "netF", "netF_nc", "nce_layers", "neg_nz", "dcd_variant")
+                      "upsample_taps", "global_residual", "rain_layer", "skips", "haze_layer", "t_min", "haze_init",
+                      "netD", "ndf", "n_layers_D", "normD", "netF", "netF_nc", "nce_layers", "neg_nz", "dcd_variant")
 
 
 def architecture_differences(saved_options: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple]:

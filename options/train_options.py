@@ -11,7 +11,7 @@ import torch
 import data
 import models
 from data.base_dataset import PREPROCESS_MODES
-from models.builders import CHOICES, build_discriminator, generator_architecture
+from models.builders import CHOICES, DEFAULT_T_MIN, build_discriminator, generator_architecture
 from models.contrastive import parse_layers
 from util.boards import DISPLAY_BACKENDS
 from util.flags import OneLineParser, str2bool
@@ -65,6 +65,18 @@ class TrainOptions(BaseOptions):
                             "layer that is non-negative up to a small leak (rain only brightens; domain A is the "
                             "rainy one); gray: the same layer, colourless (one value for R, G and B). none: as "
                             "--global_residual says")
+        g.add_argument("--haze_layer", default="none", choices=CHOICES["haze_layer"],
+                       help="asm: the ResNet generators output through the scattering model I = J t + A (1 - t) "
+                            "(domain A hazy): they predict a transmission map t in [--t_min, 1] and one airlight A; "
+                            "G_A outputs (I - A (1 - t)) / t, G_B renders J t + A (1 - t). Replaces --rain_layer "
+                            "and --global_residual")
+        g.add_argument("--t_min", type=float, default=DEFAULT_T_MIN,
+                       help="--haze_layer: the lowest transmission (G_A amplifies the hazy image at most 1/t_min "
+                            "times)")
+        g.add_argument("--haze_init", default="none", choices=CHOICES["haze_init"],
+                       help="--haze_layer asm: dcp starts the restoring generator from the dark channel prior "
+                            "(its unrefined transmission and airlight; the network learns corrections to them) "
+                            "instead of a light uniform veil")
         g.add_argument("--skips", action="store_true",
                        help="add the encoder's full- and half-resolution features to the decoder's (U-Net-like "
                             "skips; not in the papers): thin structures such as rain streaks become reachable")
@@ -207,6 +219,11 @@ class TrainOptions(BaseOptions):
         if (opt.input_nc, opt.output_nc) != (3, 3):
             raise OptionError(f"--input_nc {opt.input_nc} / --output_nc {opt.output_nc}: the data loaders give "
                               "RGB images, so both must be 3")
+        if getattr(opt, "lambda_rehaze", 0) > 0 and opt.haze_layer == "none":
+            raise OptionError("--lambda_rehaze hazes G_A's output through G_A's own transmission: it needs "
+                              "--haze_layer asm")
+        if getattr(opt, "rehaze_max_power", 1) < 1:
+            raise OptionError(f"--rehaze_max_power must be at least 1, got {opt.rehaze_max_power}")
         if opt.winograd and opt.channels_last:
             raise OptionError("--winograd needs the NCHW layout that NNPACK reads: drop --channels_last")
         check_pseudo_warmup(opt)

@@ -27,7 +27,7 @@ from runtime.inference import is_out_of_memory
 from util.atomic_file import atomic_write
 from util.html import save_test_page
 from util.image_io import IMG_EXTENSIONS, ImageReadError, display_name, load_rgb, save_image
-from util.metrics import check_crop_border, dark_artifacts, psnr, rain_residue, ssim
+from util.metrics import HAZE_COLUMNS, check_crop_border, dark_artifacts, haze_scores, psnr, rain_residue, ssim
 from util.no_reference import NO_REFERENCE_METRICS, no_reference_scores
 from util.reporting import column_means, fmt, write_csv
 
@@ -139,11 +139,16 @@ def out_of_memory_hint(image: np.ndarray, tile: int) -> str:
 
 
 def scores(restored: np.ndarray, image: np.ndarray, gt: np.ndarray, channel: str, crop_border: int) -> dict:
-    """PSNR/SSIM of output and input, and the output's rain residue (None without rain pixels)
-    and dark artifacts (the input has none, and all of its rain, by definition)."""
-    return {"psnr": psnr(restored, gt, channel, crop_border), "ssim": ssim(restored, gt, channel, crop_border),
-            "input_psnr": psnr(image, gt, channel, crop_border), "input_ssim": ssim(image, gt, channel, crop_border),
-            "rain_residue": rain_residue(restored, image, gt), "dark_artifacts": dark_artifacts(restored, image, gt)}
+    """PSNR/SSIM of output and input, and the task's diagnostics: on the Y channel (deraining)
+    the output's rain residue (None without rain pixels) and dark artifacts (the input has none,
+    and all of its rain, by definition); on RGB (dehazing) its CIEDE2000 colour difference and
+    residual haze, with the input's residual haze beside it."""
+    row = {"psnr": psnr(restored, gt, channel, crop_border), "ssim": ssim(restored, gt, channel, crop_border),
+           "input_psnr": psnr(image, gt, channel, crop_border), "input_ssim": ssim(image, gt, channel, crop_border)}
+    if channel == "rgb":
+        return {**row, **haze_scores(restored, image, gt)}
+    return {**row, "rain_residue": rain_residue(restored, image, gt),
+            "dark_artifacts": dark_artifacts(restored, image, gt)}
 
 
 def no_reference_row(restored: np.ndarray, image: np.ndarray) -> dict:
@@ -234,15 +239,17 @@ def restore_folder(restorer: Restorer, dataroot: str, page_dir: Path, title: str
 def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: LoadedCheckpoint | MethodSource) -> None:
     """metrics.csv (PSNR/SSIM, rain residue, dark artifacts as a fraction, per image with ground
     truth), quality.csv (NIQE/PIQE per image) and metrics.txt (the means), each naming the restorer's source."""
-    summaries = []
+    summaries, worse = [], None
     scored = [r for r in rows if "psnr" in r]
     if scored:
-        fields = ["name", "psnr", "ssim", "input_psnr", "input_ssim", "rain_residue", "dark_artifacts"]
+        diagnostics = list(HAZE_COLUMNS) if "ciede2000" in scored[0] else ["rain_residue", "dark_artifacts"]
+        fields = ["name", "psnr", "ssim", "input_psnr", "input_ssim", *diagnostics]
         write_rows(page_dir / "metrics.csv", fields, scored, source.digest)
         mean = column_means(scored, fields[1:])
         summaries.append(f"{len(scored)} images, {channel.upper()} channel: output PSNR {mean['psnr']:.2f} dB SSIM "
                          f"{mean['ssim']:.4f} | input PSNR {mean['input_psnr']:.2f} dB SSIM {mean['input_ssim']:.4f}"
                          f" | {diagnostics_text(scored, mean)}")
+        worse = worse_than_input_text(scored, mean)
     rated = [r for r in rows if "piqe" in r]
     if rated:
         fields = ["name", *NO_REFERENCE_METRICS, *(f"input_{m}" for m in NO_REFERENCE_METRICS)]
@@ -256,16 +263,34 @@ def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: Loaded
     if not summaries:
         return
     with atomic_write(page_dir / "metrics.txt", "w") as fh:
-        fh.write("\n".join(summaries) + f"\n{source.kind}: {source.describe()}\n")
+        fh.write("\n".join(summaries + ([worse] if worse else [])) + f"\n{source.kind}: {source.describe()}\n")
     for summary in summaries:
         logger.info("%s", summary)
+    if worse:
+        logger.warning("%s", worse)
 
 
 def diagnostics_text(scored: list[dict], mean: dict) -> str:
-    """'rain residue 0.123 (29 images with rain), dark artifacts 1.35% of pixels' (lower is better)."""
+    """'rain residue 0.123 (29 images with rain), dark artifacts 1.35% of pixels' or, for haze,
+    'CIEDE2000 6.12, residual haze 3.4 levels (input 45.0)' (lower is better)."""
+    if "ciede2000" in mean:
+        return (f"CIEDE2000 {fmt(mean['ciede2000'], 2)}, residual haze {fmt(mean['residual_haze'], 1)} levels "
+                f"(input {fmt(mean['input_residual_haze'], 1)}) (lower is better)")
     with_rain = sum(r["rain_residue"] is not None for r in scored)
     return (f"rain residue {fmt(mean['rain_residue'], 3)} ({with_rain} images with rain), dark artifacts "
             f"{mean['dark_artifacts'] * 100:.2f}% of pixels (lower is better)")
+
+
+def worse_than_input_text(scored: list[dict], mean: dict) -> str | None:
+    """A plain warning when the restored images score below their own inputs (PSNR against the
+    ground truth): the model made them worse. None when the outputs are better on average."""
+    below = sum(r["psnr"] < r["input_psnr"] for r in scored)
+    if mean["psnr"] >= mean["input_psnr"]:
+        return None
+    return (f"the restored images are WORSE than their inputs: mean PSNR {mean['psnr']:.2f} dB against "
+            f"{mean['input_psnr']:.2f} dB unrestored ({below} of {len(scored)} images below their input); "
+            "the training likely collapsed or diverged: check its loss log, try another checkpoint or --seed, "
+            "or a lower --lr")
 
 
 def write_rows(path: Path, fields: list[str], rows: list[dict], digest: str) -> None:

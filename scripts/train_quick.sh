@@ -23,19 +23,7 @@ fi
 DATAROOT=$1
 NAME=$2
 shift 2
-ITERS=${ITERS:-4000}
-# Bash arithmetic would read a word as a variable (0) and wrap a long number around.
-if [[ ! "$ITERS" =~ ^[0-9]{1,9}$ ]] || ((10#$ITERS < 2)); then
-    echo "ITERS must be a whole number of iterations from 2 to 999999999, got '$ITERS'" >&2
-    exit 2
-fi
-ITERS=$((10#$ITERS))
-overwrite=()
-case "${OVERWRITE:-0}" in
-    1) overwrite=(--overwrite_run) ;;
-    0) ;;
-    *) echo "OVERWRITE must be 1 (start NAME over, deleting its checkpoints) or 0, got '$OVERWRITE'" >&2; exit 2 ;;
-esac
+source "$(dirname "$0")/quick_budget.sh"
 source "$(dirname "$0")/launch_train.sh"
 train_py --dataroot "$DATAROOT" --name "$NAME" "${overwrite[@]}" --model dcdgan --dcd_variant official \
     --lr 0.0002 --global_residual --skips --rain_layer gray --lambda_sparse 1 --lambda_NCE 0 \

@@ -1,5 +1,5 @@
-"""PSNR and SSIM as the deraining / dehazing papers report them, and two deraining
-diagnostics that PSNR hides (docs/METHODS.md, section 5).
+"""PSNR and SSIM as the deraining / dehazing papers report them, and the deraining and
+dehazing diagnostics that PSNR hides (docs/METHODS.md, section 5).
 
 Deraining papers score the Y channel of YCbCr (BT.601, MATLAB's ``rgb2ycbcr``), dehazing
 papers score RGB; both with data range 255 and Wang et al.'s Gaussian-window SSIM.
@@ -19,6 +19,14 @@ per cent of the pixels barely move it. Two diagnostics, in Y levels, count them:
   and the ground truth by more than DARK_LEVELS = 20, counted where the ground truth is flat
   (its standard deviation of Y in a FLAT_WINDOW = 7 square, borders reflected, under
   FLAT_STD_LEVELS = 6): blotches and dark ghosts of over-subtracted streaks.
+
+Dehazing is scored on RGB, with two diagnostics:
+
+- CIEDE2000: the mean colour difference (CIE 2000 formula on CIELAB, D65) between output
+  and ground truth per pixel; a global colour cast raises it where PSNR stays fair.
+- residual haze: the output's mean dark channel (HAZE_PATCH = 15-pixel patches, the dark
+  channel prior's) minus the ground truth's, in 8-bit levels. 0: as clear as the ground
+  truth; the hazy input's value is the haze there was to remove; below 0: over-dehazed.
 """
 from __future__ import annotations
 
@@ -29,14 +37,18 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import uniform_filter
+from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
+from util.dark_channel import dark_channel
 from util.image_io import IMG_EXTENSIONS, ImageReadError, is_image_file, load_rgb
 from util.reporting import column_means, present
 
 log = logging.getLogger(__name__)
 
 CHANNELS = ("y", "rgb")
+TASKS = ("rain", "haze")  # which diagnostics evaluate_folders adds when it has the inputs
+HAZE_COLUMNS = ("ciede2000", "residual_haze", "input_residual_haze")  # haze_scores' keys
 DATA_RANGE = 255.0
 SSIM_SIGMA = 1.5
 # skimage's Gaussian window for sigma 1.5 is 11 x 11 (truncated at 3.5 sigma).
@@ -47,6 +59,7 @@ RAIN_LEVELS = 15.0  # input brighter than the ground truth by more: a rain pixel
 DARK_LEVELS = 20.0  # output darker than input and ground truth by more: a dark pixel
 FLAT_WINDOW = 7  # side of the square in which the ground truth's flatness is measured
 FLAT_STD_LEVELS = 6.0  # local standard deviation under which the ground truth is flat
+HAZE_PATCH = 15  # side of the dark channel's patch in the residual haze (the dark channel prior's)
 
 
 class MetricsError(ValueError):
@@ -203,6 +216,36 @@ def local_std(y: np.ndarray, size: int) -> np.ndarray:
     return np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
 
 
+def ciede2000(out: np.ndarray, gt: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference over the pixels of two HxWx3 uint8 images (0: identical;
+    about 1 is the smallest difference an observer notices, side by side)."""
+    _check_pair(out, gt)
+    return float(np.mean(deltaE_ciede2000(rgb2lab(out), rgb2lab(gt))))
+
+
+def residual_haze(out: np.ndarray, gt: np.ndarray, patch: int = HAZE_PATCH) -> float:
+    """The output's mean dark channel minus the ground truth's, in 8-bit levels: 0 as clear as
+    the ground truth, positive where haze is left, negative where the output is too dark."""
+    _check_pair(out, gt)
+    return float(dark_channel(out.astype(np.float64), patch).mean() - dark_channel(gt.astype(np.float64), patch).mean())
+
+
+def haze_scores(out: np.ndarray, inp: np.ndarray | None, gt: np.ndarray) -> dict[str, float]:
+    """The dehazing diagnostics of one restored image: ``ciede2000`` and ``residual_haze`` of the
+    output and, with the hazy input, ``input_residual_haze`` (the haze there was to remove)."""
+    scores = {"ciede2000": ciede2000(out, gt), "residual_haze": residual_haze(out, gt)}
+    if inp is not None:
+        scores["input_residual_haze"] = residual_haze(inp, gt)
+    return scores
+
+
+def _check_pair(out: np.ndarray, gt: np.ndarray) -> None:
+    _check_rgb_uint8(out, "out")
+    _check_rgb_uint8(gt, "gt")
+    if out.shape != gt.shape:
+        raise ValueError(f"out and gt differ in size: {out.shape}, {gt.shape}")
+
+
 def _luma_triple(out: np.ndarray, inp: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for what, img in (("out", out), ("input", inp), ("gt", gt)):
         _check_rgb_uint8(img, what)
@@ -217,6 +260,7 @@ def evaluate_folders(
     channel: str = "y",
     crop_border: int = 0,
     input_dir: str | os.PathLike | None = None,
+    task: str = "rain",
 ) -> tuple[list[dict], dict]:
     """Score every image of ``pred_dir`` against the ground truth with the same file stem.
 
@@ -228,9 +272,13 @@ def evaluate_folders(
     ``rain_residue`` (None for an image without rain pixels) and ``dark_artifacts``, and the
     mean holds ``rain_residue`` over the images that have one (None if none does),
     ``rain_residue_count`` and ``dark_artifacts``. These two use the whole image.
+    With ``task="haze"`` the inputs bring the dehazing diagnostics instead (``haze_scores``:
+    ``ciede2000``, ``residual_haze``, ``input_residual_haze``, per row and averaged).
     """
     if channel not in CHANNELS:
         raise MetricsError(f"channel must be one of {CHANNELS}, got {channel!r}")
+    if task not in TASKS:
+        raise MetricsError(f"task must be one of {TASKS}, got {task!r}")
     preds = images_by_stem(Path(pred_dir))
     if not preds:
         raise MetricsError(f"no images in '{pred_dir}' (looked for {', '.join(IMG_EXTENSIONS)})")
@@ -248,7 +296,9 @@ def evaluate_folders(
                 "ssim": ssim(pred, gt, channel, crop_border),
                 "color_shift": color_shift(pred, gt),
             }
-            if inp is not None:
+            if inp is not None and task == "haze":
+                row.update(haze_scores(pred, inp, gt))
+            elif inp is not None:
                 row["rain_residue"] = rain_residue(pred, inp, gt)
                 row["dark_artifacts"] = dark_artifacts(pred, inp, gt)
         except ValueError as err:
@@ -261,7 +311,9 @@ def evaluate_folders(
         "color_shift": float(np.mean([r["color_shift"] for r in rows])),
         "count": len(rows),
     }
-    if inputs is not None:
+    if inputs is not None and task == "haze":
+        mean.update(column_means(rows, HAZE_COLUMNS))
+    elif inputs is not None:
         mean.update(column_means(rows, ("rain_residue", "dark_artifacts")))
         mean["rain_residue_count"] = len(present(r["rain_residue"] for r in rows))
     return rows, mean

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .haze import DEFAULT_T_MIN, HAZE_CHANNELS, check_haze_layer, haze_output, scattering_of
 from .layers import (BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer, residual_output, run_layers,
                      uses_bias)
 from .nafnet import NafnetGenerator
@@ -44,11 +45,14 @@ class ResnetGenerator(nn.Module):
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                  n_blocks: int = 9, no_antialias: bool = False, no_antialias_up: bool = False,
                  global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
-                 rain_layer_sign: int = -1, skips: bool = False):
+                 rain_layer_sign: int = -1, skips: bool = False, haze_layer: str = "none",
+                 t_min: float = DEFAULT_T_MIN, haze_init: str = "none"):
         super().__init__()
         check_rain_layer(rain_layer, global_residual, input_nc, output_nc)
+        check_haze_layer(haze_layer, t_min, rain_layer, global_residual, input_nc, output_nc, haze_init)
         self.global_residual = global_residual
         self.rain_layer, self.rain_layer_sign = rain_layer, rain_layer_sign
+        self.haze_layer, self.t_min, self.haze_init = haze_layer, t_min, haze_init
         norm_layer, bias = get_norm_layer(norm), uses_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias),
                                    norm_layer(ngf), nn.ReLU(True)]
@@ -76,7 +80,10 @@ class ResnetGenerator(nn.Module):
                            norm_layer(out), nn.ReLU(True)]
             stage_outputs.append(len(layers) - 1)
             channels = out
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), nn.Tanh()]
+        if haze_layer == "none":
+            layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), nn.Tanh()]
+        else:  # t and the airlight, unbounded; an Identity in the tanh's place keeps the layer numbers
+            layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, HAZE_CHANNELS, 7), nn.Identity()]
         self.model = nn.Sequential(*layers)
         # --skips: each upsampling stage's output plus the encoder features of the same
         # resolution (U-Net-like, added, so channel counts and layer numbers stay as they are).
@@ -109,19 +116,35 @@ class ResnetGenerator(nn.Module):
         return (self._output(x, feat), feats) if layers else self._output(x, feat)
 
     def _output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.haze_layer != "none":
+            return haze_output(x, y, self.t_min, self.rain_layer_sign, self.haze_init)
         return residual_output(x, y, self.global_residual, self.rain_layer, self.rain_layer_sign)
+
+    def scattering(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(transmission Bx1xHxW, airlight Bx3x1x1) that a --haze_layer generator sees in `x`."""
+        if self.haze_layer == "none":
+            raise ValueError("only a generator with --haze_layer estimates a transmission and an airlight")
+        feat, _ = run_layers(self.model, x, self.skips, set())
+        return scattering_of(x, feat, self.t_min, self.rain_layer_sign, self.haze_init)
 
 
 def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                      no_antialias: bool = False, no_antialias_up: bool = False,
                      global_residual: bool = False, upsample_taps: int = 4, rain_layer: str = "none",
-                     rain_layer_sign: int = -1, skips: bool = False) -> nn.Module:
+                     rain_layer_sign: int = -1, skips: bool = False, haze_layer: str = "none",
+                     t_min: float = DEFAULT_T_MIN, haze_init: str = "none") -> nn.Module:
     """Generator `netG`. `nafnet` is a U-Net that always adds its output to its input, so
     --global_residual and --skips are part of it, and it has its own norm and resampling:
-    `norm`, the anti-aliasing flags and `upsample_taps` apply to the ResNet generators only."""
+    `norm`, the anti-aliasing flags, `upsample_taps` and `haze_layer` apply to the ResNet
+    generators only. `rain_layer_sign` (+1 for the degrading generator G_B, -1 otherwise) also
+    says whether a haze layer adds haze or removes it; `haze_init` dcp starts the restoring
+    one from the dark channel prior."""
     if netG == "nafnet":
+        if haze_layer != "none" or haze_init != "none":
+            raise ValueError(f"--haze_layer {haze_layer} is built into the ResNet generators: use --netG resnet_*")
         return NafnetGenerator(input_nc, output_nc, ngf, rain_layer=rain_layer, rain_layer_sign=rain_layer_sign)
     if netG not in GENERATOR_BLOCKS:
         raise ValueError(f"unknown --netG '{netG}'; choose one of {GENERATORS}")
     return ResnetGenerator(input_nc, output_nc, ngf, norm, GENERATOR_BLOCKS[netG], no_antialias, no_antialias_up,
-                           global_residual, upsample_taps, rain_layer, rain_layer_sign, skips)
+                           global_residual, upsample_taps, rain_layer, rain_layer_sign, skips, haze_layer, t_min,
+                           haze_init)
