@@ -5,9 +5,11 @@
 an aligned pair (a', b), cropped and flipped alike, where a' is
 - b itself with probability `--pseudo_identity_share` (an identity pair: a clean image is to
   be left alone), otherwise
-- b + s (G_B(b) - b) with s drawn uniformly from `--rain_scale_range LO,HI` (rain-density
-  augmentation of the pseudo rain layer; 1,1 keeps G_B's rain as rendered), clamped to the
-  image range.
+- b + s r with s drawn uniformly from `--rain_scale_range LO,HI` (rain-density augmentation of
+  the pseudo rain layer; 1,1 keeps G_B's rain as rendered), clamped to the image range, where
+  r = max(G_B(b) - b, 0) (`--pseudo_layer positive`, the default: rain only brightens, and the
+  darkening that G_B's leaky rain layer adds everywhere would teach stage 2 to brighten every
+  image) or r = G_B(b) - b (`signed`).
 The draws come from the sample's own seeded generator, so a resumed run sees the same pairs.
 """
 from __future__ import annotations
@@ -17,6 +19,8 @@ import argparse
 import numpy as np
 
 from .aligned_dataset import AlignedDataset
+
+PSEUDO_LAYERS = ("positive", "signed")
 
 
 def scale_range(text: str) -> tuple[float, float]:
@@ -47,12 +51,16 @@ class PseudoPairDataset(AlignedDataset):
         parser.add_argument("--rain_scale_range", type=scale_range, default=(1.0, 1.0), metavar="LO,HI",
                             help="the pseudo rain layer G_B(b) - b is scaled by a factor drawn uniformly from "
                                  "LO..HI (rain-density augmentation; 1,1 keeps it as rendered)")
+        parser.add_argument("--pseudo_layer", default="positive", choices=PSEUDO_LAYERS,
+                            help="positive: only what G_B(b) adds to b is rain (its darkening is dropped); "
+                                 "signed: G_B(b) - b as rendered")
         return parser
 
     def __init__(self, opt):
         super().__init__(opt)
         self.identity_share = opt.pseudo_identity_share
         self.scale_low, self.scale_high = opt.rain_scale_range
+        self.positive = opt.pseudo_layer == "positive"
 
     def __getitem__(self, key) -> dict:
         item = super().__getitem__(key)
@@ -62,6 +70,9 @@ class PseudoPairDataset(AlignedDataset):
         if rng.random() < self.identity_share:
             item["A"] = clean.clone()
         else:
+            layer = rendered - clean
+            if self.positive:
+                layer = layer.clamp(min=0.0)
             scale = rng.uniform(self.scale_low, self.scale_high)
-            item["A"] = (clean + scale * (rendered - clean)).clamp(-1.0, 1.0)
+            item["A"] = (clean + scale * layer).clamp(-1.0, 1.0)
         return item

@@ -8,7 +8,8 @@ generator) renders G_B(b); OUT/trainA/<stem>.png holds G_B(b) and OUT/trainB/<st
 b, the layout `--dataset_mode pseudo_pair` (and `aligned`) reads. Then it compares the pseudo
 rain with the real rain of DATAROOT/trainA (util/rain_stats.py): both estimated as the luma's
 high-pass residual, so the two are measured alike; coverage and brightness must agree within
---tolerance (relative). The statistics go to the log and to OUT/pseudo_pairs.json, with G_B's
+--tolerance (relative), and G_B's exact layer must not darken the images on average (by more
+than DARKENING_LEVELS). The statistics go to the log and to OUT/pseudo_pairs.json, with G_B's
 exact layer G_B(b) - b beside them. A mismatch is a warning, or with --strict exit status 3.
 OUT must be new or empty, or a folder this script wrote (--overwrite then replaces its images).
 """
@@ -37,6 +38,7 @@ logger = logging.getLogger("render_pseudo_pairs")
 EXIT_USAGE = 2
 EXIT_MISMATCH = 3
 MARKER = "pseudo_pairs.json"  # written last; marks OUT as this script's
+DARKENING_LEVELS = 1.0  # a mean exact layer below minus this many Y levels: G_B darkens instead of adding rain
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -132,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     pseudo, exact = render_pairs(net, clean_paths, out)
     real = real_rain_statistics(rainy_paths[:max(len(clean_paths), 200)])
     problems = compare_statistics(pseudo, real, args.tolerance)
+    if exact["mean"] < -DARKENING_LEVELS:
+        # Rain only brightens: a G_B that darkens on average is pinned (its layer below zero everywhere).
+        problems.append(f"G_B darkens the clean images by {-exact['mean']:.2f} levels on average (its rain layer "
+                        "is stuck below zero)")
     logger.info("real rain (trainA, high-pass estimate): %s", describe(real))
     logger.info("pseudo rain (G_B(trainB), high-pass estimate): %s", describe(pseudo))
     logger.info("G_B's exact layer G_B(b) - b: %s", describe(exact))

@@ -39,6 +39,7 @@ def test_layer_statistics_of_known_streaks():
     assert stats["run_length"] == pytest.approx(8.0)  # runs of 10 and 6
     streaks_only = layer_statistics([streak_layer(streaks=((5, 5, 10), (20, 30, 6)))])
     assert abs(streaks_only["orientation"]) < 1 and streaks_only["coherence"] > 0.5
+    assert streaks_only["mean"] == pytest.approx(16 * 30.0 / 1600)
     blob = np.zeros((40, 40))
     blob[10:20, 10:20] = 30.0
     assert layer_statistics([blob])["coherence"] < 0.05, "a square has no direction"
@@ -72,6 +73,24 @@ def test_compare_statistics_names_what_strays():
     problems = compare_statistics({"coverage": 0.02, "brightness": 41.0}, reference, 0.25)
     assert len(problems) == 1 and problems[0].startswith("coverage")
     assert compare_statistics({"coverage": 0.1, "brightness": None}, reference, 0.25)[0].startswith("brightness")
+
+
+def test_rain_statistics_script_reports_the_exact_layer(tmp_path, capsys):
+    from PIL import Image
+
+    from scripts.rain_statistics import main as rain_statistics
+    for folder in ("rainy", "clean"):
+        (tmp_path / folder).mkdir()
+    clean = np.full((32, 32, 3), 90, np.uint8)
+    rainy = clean.copy()
+    rainy[2:14, 7] = 200  # one 12-px streak, +94 levels of Y
+    Image.fromarray(clean).save(tmp_path / "clean" / "x.png")
+    Image.fromarray(rainy).save(tmp_path / "rainy" / "x.png")
+    assert rain_statistics(["--rainy", str(tmp_path / "rainy"), "--clean", str(tmp_path / "clean")]) == 0
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    exact = dict(item.split("=") for item in lines["exact"].split())
+    assert float(exact["coverage"]) == pytest.approx(12 / 1024, rel=1e-3) and float(exact["run_length"]) == 12
+    assert rain_statistics(["--rainy", str(tmp_path / "empty")]) == 2
 
 
 def test_soft_statistics_follow_the_hard_ones():
@@ -210,6 +229,11 @@ def test_pseudo_pairs_scale_the_layer_and_mix_in_identity_pairs(tmp_path):
     a, b = scaled[(0, 1)], asis[(0, 1)]
     assert torch.equal(a["B"], b["B"])
     assert torch.allclose(a["A"], a["B"] + 0.5 * (b["A"] - b["B"]), atol=1e-6)
+    assert a["A"].min() >= -1 and (b["A"] - b["B"]).min() >= 0, "the positive layer only brightens"
+    signed = pseudo_dataset(tmp_path, "--pseudo_identity_share", "0", "--pseudo_layer", "signed")
+    rendered, clean = signed[(0, 1)]["A"], signed[(0, 1)]["B"]
+    assert (rendered - clean).min() < 0, "the signed layer keeps the rendering's darkening"
+    assert torch.allclose(b["A"], clean + (rendered - clean).clamp(min=0), atol=1e-6)
     mixed = pseudo_dataset(tmp_path, "--pseudo_identity_share", "0.5")
     identity = [torch.equal(mixed[(i, e)]["A"], mixed[(i, e)]["B"]) for i in range(6) for e in range(1, 5)]
     assert 0 < sum(identity) < len(identity)

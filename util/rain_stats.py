@@ -13,7 +13,9 @@ content cancels; scene edges leak in, so compare estimates with estimates).
   streak length (near-vertical streaks give long runs, blobs and specks short ones);
 - orientation: the dominant streak direction in degrees from vertical (positive leans right at
   the top), from the structure tensor of the layer's positive part summed over all pixels;
-- coherence: 0 (no dominant direction) to 1 (every streak parallel).
+- coherence: 0 (no dominant direction) to 1 (every streak parallel);
+- mean: the layer's mean over all pixels (levels): below 0 where the "rain" darkens the image,
+  as a rain generator's leak does.
 `compare_statistics` says which of coverage and brightness stray from a reference by more than
 a relative tolerance: the check made before pseudo pairs are trained on.
 """
@@ -57,6 +59,7 @@ class LayerStatistics:
     pixels: int = 0
     covered: int = 0
     covered_sum: float = 0.0
+    total: float = 0.0
     runs: int = 0
     tensor: np.ndarray = field(default_factory=lambda: np.zeros(3))  # Jxx, Jyy, Jxy
 
@@ -69,13 +72,14 @@ class LayerStatistics:
         self.pixels += mask.size
         self.covered += int(mask.sum())
         self.covered_sum += float(layer[mask].sum())
+        self.total += float(layer.sum())
         self.runs += _vertical_runs(mask)[0]
         gy, gx = np.gradient(np.maximum(layer, 0.0))
         self.tensor += np.array([(gx * gx).sum(), (gy * gy).sum(), (gx * gy).sum()])
         return self
 
     def summary(self) -> dict[str, float | None]:
-        """coverage, brightness, run_length, orientation, coherence (module docstring)."""
+        """coverage, brightness, run_length, orientation, coherence, mean (module docstring)."""
         jxx, jyy, jxy = self.tensor
         trace = jxx + jyy
         # The dominant gradient direction is across the streaks; the streaks run at right angles to it.
@@ -88,6 +92,7 @@ class LayerStatistics:
             "run_length": self.covered / self.runs if self.runs else None,
             "orientation": float(orientation) if trace > 0 else None,
             "coherence": float(math.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / trace) if trace > 0 else None,
+            "mean": self.total / self.pixels if self.pixels else 0.0,
         }
 
 
