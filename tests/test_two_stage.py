@@ -302,7 +302,8 @@ def test_two_stage_launcher_end_to_end_and_refusal(tiny_dataroot, tmp_path):
 
 
 @pytest.mark.parametrize("env,message", [({"ITERS": "3"}, "ITERS"), ({"STAGE1_SHARE": "100"}, "STAGE1_SHARE"),
-                                         ({"PSEUDO_CHECK": "maybe"}, "PSEUDO_CHECK"), ({"OVERWRITE": "2"}, "OVERWRITE")])
+                                         ({"PSEUDO_CHECK": "maybe"}, "PSEUDO_CHECK"),
+                                         ({"OVERWRITE": "2"}, "OVERWRITE")])
 def test_two_stage_launcher_refuses_bad_settings(tmp_path, env, message):
     done = subprocess.run(["bash", str(REPO / "scripts" / "train_two_stage.sh"), "data", "run"], cwd=tmp_path,
                           env={"PATH": "/usr/bin:/bin", "PY": "echo", **env}, capture_output=True, text=True,
