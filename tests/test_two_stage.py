@@ -273,6 +273,7 @@ def test_two_stage_launcher_end_to_end_and_refusal(tiny_dataroot, tmp_path):
         sorted(p.name for p in (stage1 / "pseudo_pairs" / "trainB").iterdir())
     state = torch.load(stage2 / "latest.pt", weights_only=True)
     assert state["model"] == "paired" and state["position"]["total_iters"] == 16  # (8 - 4) * 4
+    assert state["opt"]["ngf"] == 8 and state["opt"]["crop_size"] == 32, "the generator flags reach stage 2"
     assert "ssim" in (stage2 / "loss_log.txt").read_text()
 
     # test.py restores with the stage-2 run through its CLI.
@@ -299,6 +300,24 @@ def test_two_stage_launcher_end_to_end_and_refusal(tiny_dataroot, tmp_path):
                               str(stage1 / "latest.pt"), "--dataroot", str(tiny_dataroot), "--out",
                               str(tiny_dataroot)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "not a pseudo-pair folder" in refused.stderr
+
+
+def test_render_flags_a_rain_generator_that_darkens(tiny_dataroot, tmp_path, caplog):
+    from scripts.render_pseudo_pairs import main as render_pseudo_pairs
+    model = dcdgan(tiny_dataroot, tmp_path)
+    last = [m for m in model.netG_B.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():  # the pinned state: the layer's last activation at -1 everywhere
+        last.weight.zero_()
+        last.bias.fill_(-10.0)
+    model.save("latest", {"epoch": 1, "epoch_iter": 0, "total_iters": 0})
+    args = ["--checkpoint", str(tmp_path / "ck" / "tiny" / "latest.pt"), "--dataroot", str(tiny_dataroot),
+            "--tolerance", "100"]
+    assert render_pseudo_pairs(args + ["--out", str(tmp_path / "pairs"), "--strict"]) == 3
+    assert "darkens the clean images" in caplog.text
+    record = json.loads((tmp_path / "pairs" / "pseudo_pairs.json").read_text())
+    assert record["pseudo_exact"]["mean"] < -5 and record["mismatch"]
+    assert render_pseudo_pairs(args + ["--out", str(tmp_path / "pairs")]) == 2, "rendering again needs --overwrite"
+    assert render_pseudo_pairs(args + ["--out", str(tmp_path / "pairs"), "--overwrite"]) == 0, "a warning only"
 
 
 @pytest.mark.parametrize("env,message", [({"ITERS": "3"}, "ITERS"), ({"STAGE1_SHARE": "100"}, "STAGE1_SHARE"),
