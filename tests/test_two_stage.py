@@ -290,6 +290,14 @@ def test_two_stage_launcher_end_to_end_and_refusal(tiny_dataroot, tmp_path):
     assert again.returncode == 2 and "OVERWRITE=1" in again.stderr and "stage 1" not in again.stderr
     assert (stage2 / "latest.pt").read_bytes() == saved
 
+    # OVERWRITE=1 trains both stages again (stage 1 is not reused) and replaces the pairs.
+    (stage1 / "pseudo_pairs" / "trainA" / "stale.png").write_bytes(b"")
+    redone = launcher(tiny_dataroot, checkpoints, {"OVERWRITE": "1"})
+    assert redone.returncode == 0, redone.stderr[-3000:]
+    assert "reusing" not in redone.stderr and "stage 1: 4 iterations" in redone.stderr
+    assert redone.stderr.count("deleted the earlier run's checkpoints") == 2, "both stages started over"
+    assert not (stage1 / "pseudo_pairs" / "trainA" / "stale.png").exists()
+
     # The strict check stops before stage 2 when the pseudo rain is off (tolerance 0).
     strict = subprocess.run([sys.executable, "-m", "scripts.render_pseudo_pairs", "--checkpoint",
                              str(stage1 / "latest.pt"), "--dataroot", str(tiny_dataroot), "--out",
