@@ -28,14 +28,33 @@ rendering of a clean image b, detached, is a pair with a known answer for G_A,
       pseudo_ssim = w pseudo_ssim (1 - SSIM(G_A(sg(G_B(b))), b)),
 with w ramping linearly from 0 to 1 over the first `--pseudo_warmup` iterations (G_B's early
 renderings are poor rain); one extra G_A pass, and no gradient reaches G_B through it.
+Two levers make G_B's rain look like trainA's (off by default; they feed the pseudo pairs of
+the two-stage recipe, scripts/train_two_stage.sh). Both see rain as the high-pass residual of
+the luma, hp(x) = Y(x) - blur(Y(x)) in levels (models/rain_matching.py), the same estimate for
+a real rainy image (whose clean version is unknown) and for G_B's rendering:
+      rain_stats = lambda_rain_stats (|log (c(hp(G_B(b))) + 0.001) / (c_A + 0.001)|
+                                      + |log (m(hp(G_B(b))) + 1) / (m_A + 1)|)
+  with c, m the coverage (share above 15 levels) and mean brightness of those pixels (soft
+  threshold), c_A, m_A a moving average of them on the real rainy batches;
+      G_R = 0.5 lambda_rain_D GAN(D_R(hp(G_B(b)) / 127.5)),
+      D_R = 0.5 (D_R's loss on hp(a) / 127.5 + on hp(sg(G_B(b))) / 127.5),
+  a one-channel discriminator on the rain layer (the shape of streaks, not the scene), trained
+  with D_A and D_B. Both reach G_B only.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from util.weight_init import init_weights
+
 from .dcl_model import DCLModel
-from .losses import ssim_loss
+from .losses import discriminator_loss, ssim_loss
+from .networks.discriminators import define_discriminator
+from .rain_matching import StatisticsMatch, high_pass_luma
+
+# hp(x) is in levels (about -128..128); the rain-layer discriminator sees it on the images' scale.
+RAIN_D_SCALE = 127.5
 
 
 class DCDGANModel(DCLModel):
@@ -59,6 +78,12 @@ class DCDGANModel(DCLModel):
         parser.add_argument("--pseudo_warmup", type=int, default=0,
                             help="iterations over which the pseudo-pair weights ramp linearly from 0 to their "
                                  "value (0: full weight from the start)")
+        parser.add_argument("--lambda_rain_stats", type=float, default=0.0,
+                            help="weight of the rain-statistics match: coverage and brightness of G_B's rain "
+                                 "(high-pass of the luma) against the real rainy images' (0 disables)")
+        parser.add_argument("--lambda_rain_D", type=float, default=0.0,
+                            help="weight of G_B's term against D_R, a discriminator on the rain layer (high-pass "
+                                 "of the luma) of real rainy images and of G_B's (0 disables, and builds no D_R)")
         parser.set_defaults(lr=0.0001, n_epochs=300, n_epochs_decay=300, load_size=512, crop_size=256,
                             save_epoch_freq=10)
         return parser
@@ -69,12 +94,26 @@ class DCDGANModel(DCLModel):
         self.use_pseudo = self.is_train and (opt.lambda_pseudo > 0 or opt.pseudo_ssim > 0)
         self.pseudo_warmup = opt.pseudo_warmup
         self.pseudo_steps = 0  # generator steps taken: the pseudo-pair warm-up's clock
+        self.rain_match = StatisticsMatch() if self.is_train and opt.lambda_rain_stats > 0 else None
+        self.use_rain_D = self.is_train and opt.lambda_rain_D > 0
+        if self.use_rain_D:
+            net = define_discriminator(opt.netD, 1, opt.ndf, opt.n_layers_D, opt.normD, opt.no_antialias)
+            self.netD_R = init_weights(net, opt.init_type, opt.init_gain).to(self.device)
+            if self.channels_last:
+                self.netD_R.to(memory_format=torch.channels_last)
+            self.model_names.append("D_R")
+            self.optimizers["D"] = self.adam(self.netD_A, self.netD_B, self.netD_R)
 
     def pseudo_ramp(self) -> float:
         """The pseudo-pair weights' share: linear from 0 to 1 over --pseudo_warmup steps."""
         if self.pseudo_warmup <= 0:
             return 1.0
         return min(1.0, self.pseudo_steps / self.pseudo_warmup)
+
+    @staticmethod
+    def rain_input(x: torch.Tensor) -> torch.Tensor:
+        """What D_R sees of an image batch: its luma's high-pass residual, scaled to about [-1, 1]."""
+        return high_pass_luma(x) / RAIN_D_SCALE
 
     def forward(self) -> None:
         """DCLGAN's translations and identity passes; the paper variant adds both cycles,
@@ -121,6 +160,12 @@ class DCDGANModel(DCLModel):
                 L["pseudo"] = ramp * o.lambda_pseudo * F.l1_loss(self.pseudo_restored, self.real_B)
             if o.pseudo_ssim > 0:
                 L["pseudo_ssim"] = ramp * o.pseudo_ssim * ssim_loss(self.pseudo_restored, self.real_B)
+        # G_B's rain against the real rain: its statistics, and a discriminator on its layer.
+        if self.rain_match is not None:
+            self.rain_match.update_target(high_pass_luma(self.real_A))
+            L["rain_stats"] = o.lambda_rain_stats * self.rain_match.loss(high_pass_luma(self.fake_A))
+        if self.use_rain_D:
+            L["G_R"] = self.generator_gan_term(self.netD_R, self.rain_input(self.fake_A), 0.5 * o.lambda_rain_D)
         if not self.paper:
             return L
         # BTB's cycles, then CGB on them. (N_R, R*): R* = G_B(N_R), so the keys are G_B's
@@ -136,15 +181,38 @@ class DCDGANModel(DCLModel):
             L["NCE3"] = L["NCE4"] = torch.zeros((), device=self.fake_B.device)
         return L
 
+    def compute_D_loss(self) -> dict[str, torch.Tensor]:
+        """D_A and D_B; with --lambda_rain_D also D_R on real rain layers against G_B's."""
+        L = super().compute_D_loss()
+        if self.use_rain_D:
+            L["D_R"] = discriminator_loss(self.gan_loss, self.netD_R, self.rain_input(self.real_A),
+                                          self.rain_input(self.fake_A.detach()))
+        return L
+
+    def update_D(self) -> None:
+        if self.use_rain_D:
+            self.set_requires_grad([self.netD_R], True)
+        super().update_D()
+
+    def update_G(self) -> None:
+        if self.use_rain_D:
+            self.set_requires_grad([self.netD_R], False)
+        super().update_G()
+
     def optimize_parameters(self) -> None:
         super().optimize_parameters()
         self.pseudo_steps += 1
 
     # ----- checkpoints ---------------------------------------------------------------
     def extra_state(self) -> dict:
-        return {**super().extra_state(), "pseudo_steps": self.pseudo_steps}
+        state = {**super().extra_state(), "pseudo_steps": self.pseudo_steps}
+        if self.rain_match is not None:
+            state["rain_match"] = self.rain_match.state_dict()
+        return state
 
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)
         # A checkpoint from before the pseudo pair existed restarts its warm-up.
         self.pseudo_steps = state.get("pseudo_steps", 0)
+        if self.rain_match is not None:
+            self.rain_match.load_state_dict(state.get("rain_match", {}))

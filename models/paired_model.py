@@ -1,7 +1,13 @@
 """Paired upper bound: the restoring generator trained with L1 on aligned pairs (no GAN).
 
 Objective (docs/METHODS.md): lambda_L1 * L1(G_A(a), b), where b is the clean ground truth of
-a; logged as L1, its only term. The unpaired models never see such pairs; this model shows how far the same generator
+a, logged as L1; optionally (off by default)
+    ssim = lambda_ssim (1 - SSIM(G_A(a), b)),
+    channel = lambda_channel mean |r_c - mean_c' r_c'|, r = a - G_A(a) the removed layer:
+the channel-consistency term, rain being colourless (zero for a generator with a grey
+`--rain_layer`, which cannot remove a tint). The second stage of the two-stage recipe
+(scripts/train_two_stage.sh) trains this model on pseudo pairs (`--dataset_mode pseudo_pair`).
+The unpaired models never see such pairs; this model shows how far the same generator
 gets when it does, at the same budget (docs/EXPERIMENTS.md "Which levers won"). Needs paired data
 (`--dataset_mode aligned`, its default), e.g. `python -m datasets.make_synthetic --paired`.
 """
@@ -12,12 +18,24 @@ import torch.nn.functional as F
 
 from .base_model import BaseModel
 from .builders import build_generator
+from .losses import ssim_loss
+
+
+def channel_consistency(removed: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of each channel of a removed layer (BxCxHxW) from the mean
+    over channels: 0 for a colourless layer."""
+    return (removed - removed.mean(dim=1, keepdim=True)).abs().mean()
 
 
 class PairedModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         parser.add_argument("--lambda_L1", type=float, default=1.0, help="weight of the L1 loss to the ground truth")
+        parser.add_argument("--lambda_ssim", type=float, default=0.0,
+                            help="weight of 1 - SSIM to the ground truth (0 disables)")
+        parser.add_argument("--lambda_channel", type=float, default=0.0,
+                            help="weight of the channel consistency of the removed layer input - output: rain "
+                                 "is colourless (0 disables)")
         parser.set_defaults(dataset_mode="aligned", pool_size=0, init_type="xavier")
         return parser
 
@@ -38,7 +56,13 @@ class PairedModel(BaseModel):
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
         self.fake_B = self.netG_A(self.real_A)
         self.visuals = {"real_A": self.real_A, "fake_B": self.fake_B, "real_B": self.real_B}
-        return {"L1": self.opt.lambda_L1 * F.l1_loss(self.fake_B, self.real_B)}
+        o = self.opt
+        L = {"L1": o.lambda_L1 * F.l1_loss(self.fake_B, self.real_B)}
+        if o.lambda_ssim > 0:
+            L["ssim"] = o.lambda_ssim * ssim_loss(self.fake_B, self.real_B)
+        if o.lambda_channel > 0:
+            L["channel"] = o.lambda_channel * channel_consistency(self.real_A - self.fake_B)
+        return L
 
     def optimize_parameters(self) -> None:
         self.minimise(self.compute_G_loss, ["G"])

@@ -8,7 +8,8 @@ import torch
 
 from data import create_dataset
 from models import create_model
-from models.loading import architecture_differences, load_generator
+from models.loading import architecture_differences
+from restoration.loading import load_generator
 from models.networks import define_generator
 from models.networks.haze import (HAZE_CHANNELS, check_haze_layer, dark_channel_map, haze_output, remove_haze,
                                   render_haze, scattering_parameters)
@@ -283,7 +284,7 @@ def test_onnx_export_matches_torch_at_other_sizes_and_batches(haze_init):
     onnxruntime = pytest.importorskip("onnxruntime")
     import io
 
-    from util.onnx_export import export_onnx
+    from runtime.onnx_export import export_onnx
 
     net = haze_net(haze_init=haze_init).eval()
     for module in net.modules():  # weights of PyTorch's scale: outputs far from the start
