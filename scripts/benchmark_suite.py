@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from datasets.suite import read_suite
+from options.base_options import default_gpu_ids
 from scripts import benchmark_quality as bench
 from util import metrics
 from util.image_io import load_rgb
@@ -149,13 +150,14 @@ def run_method(method: str, name: str, args: argparse.Namespace, out: Path) -> d
 
 
 def run_condition(condition: dict, suite_dir: Path, args: argparse.Namespace, flags: list[str],
-                  seeds: list[int], out: Path) -> dict:
+                  seeds: list[int], out: Path, task: str) -> dict:
     """Score the input, then train / restore / score once per seed (or run the method once)."""
     root = suite_dir / condition["dataroot"]
     run_args = argparse.Namespace(**{**vars(args), "dataroot": str(root), "channel": condition["channel"]})
     _, floor = evaluate_folders(root / "testA", root / "testB", run_args.channel, args.crop_border,
                                 input_dir=root / "testA")
-    floor.update(haze_scores(root / "testA", root / "testB"))
+    if task == "haze":
+        floor.update(haze_scores(root / "testA", root / "testB"))
     runs = []
     for seed in ([None] if args.method else seeds):
         name = f"{condition['name']}_{args.method}" if args.method else f"{condition['name']}_seed{seed}"
@@ -167,7 +169,7 @@ def run_condition(condition: dict, suite_dir: Path, args: argparse.Namespace, fl
                 run_args.seed = seed
                 run = bench.run_one(model_of(flags), seed, name, run_args, out / condition["name"], flags)
             images = out / condition["name"] / "results" / name / "test_latest" / "images"
-            if images.is_dir():
+            if task == "haze" and images.is_dir():
                 run.update(haze_scores(images, root / "testB"))
             runs.append(run)
         except Exception as err:  # one failed run must not cost the others
@@ -234,7 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=None, help="comma-separated conditions to run (default: all built)")
     parser.add_argument("--no_clean", action="store_true", help="skip the clean-image column")
     parser.add_argument("--crop_border", type=int, default=0, help="pixels ignored at each border when scoring")
-    parser.add_argument("--gpu_ids", default="-1", help="as for train.py; -1 for the CPU")
+    parser.add_argument("--gpu_ids", default=default_gpu_ids(), help="as for train.py; -1 for the CPU")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/suite/<timestamp>)")
     return parser.parse_args(argv)
 
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for condition in conditions:
         try:
-            results.append(run_condition(condition, Path(args.suite), bench_args, flags, seeds, out))
+            results.append(run_condition(condition, Path(args.suite), bench_args, flags, seeds, out, suite["task"]))
         except MetricsError as err:
             logger.error("condition %s: cannot score its inputs: %s", condition["name"], err)
             return 2
