@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import platform
 import re
 import shlex
@@ -44,7 +45,7 @@ from util import metrics
 from util.image_io import load_rgb
 from util.log import setup_logging
 from util.metrics import MetricsError, evaluate_folders
-from util.reporting import fmt, markdown_table, mean_std, spread
+from util.reporting import fmt, markdown_table, spread
 
 logger = logging.getLogger("benchmark_suite")
 SCRIPTS = Path(__file__).resolve().parent
@@ -180,21 +181,30 @@ def run_condition(condition: dict, suite_dir: Path, args: argparse.Namespace, fl
             "dataroot": str(root), "channel": run_args.channel, "input": floor, "runs": runs}
 
 
+def _spread(values: list, digits: int, scale: float = 1.0) -> str:
+    """util.reporting.spread, but 'inf' for a column with an infinite value (a restoration identical to
+    its ground truth: statistics.stdev cannot take inf)."""
+    present = [v for v in values if v is not None]
+    if any(not math.isfinite(v) for v in present):
+        return fmt(float(np.mean(present)) * scale, digits)
+    return spread(present, digits, scale)
+
+
 def condition_row(result: dict, task: str) -> list[str]:
     """One table row: the input, the runs' mean ± std, the diagnostics and the below-input flag."""
     floor, done = result["input"], [r for r in result["runs"] if "error" not in r]
     failed = len(result["runs"]) - len(done)
-    mean_psnr = mean_std(r["psnr"] for r in done)[0]
+    mean_psnr = float(np.mean([r["psnr"] for r in done])) if done else None
     below = mean_psnr is not None and mean_psnr < floor["psnr"]
     flag = ", ".join(([BELOW_INPUT] if below else []) + ([f"{failed} failed"] if failed else [])) or "-"
     row = [result["name"], "yes" if result["held_out"] else "no", fmt(floor["psnr"], 2), fmt(floor["ssim"], 4),
-           spread([r["psnr"] for r in done], 2), spread([r["ssim"] for r in done], 4)]
+           _spread([r["psnr"] for r in done], 2), _spread([r["ssim"] for r in done], 4)]
     if task == "rain":
-        row += [spread([r.get("rain_residue") for r in done], 3),
-                spread([r.get("dark_artifacts") for r in done], 2, scale=100)]
-    row.append(spread([r.get("clean_psnr") for r in done], 2))
+        row += [_spread([r.get("rain_residue") for r in done], 3),
+                _spread([r.get("dark_artifacts") for r in done], 2, scale=100)]
+    row.append(_spread([r.get("clean_psnr") for r in done], 2))
     if task == "haze":
-        row += [f"{spread([r.get(k) for r in done], 3)} (input {fmt(floor.get(k), 3)})" for k in HAZE_METRICS]
+        row += [f"{_spread([r.get(k) for r in done], 3)} (input {fmt(floor.get(k), 3)})" for k in HAZE_METRICS]
     return row + [str(len(done)), flag]
 
 
@@ -289,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                 "held out from tuning": ", ".join(suite.get("held_out", [])) or "none",
                 "cpu threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
                 "date": datetime.now().isoformat(timespec="seconds")}
-    (out / "table.md").write_text(suite_table(results, suite["task"], settings))
-    with open(out / "results.json", "w") as fh:
+    with open(out / "results.json", "w") as fh:  # first: the table below must not cost the measurements
         json.dump({"settings": settings, "suite": suite, "conditions": results}, fh, indent=1)
+    (out / "table.md").write_text(suite_table(results, suite["task"], settings))
     logger.info("table: %s\n%s", out / "table.md", (out / "table.md").read_text())
     failed = any("error" in r for res in results for r in res["runs"])
     return 1 if failed else 0

@@ -102,3 +102,7 @@ def test_haze_columns_use_util_metrics_where_it_has_them(tmp_path, monkeypatch):
     row = benchmark_suite.condition_row(result, "haze")
     assert row[-1] == benchmark_suite.BELOW_INPUT and "7.000 (input 9.000)" in row
     assert "residual haze" in benchmark_suite.suite_table([result], "haze", {})
+    # Clean photographs passed through untouched score inf on every seed: shown, not a crash.
+    result["runs"] = [{"psnr": 16.0, "ssim": 0.7, "clean_psnr": math.inf} for _ in range(2)]
+    row = benchmark_suite.condition_row(result, "haze")
+    assert "inf" in row and "16.00 ± 0.00" in row and row[-1] == "-"
