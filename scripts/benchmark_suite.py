@@ -10,7 +10,8 @@ The recipe is a launcher's flag set: ``--recipe NAME`` reads the train.py flags 
 ``scripts/train_NAME.sh`` (``quick``: scripts/train_quick.sh, with its ITERS arithmetic evaluated
 for ``--iters``), ``--flags "..."`` gives them explicitly (they must name ``--model``), and
 ``--method NAME`` restores with a training-free method through ``test.py --model NAME`` (no
-checkpoint, one run per condition whatever ``--seeds`` says). Training, restoring and scoring
+checkpoint, one run per condition whatever ``--seeds`` says; benchmark_quality's ``run_method``
+where it has one, the hook for the restoration/ package's methods such as dcp). Training, restoring and scoring
 are scripts/benchmark_quality.py's (``run_one``: train.py's loop, test.py on testA, the
 diagnostics, the clean testB photographs through the model).
 
@@ -134,9 +135,14 @@ def haze_scores(pred_dir: Path, gt_dir: Path) -> dict:
     return {name: float(np.mean(v)) for name, v in values.items() if v}
 
 
-def run_method(method: str, name: str, args: argparse.Namespace, out: Path) -> dict:
-    """A training-free method: test.py --model METHOD restores testA (and testB for the clean column)."""
-    root = Path(args.dataroot)
+def run_method(method: str, args: argparse.Namespace, out: Path) -> dict:
+    """A training-free method: test.py --model METHOD restores testA (and testB for the clean column).
+
+    benchmark_quality's own run_method where it has one (with the restoration/ package's methods);
+    until then the same through its restore_with_test_py."""
+    if hasattr(bench, "run_method"):
+        return bench.run_method(method, args, out)
+    name, root = method, Path(args.dataroot)
     images = bench.restore_with_test_py(name, args.dataroot, out / "results", args, out, "--model", method)
     _, mean = evaluate_folders(images, root / "testB", args.channel, args.crop_border, input_dir=root / "testA")
     clean = {}
@@ -150,6 +156,15 @@ def run_method(method: str, name: str, args: argparse.Namespace, out: Path) -> d
             **clean}
 
 
+def restored_images(out: Path, name: str) -> Path | None:
+    """Where test.py wrote run `name`'s restorations of testA: test_latest (a checkpoint), test_method."""
+    for label in ("latest", "method"):
+        images = out / "results" / name / f"test_{label}" / "images"
+        if images.is_dir():
+            return images
+    return None
+
+
 def run_condition(condition: dict, suite_dir: Path, args: argparse.Namespace, flags: list[str],
                   seeds: list[int], out: Path, task: str) -> dict:
     """Score the input, then train / restore / score once per seed (or run the method once)."""
@@ -161,16 +176,16 @@ def run_condition(condition: dict, suite_dir: Path, args: argparse.Namespace, fl
         floor.update(haze_scores(root / "testA", root / "testB"))
     runs = []
     for seed in ([None] if args.method else seeds):
-        name = f"{condition['name']}_{args.method}" if args.method else f"{condition['name']}_seed{seed}"
+        name = args.method or f"{condition['name']}_seed{seed}"  # one folder per condition: names may repeat
         logger.info("=== %s: %s ===", condition["name"], args.method or f"seed {seed}, {args.iters} iterations")
         try:
             if args.method:
-                run = run_method(args.method, name, run_args, out / condition["name"])
+                run = run_method(args.method, run_args, out / condition["name"])
             else:
                 run_args.seed = seed
                 run = bench.run_one(model_of(flags), seed, name, run_args, out / condition["name"], flags)
-            images = out / condition["name"] / "results" / name / "test_latest" / "images"
-            if task == "haze" and images.is_dir():
+            images = restored_images(out / condition["name"], name)
+            if task == "haze" and images is not None:
                 run.update(haze_scores(images, root / "testB"))
             runs.append(run)
         except Exception as err:  # one failed run must not cost the others

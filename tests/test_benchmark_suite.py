@@ -106,3 +106,23 @@ def test_haze_columns_use_util_metrics_where_it_has_them(tmp_path, monkeypatch):
     result["runs"] = [{"psnr": 16.0, "ssim": 0.7, "clean_psnr": math.inf} for _ in range(2)]
     row = benchmark_suite.condition_row(result, "haze")
     assert "inf" in row and "16.00 ± 0.00" in row and row[-1] == "-"
+
+
+def test_a_method_without_training_runs_once_per_condition(tmp_path, monkeypatch):
+    suite = toy_suite(tmp_path / "suite")
+    calls = []
+
+    def fake_method(method, args, out):  # stands in for benchmark_quality.run_method (test.py --model METHOD)
+        calls.append((method, Path(args.dataroot).name, args.channel))
+        return {"spec": method, "name": method, "seed": None, "psnr": 20.0, "ssim": 0.5, "clean_psnr": 40.0,
+                "rain_residue": 0.5, "dark_artifacts": 0.0}
+
+    monkeypatch.setattr(benchmark_suite.bench, "run_method", fake_method, raising=False)
+    out = tmp_path / "bench"
+    assert benchmark_suite.main(["--suite", str(suite), "--method", "dcp", "--seeds", "0,1,2", "--out", str(out)]) == 0
+    assert sorted(calls) == [("dcp", "noisy", "y"), ("dcp", "perfect", "y")]
+    result = json.loads((out / "results.json").read_text())
+    assert result["settings"]["recipe"] == "training-free method dcp"
+    rows = {line.split("|")[1].strip(): line for line in (out / "table.md").read_text().splitlines()
+            if line.startswith("| ")}
+    assert benchmark_suite.BELOW_INPUT in rows["perfect"] and "| 20.00 |" in rows["perfect"]
