@@ -5,7 +5,12 @@
 
 Photographs (``--source``): 'embedded' (default) is the 35-photo catalogue of
 ``datasets/photos.py`` (scikit-image's photographs plus four Debian packages, fetched once
-into datasets/photos/), 'skimage' the 5 photographs scikit-image bundles, or any folder.
+into datasets/photos/), 'suite' its second, disjoint catalogue of 23 (datasets/photos_suite/),
+'skimage' the 5 photographs scikit-image bundles, or any folder.
+
+Renderers (``--renderer``): 'default' is this module's rain and haze; 'renderer2' the second
+renderers of datasets/rain_renderer2.py and datasets/haze_renderer2.py. ``--max_per_domain N``
+builds a small set: at most N crops per training domain.
 
 Split (``--split``):
 - 'photos' (default except for 'skimage'): whole photographs are held out for testing (the
@@ -49,12 +54,17 @@ if __package__ in (None, ""):
     # Run as a script (python datasets/make_synthetic.py): make the repository importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from datasets.photos import PhotoFetchError, fetch_photos, shrink_photo, test_photo_names
+from datasets import haze_renderer2, rain_renderer2
+from datasets.photos import SUITE_PHOTOS, PhotoFetchError, fetch_photos, shrink_photo, test_photo_names
 from util.image_io import ImageReadError, is_image_file, load_rgb, save_image
 
 log = logging.getLogger(__name__)
 
 KINDS = ("rain", "haze")
+# --renderer: 'default' is this module's add_rain / add_haze (the embedded sets); 'renderer2' the
+# second renderers of datasets/rain_renderer2.py and datasets/haze_renderer2.py.
+DEFAULT_RENDERER = "default"
+RENDERERS = (DEFAULT_RENDERER, rain_renderer2.RENDERER_NAME)
 SPLIT_DIRS = ("trainA", "trainB", "testA", "testB")
 # Random streams of ``default_rng([seed, photo_index, stream])``.
 _LAYOUT, _TRAIN_DEGRADE, _TEST_DEGRADE = 0, 1, 2
@@ -328,17 +338,23 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 
 SPLITS = ("photos", "stripes")
 # --source values that name a collection rather than a folder.
-EMBEDDED, SKIMAGE = "embedded", "skimage"
+EMBEDDED, SKIMAGE, SUITE = "embedded", "skimage", "suite"
 EMBEDDED_FOLDER = Path(__file__).resolve().parent / "photos"
+SUITE_FOLDER = Path(__file__).resolve().parent / "photos_suite"  # the second catalogue, datasets/suite.py's
 
 
 def load_photos(source: str | Path | None, max_side: int | None) -> list[tuple[str, np.ndarray]]:
     """(name, HxWx3 uint8) for scikit-image's photographs (None or 'skimage'), the embedded
-    catalogue ('embedded', fetched once into datasets/photos) or every image in a folder."""
+    catalogue ('embedded', fetched once into datasets/photos), the suite's second catalogue
+    ('suite', into datasets/photos_suite) or every image in a folder."""
     if source in (None, SKIMAGE):
         photos = [(name, loader()) for name, loader in SKIMAGE_PHOTOS.items()]
     else:
-        folder = fetch_photos(EMBEDDED_FOLDER) if source == EMBEDDED else Path(source)
+        folder = _catalogue_folder(source)
+        if source == EMBEDDED:
+            fetch_photos(folder)
+        elif source == SUITE:
+            fetch_photos(folder, photos=SUITE_PHOTOS)
         if not folder.is_dir():
             raise FileNotFoundError(f"--source '{folder}' is not a folder of photographs")
         photos = []
@@ -354,9 +370,13 @@ def load_photos(source: str | Path | None, max_side: int | None) -> list[tuple[s
     return photos
 
 
+def _catalogue_folder(source: str | Path) -> Path:
+    return {EMBEDDED: EMBEDDED_FOLDER, SUITE: SUITE_FOLDER}.get(str(source), Path(source))
+
+
 def held_out_photos(source: str | Path | None, names: list[str], seed: int, fraction: float) -> set[str]:
     """Photos kept for testing: the catalogue's own choice, else a seeded `fraction` of them."""
-    folder = EMBEDDED_FOLDER if source == EMBEDDED else source
+    folder = source if source in (None, SKIMAGE) else _catalogue_folder(source)
     listed = test_photo_names(folder) if folder not in (None, SKIMAGE) else None
     if listed is not None:
         return listed & set(names)
@@ -417,6 +437,15 @@ def _plan_stripes(
     train_boxes = {domain: _random_boxes(regions[domain], size, crops_per_image, rng)
                    for domain in ("trainA", "trainB")}
     return {"regions": regions, "test": test_boxes, **train_boxes}
+
+
+def crop_counts(photos: int, crops_per_image: int, max_per_domain: int | None) -> list[int]:
+    """Training crops per photo and domain: `crops_per_image` each, or, with `max_per_domain`, at most
+    that many in all, shared out as evenly as the photos allow (the first photos get one more)."""
+    if max_per_domain is None:
+        return [crops_per_image] * photos
+    share, extra = divmod(max_per_domain, max(photos, 1))
+    return [min(crops_per_image, share + (i < extra)) for i in range(photos)]
 
 
 def _plan_held_out(
@@ -487,6 +516,8 @@ def build_dataset(
     split: str = "stripes",
     test_fraction: float = 0.2,
     paired: bool = False,
+    renderer: str = DEFAULT_RENDERER,
+    max_per_domain: int | None = None,
 ) -> dict:
     """Write trainA/trainB/testA/testB PNGs and ``meta.json`` under ``out_dir``.
 
@@ -498,6 +529,9 @@ def build_dataset(
     Photos too small for their role are skipped with a warning. ``paired`` writes the clean
     version of every trainA crop to trainB under the same name (a supervised set for
     `--model paired`, the upper bound of the unpaired models) instead of independent crops.
+    ``renderer`` 'renderer2' draws rain / haze with datasets/rain_renderer2.py /
+    haze_renderer2.py instead (``preset`` is then ignored). ``max_per_domain`` caps trainA and
+    trainB at that many crops each (a small set), shared out over the training photos.
     Returns the metadata written.
     """
     if kind not in KINDS:
@@ -506,6 +540,10 @@ def build_dataset(
         raise ValueError(f"unknown rain preset {preset!r}; choose one of {sorted(PRESET_NAMES)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}; choose one of {RENDERERS}")
+    if max_per_domain is not None and max_per_domain < 1:
+        raise ValueError(f"max_per_domain must be >= 1, got {max_per_domain}")
     if min(size, test_size, crops_per_image, test_per_image) < 1:
         raise ValueError("size, test_size, crops_per_image and test_per_image must be >= 1")
     out = Path(out_dir)
@@ -524,6 +562,8 @@ def build_dataset(
 
     def degrade(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         clean_f = clean.astype(np.float32) / 255.0
+        if renderer != DEFAULT_RENDERER:
+            return (rain_renderer2.add_rain2 if kind == "rain" else haze_renderer2.add_haze2)(clean_f, rng)
         if kind == "rain":
             return add_rain(clean_f, rng, preset)
         return add_haze(clean_f, rng)
@@ -546,12 +586,19 @@ def build_dataset(
         "trainB": [],
         "test": [],
     }
+    if renderer != DEFAULT_RENDERER or max_per_domain is not None:  # the embedded sets' meta.json stays as it was
+        meta.update(renderer=renderer, max_per_domain=max_per_domain)
+        if renderer != DEFAULT_RENDERER:
+            meta["preset"] = None
+    train_names = [name for name, _ in usable if split == "stripes" or name not in test_names]
+    counts = dict(zip(train_names, crop_counts(len(train_names), crops_per_image, max_per_domain)))
     for index, (name, image) in enumerate(usable):
         layout_rng = np.random.default_rng([seed, index, _LAYOUT])
+        crops = counts.get(name, crops_per_image)
         if split == "stripes":
-            plan = _plan_stripes(*image.shape[:2], layout_rng, size, test_size, crops_per_image, test_per_image)
+            plan = _plan_stripes(*image.shape[:2], layout_rng, size, test_size, crops, test_per_image)
         else:
-            plan = _plan_held_out(*image.shape[:2], layout_rng, size, test_size, crops_per_image, test_per_image,
+            plan = _plan_held_out(*image.shape[:2], layout_rng, size, test_size, crops, test_per_image,
                                   name in test_names)
         meta["photos"].append(
             {"name": name, "height": image.shape[0], "width": image.shape[1], "regions": plan["regions"]}
@@ -593,9 +640,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="rain model (rain only): varied_light / varied_heavy / varied_mixed (rain of several "
                              "depths, wide parameter ranges), or light / heavy (Rain100L- / Rain100H-like streaks "
                              "without depths, narrow parameter ranges)")
+    parser.add_argument("--renderer", choices=RENDERERS, default=DEFAULT_RENDERER,
+                        help="default: this module's rain (--preset) / haze; renderer2: the second renderers "
+                             "(datasets/rain_renderer2.py: long, dense, screen-blended streaks, uneven mist; "
+                             "datasets/haze_renderer2.py: tinted airlight, depth from the scene, patchy haze, noise)")
     parser.add_argument("--source", default=EMBEDDED,
                         help="'embedded': the 35 photographs of datasets/photos.py (fetched once from Debian "
-                             "packages into datasets/photos/); 'skimage': scikit-image's 5; or a folder of photos")
+                             "packages into datasets/photos/); 'suite': the 23 other photographs of the suite's "
+                             "held-out conditions (datasets/photos_suite/); 'skimage': scikit-image's 5; or a folder")
     parser.add_argument("--split", choices=SPLITS, default=None,
                         help="photos: hold whole photographs out for testing; stripes: cut every photo into "
                              "train / test stripes. Default: stripes for --source skimage, photos otherwise")
@@ -606,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test_size", type=int, default=128, help="side of the square test crops")
     parser.add_argument("--crops_per_image", type=int, default=40, help="training crops per photo and domain")
     parser.add_argument("--test_per_image", type=int, default=3, help="test pairs per test photo (at most)")
+    parser.add_argument("--max_per_domain", type=int, default=None,
+                        help="a small set: at most this many trainA and trainB crops each, shared out over the "
+                             "training photos (at most --crops_per_image per photo)")
     parser.add_argument(
         "--max_side", type=int, default=1024, help="shrink larger photos to this longest side (0: never)"
     )
@@ -623,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
             crops_per_image=args.crops_per_image, test_per_image=args.test_per_image,
             seed=args.seed, test_size=args.test_size, max_side=args.max_side,
             overwrite=args.overwrite, split=split, test_fraction=args.test_fraction, paired=args.paired,
+            renderer=args.renderer, max_per_domain=args.max_per_domain,
         )
     except (FileExistsError, FileNotFoundError, ValueError, PhotoFetchError) as err:
         log.error("%s", err)

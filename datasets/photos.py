@@ -1,6 +1,12 @@
-"""The clean photographs behind the embedded synthetic datasets (35 photos, 8 held out for testing).
+"""The clean photographs behind the synthetic datasets: two disjoint catalogues.
 
     python -m datasets.photos --out datasets/photos      # fetch once (about 55 MB of packages)
+    python -m datasets.photos --catalogue suite          # the second one, into datasets/photos_suite
+
+``PHOTOS`` (35 photos, 8 held out for testing) is behind the embedded sets; ``SUITE_PHOTOS``
+(23 other photos, 5 held out) behind the held-out conditions of datasets/suite.py: tuxpaint-data's
+template photographs, puzzle-jigsaw's two Pexels photographs, scikit-learn's two sample images and
+matplotlib's portrait of Grace Hopper, the last two through their Debian packages.
 
 Sources, all installable offline from a package registry (no web download):
 - scikit-image's bundled photographs (5), in the Python environment already;
@@ -27,6 +33,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 from PIL import Image
@@ -114,6 +121,53 @@ PHOTOS = (
 )
 
 
+_TUXPAINT = "/usr/share/tuxpaint/templates/"
+_TUXPAINT_AUTHOR = "Bill Kendrick (Tux Paint)"
+_PEXELS = "/usr/share/puzzle-jigsaw/samples/"
+_SKLEARN = "/usr/lib/python3/dist-packages/sklearn/datasets/images/"
+
+
+def _tuxpaint(name: str, test: bool = False) -> Photo:
+    return Photo(name, "tuxpaint-data", f"{_TUXPAINT}{name}.jpg", _TUXPAINT_AUTHOR, "GPL-2+", test=test)
+
+
+# A second catalogue, disjoint from PHOTOS, for the held-out conditions of datasets/suite.py:
+# other scenes and other cameras than the ones the recipes were tuned on. Its 5 test photos
+# give only test pairs. Left out of the packages named here: tuxpaint-data's mossy_bark
+# (black bars), and ukui-wallpapers, lomiri-wallpapers, sway-backgrounds and
+# mypaint-data-extras as a whole (renders, logos and paper textures, no photographs).
+SUITE_PHOTOS = (
+    _tuxpaint("burnt_bark"),
+    _tuxpaint("cliff"),
+    _tuxpaint("corn_maze"),
+    _tuxpaint("jellyfish"),
+    _tuxpaint("lighthouse", test=True),
+    _tuxpaint("mossy_log"),
+    _tuxpaint("mudstone"),
+    _tuxpaint("ocean_splash"),
+    _tuxpaint("ocean_waves"),
+    _tuxpaint("redwoods_above"),
+    _tuxpaint("rocks"),
+    _tuxpaint("sheep", test=True),
+    _tuxpaint("spiders_web"),
+    _tuxpaint("sun_behind_clouds"),
+    _tuxpaint("sun_behind_leaves", test=True),
+    _tuxpaint("trees_above"),
+    _tuxpaint("trees_at_dusk"),
+    _tuxpaint("wool_mill_machine"),
+    Photo("tiger", "puzzle-jigsaw", _PEXELS + "pexels-photo-302304.jpeg", "Pexels (pexels.com/photo/302304)",
+          "CC0-1.0"),
+    Photo("cat", "puzzle-jigsaw", _PEXELS + "cat-animal-cat-portrait-mackerel.jpg", "Pexels (pexels.com/photo/33537)",
+          "CC0-1.0", test=True),
+    Photo("china", "python3-sklearn", _SKLEARN + "china.jpg", "danielbuechele (Flickr)", "CC-BY-2.0", test=True),
+    Photo("flower", "python3-sklearn", _SKLEARN + "flower.jpg", "vultilion (Flickr)", "CC-BY-2.0"),
+    Photo("grace_hopper", "python-matplotlib-data", "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+          "US Navy (official portrait of Grace Hopper)", "public domain"),
+)
+# --catalogue name -> (photos, default folder name under datasets/)
+CATALOGUES = {"embedded": (PHOTOS, "photos"), "suite": (SUITE_PHOTOS, "photos_suite")}
+
+
 class PhotoFetchError(RuntimeError):
     """The photographs cannot be fetched here; the message says why and what to do instead."""
 
@@ -152,24 +206,26 @@ def _unpack_packages(packages: list[str], into: Path) -> dict[str, str]:
         if not debs:
             raise PhotoFetchError(f"apt-get download did not produce {package}_*.deb in {into}")
         subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(into / package)], check=True)
-        versions[package] = debs[-1].name.split("_")[1]
+        versions[package] = unquote(debs[-1].name.split("_")[1])  # an epoch is written '1%3a' in the name
     return versions
 
 
-def fetch_photos(out_dir: str | Path, max_side: int | None = DEFAULT_MAX_SIDE) -> Path:
-    """Write every photograph of ``PHOTOS`` and ``photos.json`` into ``out_dir`` (once).
+def fetch_photos(out_dir: str | Path, max_side: int | None = DEFAULT_MAX_SIDE,
+                 photos: tuple[Photo, ...] = PHOTOS) -> Path:
+    """Write every photograph of ``photos`` (a catalogue: ``PHOTOS`` or ``SUITE_PHOTOS``) and
+    ``photos.json`` into ``out_dir`` (once).
 
     A folder that already holds a complete catalogue is reused as it is.
     """
     out = Path(out_dir)
-    if (out / CATALOGUE_FILE).is_file() and all((out / f"{p.name}.png").is_file() for p in PHOTOS):
+    if (out / CATALOGUE_FILE).is_file() and all((out / f"{p.name}.png").is_file() for p in photos):
         return out
     out.mkdir(parents=True, exist_ok=True)
-    packages = sorted({p.source for p in PHOTOS if p.source != "skimage"})
+    packages = sorted({p.source for p in photos if p.source != "skimage"})
     entries = []
     with tempfile.TemporaryDirectory(prefix="photos-", dir=out) as tmp:
         versions = _unpack_packages(packages, Path(tmp))
-        for photo in PHOTOS:
+        for photo in photos:
             if photo.source == "skimage":
                 image = _skimage_photo(photo.path)
             else:
@@ -182,7 +238,7 @@ def fetch_photos(out_dir: str | Path, max_side: int | None = DEFAULT_MAX_SIDE) -
                             "original_size": list(original), "size": list(image.shape[:2])})
     (out / CATALOGUE_FILE).write_text(json.dumps({"max_side": max_side, "photos": entries}, indent=1))
     log.info("wrote %d photographs (%d held out for testing) to %s", len(entries),
-             sum(p.test for p in PHOTOS), out)
+             sum(p.test for p in photos), out)
     return out
 
 
@@ -195,13 +251,18 @@ def test_photo_names(folder: str | Path) -> set[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fetch the embedded photographs (skimage + Debian packages).")
-    parser.add_argument("--out", default="datasets/photos", help="folder to write the photographs to")
+    parser = argparse.ArgumentParser(description="Fetch a photo catalogue (skimage + Debian packages).")
+    parser.add_argument("--catalogue", choices=sorted(CATALOGUES), default="embedded",
+                        help="embedded: the 35 photos of the embedded sets; suite: the 23 other photos of "
+                             "datasets/suite.py's held-out conditions")
+    parser.add_argument("--out", default=None,
+                        help="folder to write the photographs to (default datasets/photos or datasets/photos_suite)")
     parser.add_argument("--max_side", type=int, default=DEFAULT_MAX_SIDE, help="shrink longer sides to this")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
     try:
-        fetch_photos(args.out, args.max_side)
+        photos, folder = CATALOGUES[args.catalogue]
+        fetch_photos(args.out or f"datasets/{folder}", args.max_side, photos)
     except PhotoFetchError as err:
         log.error("%s", err)
         return 2
