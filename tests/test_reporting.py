@@ -45,3 +45,10 @@ def test_write_csv_leaves_missing_values_empty(tmp_path):
     assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temporary file left
     with open(path, newline="") as fh:
         assert next(csv.reader(fh)) == ["name", "psnr", "rain_residue"]
+
+
+def test_mean_std_of_infinite_values_has_no_spread_instead_of_failing():
+    # An output equal to its ground truth has PSNR inf; test.py and the benchmarks average such rows.
+    mean, std = mean_std([math.inf, math.inf, 30.0])
+    assert mean == math.inf and math.isnan(std)
+    assert spread([math.inf, 20.0], 2) == "inf"

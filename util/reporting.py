@@ -32,14 +32,18 @@ def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None
     kept = present(values)
     if not kept:
         return None, None
-    return statistics.fmean(kept), statistics.stdev(kept) if len(kept) > 1 else None
+    if len(kept) < 2:
+        return statistics.fmean(kept), None
+    if not all(math.isfinite(v) for v in kept):  # e.g. PSNR inf of an exact output: no spread to speak of
+        return statistics.fmean(kept), math.nan
+    return statistics.fmean(kept), statistics.stdev(kept)
 
 
 def spread(values: Iterable[float | None], digits: int, scale: float = 1.0) -> str:
     """'17.49' for one value, '17.49 ± 0.52' (sample standard deviation) for several, '-' for
     none; None values are skipped, each value is multiplied by ``scale`` first (100: percent)."""
     mean, std = mean_std(v * scale if v is not None else None for v in values)
-    if std is None:
+    if std is None or math.isnan(std):
         return fmt(mean, digits)
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
