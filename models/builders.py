@@ -14,11 +14,11 @@ from .losses import GANLoss
 from .networks import NegativeGenerator, define_discriminator, define_generator, define_head
 from .networks.discriminators import DISCRIMINATOR_NORMS, DISCRIMINATORS
 from .networks.generators import GENERATORS
-from .networks.layers import NORMS
+from .networks.layers import NORMS, RAIN_LAYERS
 
 # The values the network flags accept (the options offer them as choices).
 CHOICES = {"netG": GENERATORS, "netD": DISCRIMINATORS, "norm": NORMS, "normD": DISCRIMINATOR_NORMS,
-           "gan_mode": GANLoss.modes}
+           "rain_layer": RAIN_LAYERS, "gan_mode": GANLoss.modes}
 
 
 def rain_layer_sign(net_name: str) -> int:

@@ -14,7 +14,6 @@ from data.base_dataset import PREPROCESS_MODES
 from models.builders import CHOICES, build_discriminator, generator_architecture
 from models.contrastive import parse_layers
 from models.diffaug import parse_policy
-from models.networks.layers import RAIN_LAYERS
 from models.two_domain import TwoDomainModel
 from util.boards import DISPLAY_BACKENDS
 from util.flags import OneLineParser, str2bool
@@ -65,7 +64,7 @@ class TrainOptions(BaseOptions):
         g.add_argument("--global_residual", action="store_true",
                        help="generators add their output to their input (off in every paper here; "
                             "the quick configuration uses it, see docs/EXPERIMENTS.md 'Why the residual')")
-        g.add_argument("--rain_layer", default="none", choices=RAIN_LAYERS,
+        g.add_argument("--rain_layer", default="none", choices=CHOICES["rain_layer"],
                        help="leaky: generators output their input minus (G_A, restoring) or plus (G_B) a rain "
                             "layer that is non-negative up to a small leak (rain only brightens; domain A is the "
                             "rainy one); gray: the same layer, colourless (one value for R, G and B); gray_soft: "
