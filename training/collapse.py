@@ -38,6 +38,10 @@ PIN_FLOOR = 1e-6
 # G_A's change to its input (in [-1, 1] units) spreading less than this over the pixels it
 # does not clip is "no restoration": a quarter of one of 255 grey levels.
 FLAT_SPREAD = 0.5 / 255
+# G_A has restored something once its change spread this much (2.5 grey levels) at a watched
+# check: well above the spread of a freshly initialised residual generator (about 1e-3),
+# which the identity term first pulls towards the identity before it learns to restore.
+RESTORED_SPREAD = 5 * FLAT_SPREAD
 # Pixels this close to +-1 in the output are clipped: there the change is cut short.
 CLIP_MARGIN = 1e-3
 # How long a symptom must last: SUSTAINED_ITERATIONS (the issue's collapses held for 1,000+
@@ -125,10 +129,10 @@ class CollapseMonitor:
     def observe(self, iteration: int, losses: dict[str, float], spread: float | None = None) -> str | None:
         """Record one check at `iteration` (total iterations); returns the warning line the first
         time a symptom has lasted the stretch, else None."""
-        if spread is not None and spread >= FLAT_SPREAD:
-            self.has_restored = True
         if not self.watched or iteration <= self.warmup:
             return None
+        if spread is not None and spread >= RESTORED_SPREAD:
+            self.has_restored = True
         seen = set()
         for name, value in losses.items():
             if is_discriminator_loss(name):
