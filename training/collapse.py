@@ -11,7 +11,8 @@ symptoms count, each only once it has lasted a sustained stretch (`stretch_itera
   that no longer depends on the images means the network's output no longer does either;
 - outputs that stop changing anything: G_A's change to its input is one constant over every
   pixel it does not clip (the input brightened by a constant), after it had restored
-  something, or it returns its input bit for bit.
+  something, or it returns its input bit for bit; a G_A that never left the identity counts
+  only at the end (`verdict`), as a run that restored nothing.
 Runs planned shorter than MIN_PLANNED_ITERATIONS and the first tenth of longer ones are not
 watched (a generator starts near its initialisation).
 The first time one lasts the stretch, the trainer writes ONE warning line (`warning_text`);
@@ -146,16 +147,19 @@ class CollapseMonitor:
                 continue
             seen.add(key)
         if spread is not None:
-            key = "flat:G_A"
-            # Flat after it had restored something, or its input returned bit for bit: a generator
-            # that starts near the identity (--global_residual) is flat before it learns anything.
-            self._track(key, iteration, spread, lambda s: s.high < FLAT_SPREAD and (self.has_restored or s.high == 0))
-            seen.add(key)
+            # Flat after it had restored something, or its input returned bit for bit: a collapse.
+            # Flat from the start is how a residual generator (--global_residual) begins, so it
+            # counts only if it lasts to the end ("identity": a run that restored nothing).
+            self._track("flat:G_A", iteration, spread,
+                        lambda s: s.high < FLAT_SPREAD and (self.has_restored or s.high == 0))
+            self._track("identity:G_A", iteration, spread,
+                        lambda s: 0 < s.high < FLAT_SPREAD and not self.has_restored)
+            seen.update(("flat:G_A", "identity:G_A"))
         for key in set(self.streaks) - seen:  # a term no longer logged ends its streak
             del self.streaks[key]
         self.active = {key: self.describe(key, streak) for key, streak in self.streaks.items()
                        if self.lasted(streak, iteration)}
-        if self.active and not self.warned:
+        if any(not key.startswith("identity:") for key in self.active) and not self.warned:
             self.warned = True
             return self.warning_text()
         return None
@@ -167,17 +171,24 @@ class CollapseMonitor:
             return f"{name} near 0 ({streak.high:.2g}) {since}"
         if kind == "pinned":
             return f"{name} pinned at {streak.high:.3g} {since}"  # clipped pixels only lower it
+        if kind == "identity":
+            return f"G_A still returns its inputs all but unchanged, having restored nothing {since}"
         return f"G_A's outputs no longer restore anything (the same change at every pixel) {since}"
 
-    def summary(self) -> str:
-        return "; ".join(self.active[key] for key in sorted(self.active))
+    def summary(self, keys=None) -> str:
+        return "; ".join(self.active[key] for key in sorted(self.active if keys is None else keys))
 
     def warning_text(self) -> str:
-        return f"the GAN looks collapsed: {self.summary()}; {ADVICE}"
+        collapsed = [key for key in self.active if not key.startswith("identity:")]
+        return f"the GAN looks collapsed: {self.summary(collapsed)}; {ADVICE}"
 
     def verdict(self) -> str | None:
-        """At the end of training: what was still collapsed at the last check, or None."""
+        """At the end of training: what was still collapsed at the last check, or None. A G_A that
+        never left the identity counts here too (a run that restored nothing, issue 32)."""
         if not self.active:
             return None
+        if all(key.startswith("identity:") for key in self.active):
+            return (f"training ended with G_A restoring nothing ({self.summary()}): train longer (a larger ITERS or "
+                    f"budget), or {ADVICE}")
         return (f"training ended collapsed ({self.summary()}): its outputs are likely worse than its inputs; "
                 f"{ADVICE}")
