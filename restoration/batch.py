@@ -5,20 +5,19 @@ at full resolution into <page_dir>/images/<name>.png, beside inputs/ and (where 
 ground truth) gt/, scores each output (NIQE/PIQE: quality.csv; PSNR/SSIM, rain residue and
 dark artifacts against ground truth: metrics.csv; their means: metrics.txt), writes the
 page (index.html) and lists what it could not restore in skipped.txt. Each run replaces what
-an earlier run wrote in `page_dir`; the page and metrics name the restorer's source (the
-checkpoint's file, position and SHA-256, or the method and its parameters).
+an earlier run wrote in `page_dir` and nothing else, one run at a time (page_folder.py); the
+page and metrics name the restorer's source (the checkpoint's file, position and SHA-256, or
+the method and its parameters).
 """
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data.image_folder import DatasetError
@@ -29,8 +28,11 @@ from util.html import save_test_page
 from util.image_io import IMG_EXTENSIONS, ImageReadError, display_name, load_rgb, save_image
 from util.metrics import HAZE_COLUMNS, check_crop_border, dark_artifacts, haze_scores, psnr, rain_residue, ssim
 from util.no_reference import NO_REFERENCE_METRICS, no_reference_scores
+from util.progress import progress
 from util.reporting import column_means, fmt, write_csv
 
+from .page_folder import (OUTPUT_FILES, Manifest, check_inputs_outside, check_nothing_overwritten, lock_page_folder,
+                          remove_earlier_outputs)
 from .restorer import Restorer
 from .sources import LoadedCheckpoint, MethodSource
 
@@ -38,8 +40,6 @@ logger = logging.getLogger("test")
 
 # The exit status of a run that could not restore some images (skipped.txt lists them).
 EXIT_SKIPPED = 3
-# What a run writes in its page folder; an earlier run's copies are removed first.
-OUTPUTS = ("images", "inputs", "gt", "index.html", "metrics.txt", "metrics.csv", "quality.csv", "skipped.txt")
 
 
 # Image formats a photo folder may hold that test.py does not read: listed in skipped.txt.
@@ -106,18 +106,6 @@ def read_ground_truth(path: Path) -> np.ndarray | None:
         return None
 
 
-def clear_earlier_results(page_dir: Path) -> None:
-    """Remove what an earlier run wrote here, so no stale image or score mixes with this run's."""
-    found = [page_dir / name for name in OUTPUTS if (page_dir / name).exists()]
-    for path in found:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    if found:
-        logger.info("replaced the results of an earlier run in %s", page_dir)
-
-
 # Bytes per pixel a tiled restoration holds at full size whatever --tile: the uint8 input and
 # output and the float32 accumulator (runtime.inference.restore_tiled_uint8).
 TILED_BYTES_PER_PIXEL = 3 + 3 + 12
@@ -163,26 +151,57 @@ def restore_folder(restorer: Restorer, dataroot: str, page_dir: Path, title: str
     """Restore and score the images of `dataroot` into `page_dir` (see the module's docstring);
     `gt_dir` defaults to the dataset root's testB/ (testA/ for BtoA). Returns the exit status:
     0, or EXIT_SKIPPED when some images could not be restored (listed in skipped.txt)."""
-    device, source = restorer.device, restorer.source
     folder, paths = test_images(dataroot, direction)
     if num_test is not None:
         paths = paths[:num_test]
-    gt_dir = Path(gt_dir) if gt_dir else None
+    given_gt, gt_dir = bool(gt_dir), Path(gt_dir) if gt_dir else None
     default_gt = Path(dataroot) / ("testB" if direction == "AtoB" else "testA")
     if gt_dir is None and folder != dataroot and default_gt.is_dir():
         gt_dir = default_gt
     if gt_dir is not None and not gt_dir.is_dir():
         raise DatasetError(f"--gt_dir '{gt_dir}' is not a folder")
 
-    page_dir.mkdir(parents=True, exist_ok=True)
-    clear_earlier_results(page_dir)
+    names = output_names(paths, folder)
+    gt_paths = [find_ground_truth(gt_dir, os.path.relpath(path, folder)) for path in paths]
+    # Nothing the run reads may lie where it writes: an earlier run's outputs there are removed.
+    check_inputs_outside(page_dir, [("--dataroot", dataroot)]
+                         + ([("--gt_dir" if given_gt else "the ground truth folder", gt_dir)] if gt_dir else [])
+                         + [("input", path) for path in paths]
+                         + [("ground truth", path) for path in gt_paths if path is not None])
+    lock = lock_page_folder(page_dir)
+    try:
+        kept = remove_earlier_outputs(page_dir)
+        check_nothing_overwritten(page_dir, kept, [f"{folder_name}/{name}" for name in names
+                                                   for folder_name in ("images", "inputs", "gt")] + list(OUTPUT_FILES))
+        manifest = Manifest(page_dir)
+        try:
+            return restore_and_report(restorer, dataroot, folder, list(zip(paths, names, gt_paths)), page_dir,
+                                      manifest, title, metric_channel, crop_border, nr_metrics)
+        finally:
+            manifest.record_existing(OUTPUT_FILES)
+            manifest.close()
+    finally:
+        lock.release()
+
+
+def restore_and_report(restorer: Restorer, dataroot: str, folder: str, jobs: list[tuple[str, str, Path | None]],
+                       page_dir: Path, manifest: Manifest, title: str, metric_channel: str, crop_border: int,
+                       nr_metrics: bool) -> int:
+    """The body of `restore_folder` once the page folder is this run's: restore each (input,
+    output name, ground truth or None) of `jobs`, recording every file written in `manifest`."""
+    device, source = restorer.device, restorer.source
     rows, skipped = [], unread_images(dataroot, folder)
     for path, reason in skipped:
         logger.warning("skipped %s: %s", display_name(path), reason)
-    logger.info("restoring %d images from %s -> %s", len(paths), folder, page_dir / "images")
+    logger.info("restoring %d images from %s -> %s", len(jobs), folder, page_dir / "images")
+
+    def save(array: np.ndarray, rel: str) -> None:
+        save_image(array, page_dir / rel)
+        manifest.record(rel)
+
     with logging_redirect_tqdm():
-        for path, name in tqdm(list(zip(paths, output_names(paths, folder))), desc="test", unit="img",
-                               dynamic_ncols=True):
+        # A bar on a terminal; plain log lines now and then where stderr is a file or a pipe.
+        for path, name, gt_path in progress(jobs, desc="test", unit="img", dynamic_ncols=True):
             try:
                 image = np.asarray(load_rgb(path))
             except ImageReadError as err:
@@ -200,19 +219,18 @@ def restore_folder(restorer: Restorer, dataroot: str, page_dir: Path, title: str
                 logger.warning("skipped %s: %s", path, reason)
                 skipped.append((path, reason))
                 continue
-            save_image(restored, page_dir / "images" / name)
-            save_image(image, page_dir / "inputs" / name)
+            save(restored, f"images/{name}")
+            save(image, f"inputs/{name}")
             row = {"name": name, "input": f"inputs/{name}", "output": f"images/{name}"}
             if nr_metrics:
                 row.update(no_reference_row(restored, image))
-            gt_path = find_ground_truth(gt_dir, os.path.relpath(path, folder))
             gt = read_ground_truth(gt_path) if gt_path is not None else None
             if gt is not None:
                 if gt.shape != restored.shape:
                     logger.warning("ground truth %s is %s, output is %s: no metrics for it",
                                    gt_path, gt.shape[:2], restored.shape[:2])
                 else:
-                    save_image(gt, page_dir / "gt" / name)
+                    save(gt, f"gt/{name}")
                     row["gt"] = f"gt/{name}"
                     # A border that leaves nothing is refused (exit 2), as evaluate.py refuses it;
                     # an image too small for SSIM loses only its own scores.
@@ -225,11 +243,13 @@ def restore_folder(restorer: Restorer, dataroot: str, page_dir: Path, title: str
 
     write_metrics(page_dir, rows, metric_channel, source)
     save_test_page(page_dir, rows, title=title, subtitle=f"{source.kind}: {source.describe()}")
+    manifest.record_existing(OUTPUT_FILES)
     logger.info("%d images restored; page: %s", len(rows), page_dir / "index.html")
     if skipped:
         lines = [f"{display_name(p)}\t{reason}" for p, reason in skipped]
         with atomic_write(page_dir / "skipped.txt", "w") as fh:
             fh.write("\n".join(lines) + "\n")
+        manifest.record("skipped.txt")
         logger.error("%d images were skipped (listed in %s):\n  %s", len(skipped),
                      page_dir / "skipped.txt", "\n  ".join(lines))
         return EXIT_SKIPPED

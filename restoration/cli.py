@@ -7,8 +7,9 @@
 Results go to <results_dir>/<name>/test_<epoch>/, <results_dir>/<NAME>/test_pretrained/ or
 <results_dir>/<method>/test_method/ (restoration/batch.py writes them). Exit status: 0 all
 images restored; 3 some skipped (skipped.txt); 129 / 130 / 143 stopped by SIGHUP / SIGINT /
-SIGTERM; 2 bad options, no usable checkpoint or folder, a --backend that cannot run here, or
-results that cannot be written.
+SIGTERM; 2 bad options, no usable checkpoint or folder, a --backend that cannot run here,
+results that cannot be written, inputs inside the results folder, or a results folder another
+test.py is writing.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from util.metrics import CropBorderError
 from .batch import restore_folder
 from .loading import open_restorer
 from .methods import add_method_options, method_names
+from .page_folder import PageFolderError
 from .restorer import Restorer
 
 logger = logging.getLogger("test")
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stop_on_signals():
             return run(opt)
-    except (CheckpointError, DatasetError, BackendError, CropBorderError) as err:
+    except (CheckpointError, DatasetError, BackendError, CropBorderError, PageFolderError) as err:
         logger.error("%s", err)
         return EXIT_USAGE
     except OSError as err:  # results that cannot be written: no space left, a file in the way, permissions

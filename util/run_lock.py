@@ -23,10 +23,15 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock:
-    """`with RunLock(folder):` holds `<folder>/train.lock` for the block (created if missing)."""
+    """`with RunLock(folder):` holds `<folder>/train.lock` for the block (created if missing).
 
-    def __init__(self, folder: str | os.PathLike):
-        self.path = Path(folder) / LOCK_NAME
+    `lock_name`, `holder` and `clash` fit the refusal to another kind of folder (test.py's
+    page folder): the lock file's name, who to wait for, and what two owners would do."""
+
+    def __init__(self, folder: str | os.PathLike, lock_name: str = LOCK_NAME, holder: str = "that training",
+                 clash: str = "two trainings of one run would overwrite each other's checkpoints"):
+        self.path = Path(folder) / lock_name
+        self.holder, self.clash = holder, clash
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -46,12 +51,12 @@ class RunLock:
             except OSError as err:
                 os.close(fd)
                 if err.errno not in (errno.EAGAIN, errno.EACCES):  # a file system without locks
-                    logger.warning("cannot lock %s (%s): make sure no other training uses this run",
-                                   self.path, err.strerror)
+                    logger.warning("cannot lock %s (%s): make sure no other process uses %s",
+                                   self.path, err.strerror, self.path.parent)
                     return
                 raise RunLockedError(f"'{self.path.parent}' is in use by {self._owner() or 'another process'} "
-                                     f"(lock file {self.path}): wait for that training to end or stop it; two "
-                                     "trainings of one run would overwrite each other's checkpoints") from err
+                                     f"(lock file {self.path}): wait for {self.holder} to end or stop it; "
+                                     f"{self.clash}") from err
             # The owner before us may have removed the file between our open and our flock:
             # then we hold a lock on a file nobody else will see. Try again on the new file.
             if os.path.exists(self.path) and os.stat(self.path).st_ino == os.fstat(fd).st_ino:
