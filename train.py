@@ -5,8 +5,10 @@ Several GPUs (or CPU processes): torchrun --nproc_per_node N train.py [...] (scr
 
 Exit status: 0 finished; 2 bad options, unusable dataset, checkpoint or run folder, nothing
 left to train, or no space left; 4 a loss became NaN/Inf (--nan_policy); 5 the training data
-vanished mid-run (after saving 'latest'); 129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM
-after saving 'latest' (resume with --continue_train).
+vanished mid-run (after saving 'latest'); 6 finished, but the GAN was still collapsed at the
+end (training/collapse.py; the checkpoints are saved, the last log line says what collapsed);
+129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM after saving 'latest' (resume with
+--continue_train).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from data.image_folder import DatasetError
 from options.train_options import TrainOptions
+from training.collapse import EXIT_COLLAPSED
 from training.guards import NonFiniteLossError, TrainingDataLost, TrainingInterrupted
 from training.run_folder import RunFolderError, claim_run_folder
 from training.trainer import NothingToTrainError, Trainer
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 trainer = Trainer(opt, ctx.rank, ctx.world_size, device)
                 if ctx.is_main:  # only now: a checkpoint that failed to load leaves the old options
                     options.save_options(opt, "train_opt.txt")
-                trainer.run()
+                result = trainer.run()
                 write_rank_digests(trainer.model.plain_state_dicts(), ctx.rank)
     except (DatasetError, CheckpointError, RunFolderError, NothingToTrainError) as err:
         logger.error("%s", err)
@@ -65,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         logger.error("%s", err if isinstance(err, DiskFullError) else DiskFullError(err.filename or run_dir))
         return EXIT_USAGE
+    if result["collapse"]:
+        logger.error("%s", result["collapse"])
+        return EXIT_COLLAPSED
     return 0
 
 

@@ -31,6 +31,7 @@ from runtime.precision import amp_dtype
 from util.schedulers import get_scheduler
 from runtime.winograd import use_winograd, winograd_available
 
+from .diffaug import DiffAugment
 from .loading import architecture_differences, architecture_refusal, first_line
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class BaseModel(ABC):
         # The trainer sets it to its NaN/Inf check (training.guards.NonFiniteGuard.allows_step).
         self.step_guard: Callable[[dict[str, torch.Tensor], list[str]], bool] | None = None
         self.amp_dtype = self._pick_amp_dtype()
+        # --diffaug: what every discriminator sees, real or fake, goes through it (models/diffaug.py).
+        self.diffaug = DiffAugment(opt.diffaug) if self.is_train and opt.diffaug else None
         # A gradient scaler only matters for fp16; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
@@ -122,7 +125,9 @@ class BaseModel(ABC):
 
     def generator_gan_term(self, net_D: nn.Module, fake: torch.Tensor, weight: float) -> torch.Tensor:
         """`weight` times a generator's GAN loss: `net_D` should take its output `fake` for real
-        (`self.gan_loss`, the model's --gan_mode)."""
+        (`self.gan_loss`, the model's --gan_mode); with --diffaug, D sees `fake` augmented."""
+        if self.diffaug is not None:
+            fake = self.diffaug(fake)
         return weight * self.gan_loss(net_D(fake), True, for_discriminator=False)
 
     def adam(self, *nets: nn.Module, lr: float | None = None,

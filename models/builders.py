@@ -12,15 +12,15 @@ from util.weight_init import init_weights
 
 from .losses import GANLoss
 from .networks import NegativeGenerator, define_discriminator, define_generator, define_head
-from .networks.discriminators import DISCRIMINATORS
+from .networks.discriminators import DISCRIMINATOR_NORMS, DISCRIMINATORS
 from .networks.generators import GENERATORS
 from .networks.haze import DEFAULT_T_MIN as DEFAULT_T_MIN  # --t_min's default, for the options
 from .networks.haze import HAZE_INITS, HAZE_LAYERS
-from .networks.layers import NORMS
+from .networks.layers import NORMS, RAIN_LAYERS
 
 # The values the network flags accept (the options offer them as choices).
-CHOICES = {"netG": GENERATORS, "netD": DISCRIMINATORS, "norm": NORMS, "gan_mode": GANLoss.modes,
-           "haze_layer": HAZE_LAYERS, "haze_init": HAZE_INITS}
+CHOICES = {"netG": GENERATORS, "netD": DISCRIMINATORS, "norm": NORMS, "normD": DISCRIMINATOR_NORMS,
+           "rain_layer": RAIN_LAYERS, "gan_mode": GANLoss.modes, "haze_layer": HAZE_LAYERS, "haze_init": HAZE_INITS}
 
 
 def rain_layer_sign(net_name: str) -> int:

@@ -96,7 +96,7 @@ class CUTModel(BaseModel):
 
     def compute_D_loss(self) -> dict[str, torch.Tensor]:
         fake_B = self.image_pools["fake_B"].query(self.fake_B)
-        return {"D": discriminator_loss(self.gan_loss, self.netD, self.real_B, fake_B)}
+        return {"D": discriminator_loss(self.gan_loss, self.netD, self.real_B, fake_B, self.diffaug)}
 
     def compute_G_loss(self) -> dict[str, torch.Tensor]:
         """G_GAN and each NCE term with its share of lambda_NCE (module docstring); G's encoder

@@ -6,6 +6,7 @@ Each takes what it needs as arguments; the model files combine them into their o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -43,9 +44,26 @@ class GANLoss(nn.Module):
         return F.binary_cross_entropy_with_logits(prediction, target)
 
 
-def discriminator_loss(criterion: GANLoss, net_D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """One discriminator's objective: 0.5 * (its loss on `real` + its loss on the detached `fake`)."""
-    return 0.5 * (criterion(net_D(real), True) + criterion(net_D(fake.detach()), False))
+def discriminator_loss(criterion: GANLoss, net_D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                       augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """One discriminator's objective: 0.5 * (its loss on `real` + its loss on the detached `fake`).
+
+    `augment` (--diffaug) transforms both before D sees them, each with its own random draw."""
+    fake = fake.detach()
+    if augment is not None:
+        real, fake = augment(real), augment(fake)
+    return 0.5 * (criterion(net_D(real), True) + criterion(net_D(fake), False))
+
+
+def r1_penalty(net_D: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): the squared norm of D's gradient with respect to its real
+    input, summed over each image's pixels and averaged over the batch. For a PatchGAN the
+    gradient is that of the sum of its patch outputs. Built with `create_graph`, so D's
+    step can minimise it."""
+    real = real.detach().float().requires_grad_(True)
+    out = net_D(real).float()
+    (grad,) = torch.autograd.grad(out.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
 
 
 class PatchNCELoss(nn.Module):

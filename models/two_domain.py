@@ -13,7 +13,7 @@ from util.image_pool import ImagePool
 
 from .base_model import BaseModel
 from .builders import build_discriminator, build_generator
-from .losses import GANLoss, discriminator_loss
+from .losses import GANLoss, discriminator_loss, r1_penalty
 
 
 class TwoDomainModel(BaseModel):
@@ -30,6 +30,7 @@ class TwoDomainModel(BaseModel):
             self.model_names += ["D_A", "D_B"]
             self.gan_loss = GANLoss(opt.gan_mode)
             self.image_pools = {"fake_A": ImagePool(opt.pool_size), "fake_B": ImagePool(opt.pool_size)}
+        self.d_steps = 0  # discriminator steps taken: the clock of --r1_every
 
     def run_cycles(self) -> None:
         """Both cycles, a -> fake_B -> rec_A and b -> fake_A -> rec_B, shown as visuals."""
@@ -41,16 +42,31 @@ class TwoDomainModel(BaseModel):
                         "real_B": self.real_B, "fake_A": self.fake_A, "rec_B": self.rec_B}
 
     def compute_D_loss(self) -> dict[str, torch.Tensor]:
-        """D_A on real B images against G_A's pooled outputs, D_B on real A against G_B's."""
+        """D_A on real B images against G_A's pooled outputs, D_B on real A against G_B's
+        (both seen through --diffaug); every --r1_every steps the lazy R1 terms R1_A, R1_B
+        (0.5 * lambda_R1 * r1_every * R1, the interval's share in one step)."""
         fake_B = self.image_pools["fake_B"].query(self.fake_B)
         fake_A = self.image_pools["fake_A"].query(self.fake_A)
-        return {"D_A": discriminator_loss(self.gan_loss, self.netD_A, self.real_B, fake_B),
-                "D_B": discriminator_loss(self.gan_loss, self.netD_B, self.real_A, fake_A)}
+        L = {"D_A": discriminator_loss(self.gan_loss, self.netD_A, self.real_B, fake_B, self.diffaug),
+             "D_B": discriminator_loss(self.gan_loss, self.netD_B, self.real_A, fake_A, self.diffaug)}
+        if self.opt.lambda_R1 > 0 and self.d_steps % self.opt.r1_every == 0:
+            weight = 0.5 * self.opt.lambda_R1 * self.opt.r1_every
+            L["R1_A"] = weight * r1_penalty(self.netD_A, self.real_B)
+            L["R1_B"] = weight * r1_penalty(self.netD_B, self.real_A)
+        return L
 
     def update_D(self) -> None:
         """One step of both discriminators on `compute_D_loss`."""
         self.set_requires_grad([self.netD_A, self.netD_B], True)
         self.minimise(self.compute_D_loss, ["D"])
+        self.d_steps += 1
+
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "d_steps": self.d_steps}
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        self.d_steps = state.get("d_steps", 0)  # checkpoints from before --lambda_R1 existed
 
     def update_G(self) -> None:
         """One step of the generators (and of the heads' optimizer "F" where the model has one)

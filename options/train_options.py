@@ -13,6 +13,8 @@ import models
 from data.base_dataset import PREPROCESS_MODES
 from models.builders import CHOICES, DEFAULT_T_MIN, build_discriminator, generator_architecture
 from models.contrastive import parse_layers
+from models.diffaug import parse_policy
+from models.two_domain import TwoDomainModel
 from util.boards import DISPLAY_BACKENDS
 from util.flags import OneLineParser, str2bool
 from util.schedulers import LR_POLICIES
@@ -48,7 +50,9 @@ class TrainOptions(BaseOptions):
                        help="basic (70x70 PatchGAN) | n_layers | pixel")
         g.add_argument("--n_layers_D", type=int, default=3, help="only used if netD == n_layers")
         g.add_argument("--normG", default="instance", choices=CHOICES["norm"], help="instance | batch | none")
-        g.add_argument("--normD", default="instance", choices=CHOICES["norm"], help="instance | batch | none")
+        g.add_argument("--normD", default="instance", choices=CHOICES["normD"],
+                       help="instance | batch | none | spectral (spectral normalisation of every convolution, no "
+                            "norm layer: a stabiliser for small data, docs/METHODS.md)")
         g.add_argument("--init_type", default="xavier", choices=INIT_TYPES,
                        help="normal | xavier | kaiming | orthogonal")
         g.add_argument("--init_gain", type=float, default=0.02)
@@ -60,10 +64,12 @@ class TrainOptions(BaseOptions):
         g.add_argument("--global_residual", action="store_true",
                        help="generators add their output to their input (off in every paper here; "
                             "the quick configuration uses it, see docs/EXPERIMENTS.md 'Why the residual')")
-        g.add_argument("--rain_layer", default="none", choices=("none", "leaky", "gray"),
+        g.add_argument("--rain_layer", default="none", choices=CHOICES["rain_layer"],
                        help="leaky: generators output their input minus (G_A, restoring) or plus (G_B) a rain "
                             "layer that is non-negative up to a small leak (rain only brightens; domain A is the "
-                            "rainy one); gray: the same layer, colourless (one value for R, G and B). none: as "
+                            "rainy one); gray: the same layer, colourless (one value for R, G and B); gray_soft: "
+                            "a colourless layer that is never negative, |mean of the channels|, with a full "
+                            "gradient at zero rain (no absorbing state, docs/METHODS.md). none: as "
                             "--global_residual says")
         g.add_argument("--haze_layer", default="none", choices=CHOICES["haze_layer"],
                        help="asm: the ResNet generators output through the scattering model I = J t + A (1 - t) "
@@ -160,6 +166,16 @@ class TrainOptions(BaseOptions):
                        help="CPU, float32: stride-1 convolutions and their input gradients as Winograd "
                             "convolutions (NNPACK; runtime/winograd.py): faster on AVX2 CPUs, slower than oneDNN on "
                             "AVX-512 ones (docs/PERFORMANCE.md, 'Training'); rounding about 1e-5 relative")
+        g = parser.add_argument_group("stabilisers for small data (docs/METHODS.md)")
+        g.add_argument("--diffaug", default="",
+                       help="differentiable augmentation of every image a discriminator sees, real and fake, in "
+                            "its step and the generators' (Zhao et al. 2020): comma-separated kinds of "
+                            "color, translation, cutout, e.g. color,translation,cutout. '' (default): off")
+        g.add_argument("--lambda_R1", type=float, default=0.0,
+                       help="weight of the R1 penalty (squared gradient of D on real images) in the "
+                            "discriminators' step of cycle_gan, dcl, dcdgan, cddgan; 0 disables")
+        g.add_argument("--r1_every", type=int, default=16,
+                       help="compute R1 every N discriminator steps (lazy regularisation), scaled by N")
         return parser
 
     def gather_options(self, argv: list[str] | None) -> argparse.Namespace:
@@ -229,6 +245,22 @@ class TrainOptions(BaseOptions):
         check_pseudo_warmup(opt)
         check_generator(opt)
         check_training_size(opt)
+        check_stabilisers(opt)
+
+
+def check_stabilisers(opt: argparse.Namespace) -> None:
+    """--diffaug names known kinds; --lambda_R1 has a CycleGAN-layout discriminator step to go
+    into; --r1_every is at least 1."""
+    try:
+        parse_policy(opt.diffaug)
+    except ValueError as err:
+        raise OptionError(str(err)) from err
+    at_least(opt, 1, "r1_every")
+    if opt.diffaug and opt.model in MODELS_WITHOUT_DISCRIMINATOR:
+        raise OptionError(f"--diffaug augments what a discriminator sees; --model {opt.model} has none: drop it")
+    if opt.lambda_R1 > 0 and not issubclass(models.find_model_using_name(opt.model), TwoDomainModel):
+        raise OptionError(f"--lambda_R1 is implemented for the CycleGAN-layout models (cycle_gan, dcl, dcdgan, "
+                          f"cddgan), not --model {opt.model}: drop it")
 
 
 def check_pseudo_warmup(opt: argparse.Namespace) -> None:

@@ -22,6 +22,7 @@ from util.progress import PlainProgress, progress
 from util.distributed import device_of, max_over_ranks
 from util.visualizer import Visualizer
 
+from .collapse import CollapseMonitor, restoration_spread
 from .guards import NonFiniteGuard, StopRequest, TrainingDataLost, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class Trainer:
         if self.visualizer and opt.continue_train:
             self.visualizer.resume(self.position, self.iters_per_epoch)
         self.last_losses: dict[str, float] = {}
+        planned = self.iteration_budget or self.last_epoch * self.iters_per_epoch
+        self.collapse = CollapseMonitor(opt.print_freq, min(planned, opt.max_iters or planned))
         self.data_lost: str | None = None
         self.stop_request = StopRequest()
         # --nan_policy: the model asks this check before every update (BaseModel.minimise).
@@ -132,7 +135,8 @@ class Trainer:
         return p["epoch"] > self.last_epoch or (o.max_iters is not None and p["total_iters"] >= o.max_iters)
 
     def run(self) -> dict:
-        """Train to the end; returns the final position and the last logged losses.
+        """Train to the end; returns the final position, the last logged losses and, under
+        "collapse", the collapse monitor's verdict (None unless a collapse lasted to the end).
 
         Raises `NothingToTrainError` when the run is already done, `TrainingInterrupted` after
         saving 'latest' on SIGINT/SIGTERM/SIGHUP, `TrainingDataLost` after saving 'latest' when a
@@ -151,7 +155,7 @@ class Trainer:
         finally:
             if self.visualizer:
                 self.visualizer.close()
-        return {"position": dict(self.position), "losses": self.last_losses}
+        return {"position": dict(self.position), "losses": self.last_losses, "collapse": self.collapse.verdict()}
 
     def budget_text(self) -> str:
         o = self.opt
@@ -239,6 +243,14 @@ class Trainer:
             self.save(str(epoch))
         logger.info("end of epoch %d / %d, learning rate now %.7f", epoch, self.last_epoch, lr)
 
+    def watch_for_collapse(self, total: int, losses: dict[str, float]) -> None:
+        """Feed the collapse monitor (training/collapse.py); its first warning goes to the log
+        and the dashboards."""
+        warning = self.collapse.observe(total, losses, restoration_spread(self.model.visuals))
+        if warning:
+            logger.warning("iteration %d: %s", total, warning)
+            self.visualizer.show_warning(warning, step=total)
+
     def after_iteration(self, epoch: int, bar: tqdm | PlainProgress, t_data: float, t_comp: float) -> None:
         o, p = self.opt, self.position
         total = p["total_iters"]
@@ -253,5 +265,6 @@ class Trainer:
             if self.visualizer:
                 self.visualizer.log_losses(epoch, p["epoch_iter"], losses, t_comp, t_data)
                 self.visualizer.plot_current_losses(epoch, p["epoch_iter"] / self.iters_per_epoch, losses, step=total)
+                self.watch_for_collapse(total, losses)
         if total % o.save_latest_freq == 0:
             self.save("latest")

@@ -105,6 +105,11 @@ class TensorBoardBoard:
             writer.add_image("visuals", grid, global_step=step, dataformats="HWC")
             writer.flush()
 
+    def show_text(self, step: int, tag: str, text: str) -> None:
+        if (writer := self._open()) is not None:
+            writer.add_text(tag, text, global_step=step)
+            writer.flush()
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
@@ -147,6 +152,15 @@ class WandbBoard:
         if (run := self._open()) is not None:
             import wandb
             run.log({"visuals": wandb.Image(grid, caption=caption)}, step=step)
+
+    def show_text(self, step: int, tag: str, text: str) -> None:
+        """The run's summary shows it; the history keeps it as an HTML panel at `step`."""
+        if (run := self._open()) is not None:
+            import html
+
+            import wandb
+            run.summary[tag] = text
+            run.log({tag: wandb.Html(f"<p>{html.escape(text)}</p>")}, step=step)
 
     def close(self) -> None:
         if self._run is not None:

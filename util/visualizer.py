@@ -222,6 +222,15 @@ class _Dashboard:
         except OSError as err:
             self._fail(err)
 
+    def show_text(self, text: str, title: str) -> None:
+        """A text pane of its own (window `<run>_warnings`)."""
+        if not self._connected():
+            return
+        try:
+            self._client.text(f"<p>{html.escape(text)}</p>", win=f"{self.run_name}_warnings", opts={"title": title})
+        except OSError as err:
+            self._fail(err)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.session.close()
@@ -355,6 +364,17 @@ class Visualizer:
                 self._log_started = True
             log_file.write(message + "\n")
         logger.info("%s", message)
+
+    def show_warning(self, text: str, step: int | None = None) -> None:
+        """A warning about the run (e.g. training/collapse.py's) where a user watching it looks: a
+        visdom text pane, TensorBoard text `warnings`, the W&B run, and a line of the loss log
+        (which `read_loss_history` skips). The caller logs it."""
+        if self.dashboard is not None:
+            self.dashboard.show_text(text, title=f"{self.name}: warning")
+        for board in self.boards:
+            board.show_text(self._steps if step is None else step, "warnings", text)
+        with open(self.log_path, "a", encoding="utf-8") as log_file:
+            log_file.write(f"WARNING: {text}\n")
 
     def close(self) -> None:
         """Release the dashboard connection and flush the boards' files."""

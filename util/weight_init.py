@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch.nn as nn
+from torch.nn.utils import parametrize
 
 
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")  # --init_type
@@ -12,14 +13,16 @@ def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0
 
     def init_module(m: nn.Module) -> None:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            # A parametrized weight (spectral norm) is computed from the stored one: set that.
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
             if init_type == "normal":
-                nn.init.normal_(m.weight, 0.0, init_gain)
+                nn.init.normal_(weight, 0.0, init_gain)
             elif init_type == "xavier":
-                nn.init.xavier_normal_(m.weight, gain=init_gain)
+                nn.init.xavier_normal_(weight, gain=init_gain)
             elif init_type == "kaiming":
-                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+                nn.init.kaiming_normal_(weight, a=0, mode="fan_in")
             elif init_type == "orthogonal":
-                nn.init.orthogonal_(m.weight, gain=init_gain)
+                nn.init.orthogonal_(weight, gain=init_gain)
             else:
                 raise ValueError(f"unknown --init_type '{init_type}'; choose normal, xavier, kaiming or orthogonal")
             if m.bias is not None:

@@ -1,9 +1,14 @@
-"""PatchGAN discriminators (`--netD basic | n_layers | pixel`)."""
+"""PatchGAN discriminators (`--netD basic | n_layers | pixel`) and their norms (`--normD`)."""
 from __future__ import annotations
 
 import torch.nn as nn
+from torch.nn.utils.parametrizations import spectral_norm
 
-from .layers import BlurDownsample, get_norm_layer, uses_bias
+from .layers import NORMS, BlurDownsample, get_norm_layer, uses_bias
+
+# --normD: the generators' norms, or spectral normalisation of every convolution (Miyato et
+# al. 2018) with no norm layer between them, which bounds how sharply D can react to its input.
+DISCRIMINATOR_NORMS = (*NORMS, "spectral")
 
 
 class NLayerDiscriminator(nn.Module):
@@ -55,12 +60,28 @@ class PixelDiscriminator(nn.Module):
 DISCRIMINATORS = ("basic", "n_layers", "pixel")  # --netD
 
 
+def with_spectral_norm(net: nn.Module) -> nn.Module:
+    """Spectral normalisation (torch's parametrization, one power iteration per training
+    forward) on every convolution of `net`. The state dict then holds each weight as
+    `parametrizations.weight.original` with the power iteration's `_u`, `_v`."""
+    for module in list(net.modules()):
+        if isinstance(module, nn.Conv2d):
+            spectral_norm(module)
+    return net
+
+
 def define_discriminator(netD: str, input_nc: int = 3, ndf: int = 64, n_layers_D: int = 3,
                          norm: str = "instance", no_antialias: bool = False) -> nn.Module:
+    if norm not in DISCRIMINATOR_NORMS:
+        raise ValueError(f"unknown --normD '{norm}'; choose one of {DISCRIMINATOR_NORMS}")
+    spectral = norm == "spectral"
+    layer_norm = "none" if spectral else norm
     if netD == "basic":
-        return NLayerDiscriminator(input_nc, ndf, 3, norm, no_antialias)
-    if netD == "n_layers":
-        return NLayerDiscriminator(input_nc, ndf, n_layers_D, norm, no_antialias)
-    if netD == "pixel":
-        return PixelDiscriminator(input_nc, ndf, norm)
-    raise ValueError(f"unknown --netD '{netD}'; choose basic, n_layers or pixel")
+        net = NLayerDiscriminator(input_nc, ndf, 3, layer_norm, no_antialias)
+    elif netD == "n_layers":
+        net = NLayerDiscriminator(input_nc, ndf, n_layers_D, layer_norm, no_antialias)
+    elif netD == "pixel":
+        net = PixelDiscriminator(input_nc, ndf, layer_norm)
+    else:
+        raise ValueError(f"unknown --netD '{netD}'; choose basic, n_layers or pixel")
+    return with_spectral_norm(net) if spectral else net

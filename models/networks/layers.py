@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 
 NORMS = ("instance", "batch", "none")  # --normG, --normD
-RAIN_LAYERS = ("none", "leaky", "gray")  # --rain_layer
+RAIN_LAYERS = ("none", "leaky", "gray", "gray_soft")  # --rain_layer
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -135,12 +135,36 @@ def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rai
     the generator freezes at the identity. `gray` makes the layer colourless (the mean of
     the three output channels, the same for R, G and B), as rain streaks and mist are:
     the generator then cannot tint the image.
+
+    `gray` has an absorbing state (docs/METHODS.md, "The rain layer"): with the ResNet
+    generators' last tanh saturated at -1, the leak makes G_A's output its input brightened
+    by exactly 0.1, and the saturated tanh passes almost no gradient back. `gray_soft`
+    (`soft_rain_layer`) has no such state; `gray` keeps its meaning for old checkpoints.
     """
+    if rain_layer == "gray_soft":
+        return (x + rain_layer_sign * soft_rain_layer(y)).clamp(-1.0, 1.0)
     if rain_layer == "gray":
         y = y.mean(dim=1, keepdim=True)
     if rain_layer in ("leaky", "gray"):
         return (x + rain_layer_sign * F.leaky_relu(y, 0.1)).clamp(-1.0, 1.0)
     return (x + y).clamp(-1.0, 1.0) if global_residual else y
+
+
+def soft_rain_layer(y: torch.Tensor) -> torch.Tensor:
+    """`--rain_layer gray_soft`: the colourless rain layer r = |mean over channels of y|.
+
+    Why this form: r is non-negative for every y, so the restoring generator (x - r) can
+    only darken and the degrading one (x + r) only brighten: there is no leak down which a
+    generator losing to its discriminator can drift. Zero rain is y = 0, where the gradient
+    of r has magnitude 1/3 per channel (1 for the mean) on either side, so a generator at
+    zero rain always feels the GAN's pull; under the ResNet generators' last tanh, y = 0 is
+    where tanh is steepest, and r = tanh(|pre-activation|) saturates only at maximal rain
+    (r -> 1, half the image range), a state the identity and sparsity terms make expensive.
+    (softplus or a sigmoid would make zero rain an asymptote with a vanishing gradient: the
+    same trap as the saturated tanh.) NAFNet's head has no tanh: its r is unbounded and the
+    image is bounded by the final clamp.
+    """
+    return y.mean(dim=1, keepdim=True).abs()
 
 
 def run_layers(layers: nn.Sequential, x: torch.Tensor, skips: dict[int, int], wanted: set[int],
