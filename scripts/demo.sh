@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The demo behind `make demo`: build the embedded synthetic heavy rain (varied streaks and veil;
 # the test images come from photographs that no training crop comes from), train DCD-GAN's
-# recommended short-budget configuration on it (scripts/train_quick.sh, ITERS iterations:
-# about 9 minutes on 2 CPU cores), restore the rainy test images, print PSNR/SSIM of the rainy
-# input and of the restored output against the clean ground truth with the output's rain
-# residue and dark artifacts, restore the clean ground-truth photographs too (the harm to
-# rain-free images: their PSNR against themselves), and write an input | restored |
-# ground-truth grid. docs/EXPERIMENTS.md "Demo, 2026-11-26" gives the measurements behind it.
+# recommended short-budget configuration on it (scripts/train_quick.sh, ITERS iterations, 4,000
+# by default: about 8-11 minutes on 2 CPU cores, depending on the CPU), restore the rainy test
+# images, print PSNR/SSIM of the rainy input and of the restored output against the clean
+# ground truth with the output's rain residue and dark artifacts, restore the clean
+# ground-truth photographs too (the harm to rain-free images: their PSNR against themselves),
+# and write an input | restored | ground-truth grid. docs/EXPERIMENTS.md "Demo, 2026-12-02" and
+# "Demo, 2026-11-26" give the measurements behind it.
 # DEMO_NAME, DEMO_DATA, ITERS, CHECKPOINTS_DIR (default checkpoints), RESULTS_DIR (default
 # results) and extra train.py flags (as arguments) override it. A second demo of the same
 # DEMO_NAME is refused, so no finished run is replaced unasked: OVERWRITE=1 starts it over.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CDD-GAN on the embedded synthetic haze set (datasets/README.md; built from scikit-image's photographs
-# on first use): the settings of scripts/train_cddgan_sots.sh at the set's 128-px crop size.
+# CDD-GAN on the embedded synthetic haze set (datasets/README.md; built on first use from the 35
+# embedded photographs, which make_synthetic fetches once): the settings of scripts/train_cddgan_sots.sh at the set's 128-px crop size.
 #   bash scripts/train_cddgan_synthetic_haze.sh [extra train.py flags, e.g. --gpu_ids 0 --max_iters 2000]
 #   python test.py --dataroot datasets/synthetic_haze --name cddgan_synthetic_haze --metric_channel rgb
 # DATAROOT (default datasets/synthetic_haze) and NAME override the defaults; flags given on

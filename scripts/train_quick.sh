@@ -4,9 +4,9 @@
 # number of iterations whatever the dataset's size, the learning rate constant for the first
 # half and decaying linearly to zero over the second.
 #   bash scripts/train_quick.sh DATAROOT NAME [extra train.py flags, e.g. --gpu_ids 0]
-# ITERS (default 4000: about 9 minutes on 2 CPU cores) sets the budget. Flags given on the
-# command line come last and win. Like train.py, it refuses a NAME that already holds a trained
-# run: --continue_train resumes it, OVERWRITE=1 (or --overwrite_run) starts it over.
+# ITERS (default 4000: about 8-11 minutes on 2 CPU cores, depending on the CPU; README "Demo")
+# sets the budget. Flags given on the command line come last and win. Like train.py, it refuses
+# a NAME that already holds a trained run: --continue_train resumes it, OVERWRITE=1 (or --overwrite_run) starts it over.
 # This is not the paper's configuration (scripts/train_dcdgan.sh keeps that). It differs where
 # short CPU trainings measured better: the released (DCLGAN) objective at lr 2e-4, a global
 # residual and U-Net-like skips (thin streaks reach the decoder), a single-channel rain layer

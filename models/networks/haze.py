@@ -91,7 +91,7 @@ def dark_channel_prior(image01: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 def _haziest_count(dark: torch.Tensor) -> int | torch.Tensor:
     """DCP_TOP of a row's pixels, at least one. While tracing it is counted from the data, a
-    tensor, so that an ONNX export (util/onnx_export.py) keeps it dynamic instead of freezing
+    tensor, so that an ONNX export (runtime/onnx_export.py) keeps it dynamic instead of freezing
     the example's count."""
     if not torch.jit.is_tracing():
         return max(1, int(DCP_TOP * dark.shape[1]))
