@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - create .venv, build the synthetic rain data, train + test DCD-GAN on it
+#   make demo-haze - the same for haze: the dark channel prior and the quick dehazing recipe
 #   make test   - create .venv, install the test services (visdom assets, Chromium), run ruff and pytest
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: venv demo test clean
+.PHONY: venv demo demo-haze test clean
 
 venv: $(STAMP)
 
@@ -31,6 +32,9 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 demo: venv
 	PY=$(PY) bash scripts/demo.sh
 
+demo-haze: venv
+	PY=$(PY) bash scripts/demo_haze.sh
+
 test: $(TEST_STAMP)
 	PY=$(PY) bash scripts/setup_test_services.sh
 	$(PY) -m ruff check .
@@ -40,7 +44,8 @@ test: $(TEST_STAMP)
 # datasets/rain_heavy), run and results, the GPU check's smoke results and the visdom logs.
 # Your own runs in checkpoints/, results in results/ and datasets in datasets/ are kept.
 GENERATED := $(VENV) .pytest_cache .whl quickstart datasets/photos datasets/rain_heavy \
-	checkpoints/dcdgan_demo checkpoints/visdom results/dcdgan_demo results/gpu_check_smoke
+	checkpoints/dcdgan_demo checkpoints/haze_demo checkpoints/visdom results/dcdgan_demo results/haze_demo \
+	results/gpu_check_smoke datasets/haze datasets/photos_suite
 
 clean:
 	rm -rf $(GENERATED)

@@ -22,13 +22,7 @@ CHECKPOINTS=${CHECKPOINTS_DIR:-checkpoints}
 RESULTS=${RESULTS_DIR:-results}
 start=$(date +%s)
 
-asked=${OVERWRITE:-0}
-for arg in "$@"; do case "$arg" in --continue_train|--overwrite_run) asked=1 ;; esac; done
-if [ "$asked" != 1 ] && [ -f "$CHECKPOINTS/$NAME/latest.pt" ]; then
-    echo "$CHECKPOINTS/$NAME already holds a demo run: OVERWRITE=1 make demo (or OVERWRITE=1 bash scripts/demo.sh)" \
-        "starts it over (deletes its checkpoints); DEMO_NAME=another_name keeps it" >&2
-    exit 2
-fi
+MAKE_TARGET=demo SCRIPT=demo.sh source scripts/demo_guard.sh
 
 if [ ! -f "$DATA/meta.json" ]; then
     # The photo catalogue is fetched once into datasets/photos (scikit-image + Debian packages).

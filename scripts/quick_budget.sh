@@ -1,7 +1,15 @@
 # Sourced by the quick launchers (train_quick.sh, train_quick_haze.sh), not run on its own.
-# Reads the environment: ITERS (the iteration budget, default 4000) and OVERWRITE (1: start the
+# Takes the launcher's arguments DATAROOT NAME [flags]: sets DATAROOT and NAME and shifts them
+# off, so "$@" is left holding the flags (usage: exit 2). Reads the environment: ITERS (the iteration budget, default 4000) and OVERWRITE (1: start the
 # run over, deleting its checkpoints; 0, the default: refuse a finished run). Sets ITERS to a
 # plain number and the array `overwrite` (empty or --overwrite_run); exits 2 on a bad value.
+if [ $# -lt 2 ]; then
+    echo "usage: bash scripts/$(basename "$0") DATAROOT NAME [extra train.py flags]" >&2
+    exit 2
+fi
+DATAROOT=$1
+NAME=$2
+shift 2
 ITERS=${ITERS:-4000}
 # Bash arithmetic would read a word as a variable (0) and wrap a long number around.
 if [[ ! "$ITERS" =~ ^[0-9]{1,9}$ ]] || ((10#$ITERS < 2)); then

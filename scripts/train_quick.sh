@@ -16,13 +16,6 @@
 # untouched), and the contrastive term off (at weight 2 it slowed deraining at these budgets;
 # --lambda_NCE puts it back).
 set -euo pipefail
-if [ $# -lt 2 ]; then
-    echo "usage: bash scripts/train_quick.sh DATAROOT NAME [extra train.py flags]" >&2
-    exit 2
-fi
-DATAROOT=$1
-NAME=$2
-shift 2
 source "$(dirname "$0")/quick_budget.sh"
 source "$(dirname "$0")/launch_train.sh"
 train_py --dataroot "$DATAROOT" --name "$NAME" "${overwrite[@]}" --model dcdgan --dcd_variant official \

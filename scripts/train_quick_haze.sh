@@ -17,13 +17,6 @@
 # head. Crops are 96 px, not 64: the transmission varies over the whole scene and the airlight is
 # one colour for all of it, so a crop has to hold more of the scene than streaks need.
 set -euo pipefail
-if [ $# -lt 2 ]; then
-    echo "usage: bash scripts/train_quick_haze.sh DATAROOT NAME [extra train.py flags]" >&2
-    exit 2
-fi
-DATAROOT=$1
-NAME=$2
-shift 2
 source "$(dirname "$0")/quick_budget.sh"
 source "$(dirname "$0")/launch_train.sh"
 train_py --dataroot "$DATAROOT" --name "$NAME" "${overwrite[@]}" --model cddgan --haze_layer asm \

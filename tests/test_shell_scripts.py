@@ -69,3 +69,23 @@ def test_quick_training_refuses_to_replace_a_finished_run_unless_asked(tmp_path)
     assert (tmp_path / "ck" / "quick" / "latest.pt").read_bytes() == saved, "the finished run is untouched"
     asked = subprocess.run(command, env={**env, "OVERWRITE": "1"}, capture_output=True, text=True, timeout=300)
     assert asked.returncode == 0, asked.stderr[-2000:]
+
+
+def test_the_haze_demo_runs_the_prior_then_the_quick_recipe_and_scores_on_rgb(tmp_path):
+    env = {**ECHO, "DEMO_DATA": str(tmp_path / "haze"), "CHECKPOINTS_DIR": str(tmp_path / "ck"),
+           "RESULTS_DIR": str(tmp_path / "results")}
+    commands = [c for c in echoed("demo_haze.sh", cwd=tmp_path, env=env) if c]
+    assert commands[0][:4] == ["-m", "datasets.make_synthetic", "--kind", "haze"]
+    prior, train, *rest = [c for c in commands if c[0] in ("test.py", "train.py")]
+    assert prior[prior.index("--model") + 1] == "dcp" and "--metric_channel" in prior
+    opt = TrainOptions().parse(train[1:])
+    assert opt.model == "cddgan" and opt.haze_layer == "asm" and opt.checkpoints_dir == str(tmp_path / "ck")
+    assert "--overwrite_run" not in train
+    scored = rest[0]
+    assert scored[scored.index("--metric_channel") + 1] == "rgb" and scored[scored.index("--name") + 1] == "haze_demo"
+    (tmp_path / "ck" / "haze_demo").mkdir(parents=True)
+    (tmp_path / "ck" / "haze_demo" / "latest.pt").write_bytes(b"a finished run")
+    refused = subprocess.run(["bash", str(SCRIPTS / "demo_haze.sh")], cwd=tmp_path, env=env, capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and "OVERWRITE=1 make demo-haze" in refused.stderr
+    assert (tmp_path / "ck" / "haze_demo" / "latest.pt").read_bytes() == b"a finished run"
