@@ -211,7 +211,7 @@ def test_a_saturated_restorer_still_learns_to_raise_its_transmission():
     conv = last_conv(net)
     with torch.no_grad():
         conv.weight.zero_()
-        conv.bias.copy_(torch.tensor([-3.0, 30.0, 30.0, 30.0]))  # t = 0.34, A = 1: J below 0 everywhere
+        conv.bias.copy_(torch.tensor([-6.0, 30.0, 30.0, 30.0]))  # t = 0.34, A = 1: J below 0 everywhere
     x = torch.rand(1, 3, 32, 32) * 1.2 - 1  # I in [0, 0.6]
     out = net(x)
     assert torch.all(out == -1)  # saturated: the clamp holds the values
@@ -227,7 +227,7 @@ def test_restorer_fits_a_hazy_image_of_known_transmission():
     net = init_weights(haze_net(norm="none"), "xavier", 0.02)  # as training initialises it
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.5, 0.999))
     start = torch.nn.functional.l1_loss(net(hazy), clear * 2 - 1).item()
-    for _ in range(40):
+    for _ in range(100):
         loss = torch.nn.functional.l1_loss(net(hazy), clear * 2 - 1)
         optimizer.zero_grad()
         loss.backward()
@@ -303,3 +303,19 @@ def test_onnx_export_matches_torch_at_other_sizes_and_batches(haze_init):
         with torch.no_grad():
             expected = net(x).numpy()
         assert np.abs(session.run(None, {"image": x.numpy()})[0] - expected).max() < 1e-4
+
+
+def test_a_transmission_at_one_still_feels_a_pull_back():
+    # The first version's sigmoid stuck at t = 1 (both generators the identity within 100
+    # iterations of every short run); the straight-through clamp passes the gradient there.
+    net = haze_net()
+    conv = last_conv(net)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.copy_(torch.tensor([30.0, 0.0, 0.0, 0.0]))  # far beyond t = 1
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    transmission, _ = net.scattering(x)
+    assert torch.all(transmission == 1)
+    assert torch.equal(net(x), x.clamp(-1, 1))  # t = 1: the identity
+    (-net(x).mean()).backward()  # an objective that wants the image brighter (less haze removed: more contrast)
+    assert conv.bias.grad[0] != 0, "at t = 1 the gradient must still reach t"

@@ -3,16 +3,21 @@
 Haze is I = J t + A (1 - t): the clear scene J seen through a transmission t in (0, 1] and
 lit by one airlight A (three colours for the whole image). With the layer, a ResNet
 generator's last convolution gives four channels instead of an image: from the first the
-transmission t = t_min + (1 - t_min) sigmoid(y_t + T_BIAS), from the spatial mean of the
+transmission t = t_min + (1 - t_min) u(T_START + T_SCALE y_t), from the spatial mean of the
 other three the airlight A = sigmoid(mean(y_A) + AIRLIGHT_BIAS). The restoring generator
 (G_A) outputs J = (I - A (1 - t)) / t, the degrading one (G_B) renders I = J t + A (1 - t):
 neither can tint, blur or repaint the image, only add or remove a veil that is one colour
 over the whole image and whose density varies smoothly where t does.
 
-The biases start the layer near the identity (t about 0.9, A about 0.8, the airlight of the
-synthetic sets), as the rain layer starts at no rain. With `--haze_init dcp` the restoring
+u clamps to [0, 1] in value and passes the identity's gradient (a straight-through clamp), so
+t never sticks at a bound: with a sigmoid there (the first version), the identity and cycle
+terms drove t to 1 within 100 iterations of every short run, where the sigmoid passes no
+gradient, and both generators stayed the identity (docs/EXPERIMENTS.md, 2026-12-06); at
+t = 1 exactly the identity's L1 has no gradient left, while the GAN's still reaches t. The
+starting values put the layer near the identity (t about 0.9, A about 0.8, the airlight of
+the synthetic sets), as the rain layer starts at no rain. With `--haze_init dcp` the restoring
 generator starts from the dark channel prior instead (docs/METHODS.md): y shifts the prior's
-unrefined transmission and airlight in logit space, so y = 0 is the prior's restoration and
+unrefined transmission (linearly, as above) and airlight (in logit space), so y = 0 is the prior's restoration and
 the network learns the corrections (the refinement, the prior's failures on white objects).
 Images are in [-1, 1] outside and in [0, 1] inside the formulas.
 """
@@ -23,7 +28,8 @@ import torch.nn.functional as F
 
 HAZE_LAYERS = ("none", "asm")  # --haze_layer
 HAZE_CHANNELS = 4  # the last convolution's outputs under the layer: t and the airlight's three colours
-T_BIAS = 2.0  # sigmoid(2) = 0.88: a light veil at the start
+T_START = 0.87  # t's share of [t_min, 1] at y = 0: t about 0.88, a light veil at the start
+T_SCALE = 0.1  # how far one unit of the last layer's output moves that share (sigmoid(y + 2)'s slope at 0)
 AIRLIGHT_BIAS = 1.5  # sigmoid(1.5) = 0.82
 DEFAULT_T_MIN = 0.1  # --t_min: at most 10x amplification of the hazy image (the dark channel prior's t0)
 HAZE_INITS = ("none", "dcp")  # --haze_init
@@ -52,17 +58,23 @@ def check_haze_layer(haze_layer: str, t_min: float, rain_layer: str, global_resi
         raise ValueError(f"--t_min must lie in (0, 1), got {t_min}")
 
 
+def unit_interval(z: torch.Tensor) -> torch.Tensor:
+    """z clamped to [0, 1] in value, with the identity's gradient (straight through), so a
+    transmission at a bound still moves when the objective pulls it back."""
+    return z + (z.clamp(0.0, 1.0) - z).detach()
+
+
 def scattering_parameters(y: torch.Tensor, t_min: float,
                           prior: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(transmission Bx1xHxW in [t_min, 1], airlight Bx3x1x1 in [0, 1]) from the last layer's
     four channels; with a `prior` (t, A), y = 0 gives the prior (t raised to t_min)."""
     if prior is None:
-        t_start, airlight_start = T_BIAS, AIRLIGHT_BIAS
+        t_share, airlight_start = T_START, AIRLIGHT_BIAS
     else:
         prior_t, prior_airlight = prior
-        t_start = torch.logit(((prior_t - t_min) / (1.0 - t_min)).clamp(PRIOR_MARGIN, 1.0 - PRIOR_MARGIN))
+        t_share = ((prior_t - t_min) / (1.0 - t_min)).clamp(0.0, 1.0)
         airlight_start = torch.logit(prior_airlight.clamp(PRIOR_MARGIN, 1.0 - PRIOR_MARGIN))
-    transmission = t_min + (1.0 - t_min) * torch.sigmoid(y[:, :1] + t_start)
+    transmission = t_min + (1.0 - t_min) * unit_interval(t_share + T_SCALE * y[:, :1])
     airlight = torch.sigmoid(y[:, 1:HAZE_CHANNELS].mean(dim=(2, 3), keepdim=True) + airlight_start)
     return transmission, airlight
 
