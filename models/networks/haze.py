@@ -9,7 +9,7 @@ other three the airlight A = sigmoid(mean(y_A) + AIRLIGHT_BIAS). The restoring g
 neither can tint, blur or repaint the image, only add or remove a veil that is one colour
 over the whole image and whose density varies smoothly where t does.
 
-u clamps to [0, 1] in value and passes the identity's gradient (a straight-through clamp), so
+u clamps to [0, 1] in value and passes every gradient that leads back inside (unit_interval), so
 t never sticks at a bound: with a sigmoid there (the first version), the identity and cycle
 terms drove t to 1 within 100 iterations of every short run, where the sigmoid passes no
 gradient, and both generators stayed the identity (docs/EXPERIMENTS.md, 2026-12-06); at
@@ -58,10 +58,28 @@ def check_haze_layer(haze_layer: str, t_min: float, rain_layer: str, global_resi
         raise ValueError(f"--t_min must lie in (0, 1), got {t_min}")
 
 
+class _UnitInterval(torch.autograd.Function):
+    """Clamp to [0, 1]; backward passes the gradient inside, and outside only where the step it
+    asks for leads back inside (z > 1: a step that lowers z; z < 0: one that raises it)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        return z.clamp(0.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (z,) = ctx.saved_tensors
+        inward = ((z >= 0) & (z <= 1)) | ((z > 1) & (grad > 0)) | ((z < 0) & (grad < 0))
+        return grad * inward
+
+
 def unit_interval(z: torch.Tensor) -> torch.Tensor:
-    """z clamped to [0, 1] in value, with the identity's gradient (straight through), so a
-    transmission at a bound still moves when the objective pulls it back."""
-    return z + (z.clamp(0.0, 1.0) - z).detach()
+    """z clamped to [0, 1] in value. Unlike a sigmoid it never stops passing the gradient that
+    leads back inside (so a transmission at 1 still moves when the objective pulls it down),
+    and unlike a plain straight-through clamp it passes none that leads further out (with
+    that, the GAN drove t below t_min within 50 iterations and it stayed there)."""
+    return _UnitInterval.apply(z)
 
 
 def scattering_parameters(y: torch.Tensor, t_min: float,
