@@ -9,16 +9,16 @@ other three the airlight A = sigmoid(mean(y_A) + AIRLIGHT_BIAS). The restoring g
 neither can tint, blur or repaint the image, only add or remove a veil that is one colour
 over the whole image and whose density varies smoothly where t does.
 
-u clamps to [0, 1] in value and passes every gradient that leads back inside (unit_interval), so
-t never sticks at a bound: with a sigmoid there (the first version), the identity and cycle
-terms drove t to 1 within 100 iterations of every short run, where the sigmoid passes no
-gradient, and both generators stayed the identity (docs/EXPERIMENTS.md, 2026-12-06); at
-t = 1 exactly the identity's L1 has no gradient left, while the GAN's still reaches t. The
-starting values put the layer near the identity (t about 0.9, A about 0.8, the airlight of
+u clamps to [0, 1] in value and passes only the gradient that leads back inside
+(unit_interval), so t never sticks at a bound: with a sigmoid there (the first version), the
+identity and cycle terms drove t to 1 within 100 iterations of every short run, where the
+sigmoid passes no gradient, and both generators stayed the identity (docs/EXPERIMENTS.md,
+2026-12-06); at t = 1 exactly the identity's L1 has no gradient left, while the GAN's still
+reaches t. The starting values put the layer near the identity (t about 0.9, A about 0.8, the airlight of
 the synthetic sets), as the rain layer starts at no rain. With `--haze_init dcp` the restoring
 generator starts from the dark channel prior instead (docs/METHODS.md): y shifts the prior's
-unrefined transmission (linearly, as above) and airlight (in logit space), so y = 0 is the prior's restoration and
-the network learns the corrections (the refinement, the prior's failures on white objects).
+unrefined transmission (linearly, as above) and airlight (in logit space), so y = 0 is the
+prior's restoration and the network learns the corrections (the refinement, the prior's failures on white objects).
 Images are in [-1, 1] outside and in [0, 1] inside the formulas.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ DEFAULT_T_MIN = 0.1  # --t_min: at most 10x amplification of the hazy image (the
 HAZE_INITS = ("none", "dcp")  # --haze_init
 # The dark channel prior's constants (He et al. 2009), as restoration/dark_channel_prior.py's defaults.
 DCP_PATCH, DCP_OMEGA, DCP_TOP = 15, 0.95, 0.001
-PRIOR_MARGIN = 1e-3  # a prior's t and A are kept this far inside (0, 1), where their logits are finite
+PRIOR_MARGIN = 1e-3  # a prior's airlight is kept this far inside (0, 1), where its logit is finite
 
 
 def check_haze_layer(haze_layer: str, t_min: float, rain_layer: str, global_residual: bool, input_nc: int,
