@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.working_tree import REPO
+from tests.working_tree import REPO, USER_FOLDERS
 
 # The tests that read or wrote the user folders before they were made hermetic.
 ONCE_SENSITIVE = [
@@ -37,19 +37,25 @@ USER_FILES = {
 }
 
 
+def git_files(*which: str) -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "-z", *which], cwd=REPO, capture_output=True, check=True,
+                            timeout=60).stdout.decode().split("\0")
+    return [name for name in listed if name and (REPO / name).is_file()]  # not deleted, not yet committed
+
+
 def copy_of_the_tracked_tree(dest: Path) -> Path:
-    """The files git tracks, as they are in the working tree (with new files not yet committed,
-    and without the ignored ones: runs, results, data), in a git repository of their own."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True, timeout=60).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        path, target = REPO / name, dest / name
-        if not path.is_file():  # deleted, not yet committed
-            continue
+    """The working tree as git sees it, in a git repository of its own: the tracked files
+    tracked there too, new files not yet committed copied but untracked (as here), ignored
+    ones (runs, results, data) left out, and so are untracked files in the user's folders
+    (an export in pretrained/: the test puts its own there)."""
+    tracked = git_files("--cached")
+    new = [name for name in git_files("--others", "--exclude-standard") if name.split("/")[0] not in USER_FOLDERS]
+    for name in tracked + new:
+        target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+        shutil.copy2(REPO / name, target)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True, timeout=60)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True, timeout=60)
+    subprocess.run(["git", "add", "--", *tracked], cwd=dest, check=True, timeout=60)
     return dest
 
 
@@ -88,7 +94,7 @@ def test_the_once_sensitive_tests_pass_beside_a_users_runs_data_and_exports(user
 
 
 GUARD_PROBE = '''
-from tests.working_tree import REPO
+from tests.working_tree import REPO, USER_FOLDERS
 
 
 def test_writes_into_checkpoints():
