@@ -24,7 +24,7 @@ import argparse
 
 import numpy as np
 
-from util.dark_channel import dark_channel, guided_filter
+from util.dark_channel import dark_channel, guided_filter, haziest_airlight
 
 NAME = "dcp"
 AIRLIGHT_MODES = ("brightest", "mean")  # --dcp_airlight
@@ -100,14 +100,7 @@ class DarkChannelPrior:
 
     def estimate_airlight(self, hazy: np.ndarray) -> np.ndarray:
         """The airlight (3,) of an HxWx3 image in [0, 1], from its haziest pixels."""
-        dark = dark_channel(hazy, self.patch).ravel()
-        count = max(1, int(self.top * dark.size))
-        haziest = np.argpartition(dark, dark.size - count)[dark.size - count:]
-        colours = hazy.reshape(-1, 3)[haziest]
-        if self.airlight == "brightest":
-            airlight = colours[np.argmax(colours.sum(axis=1))]
-        else:
-            airlight = colours.mean(axis=0)
+        airlight = haziest_airlight(hazy, self.patch, self.top, self.airlight)
         return np.maximum(airlight, MIN_AIRLIGHT)
 
     def restore_array(self, image: np.ndarray) -> np.ndarray:

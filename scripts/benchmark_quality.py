@@ -231,10 +231,11 @@ def score_method_row(method: str, args: argparse.Namespace, out: Path) -> dict:
     return row
 
 
-def run_method(method: str, args: argparse.Namespace, out: Path) -> dict:
-    """Score a method without training (test.py --model METHOD) as a row: nothing is trained."""
-    scored, rows = score_restorations(["--model", method], method, args, out)
-    return {"spec": method, "label": method, "lever": None, "lever_flags": "", "model": method, "variant": None,
+def run_method(method: str, args: argparse.Namespace, out: Path, flags: tuple[str, ...] = ()) -> dict:
+    """Score a method without training (test.py --model METHOD [its flags]) as a row: nothing is trained."""
+    scored, rows = score_restorations(["--model", method, *flags], method, args, out)
+    return {"spec": method, "label": method, "lever": None, "lever_flags": " ".join(flags), "model": method,
+            "variant": None,
             "name": method, "seed": None, "method": True, **scored, "iterations": 0, "seconds_per_iter": None,
             "params": {}, "restoring_net": None, "restoring_params": 0, "trained_params": 0, "curve": [],
             "per_image": rows}

@@ -136,24 +136,9 @@ def haze_scores(pred_dir: Path, gt_dir: Path) -> dict:
 
 
 def run_method(method: str, args: argparse.Namespace, out: Path) -> dict:
-    """A training-free method: test.py --model METHOD restores testA (and testB for the clean column).
-
-    benchmark_quality's own run_method where it has one (with the restoration/ package's methods);
-    until then the same through its restore_with_test_py."""
-    if hasattr(bench, "run_method"):
-        return bench.run_method(method, args, out)
-    name, root = method, Path(args.dataroot)
-    images = bench.restore_with_test_py(name, args.dataroot, out / "results", args, out, "--model", method)
-    _, mean = evaluate_folders(images, root / "testB", args.channel, args.crop_border, input_dir=root / "testA")
-    clean = {}
-    if not args.no_clean:
-        clean_images = bench.restore_with_test_py(name, str(root / "testB"), out / "results_clean", args, out,
-                                                  "--model", method, "--nr_metrics", "false")
-        _, clean_mean = evaluate_folders(clean_images, root / "testB", args.channel, args.crop_border)
-        clean = {"clean_psnr": clean_mean["psnr"], "clean_ssim": clean_mean["ssim"]}
-    return {"spec": method, "name": name, "seed": None, "psnr": mean["psnr"], "ssim": mean["ssim"],
-            "rain_residue": mean["rain_residue"], "dark_artifacts": mean["dark_artifacts"], "images": mean["count"],
-            **clean}
+    """A training-free method: test.py --model METHOD [--method_flags] restores testA (and testB for the
+    clean column), through benchmark_quality's run_method."""
+    return bench.run_method(method, args, out, tuple(args.method_flags))
 
 
 def restored_images(out: Path, name: str) -> Path | None:
@@ -256,6 +241,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     recipe.add_argument("--recipe", help="a launcher's flags: NAME for scripts/train_NAME.sh (quick), or a .sh path")
     recipe.add_argument("--flags", help="explicit train.py flags of the recipe (must name --model)")
     recipe.add_argument("--method", help="a training-free method run through test.py --model METHOD (e.g. dcp)")
+    parser.add_argument("--method_flags", default="",
+                        help="the method's own flags, one quoted string (e.g. '--dcp_radius 30'; only with --method)")
     parser.add_argument("--iters", type=int, help="training iterations per run (not with --method)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one training per seed and condition")
     parser.add_argument("--only", default=None, help="comma-separated conditions to run (default: all built)")
@@ -276,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         suite = read_suite(args.suite)
+        if args.method_flags and not args.method:
+            raise bench.BenchmarkError("--method_flags are a training-free method's flags: they need --method")
         if not args.method and (args.iters is None or args.iters < 1):
             raise bench.BenchmarkError("--iters (>= 1) is required with --recipe or --flags")
         flags = [] if args.method else recipe_flags(args.recipe, args.flags, args.iters)
@@ -299,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_args, _ = bench.parse_args(["--iters", str(args.iters or 0), "--gpu_ids", args.gpu_ids,
                                       "--crop_border", str(args.crop_border)])
     bench_args.no_clean, bench_args.method = args.no_clean, args.method
+    bench_args.method_flags = shlex.split(args.method_flags)
     results = []
     for condition in conditions:
         try:
@@ -309,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"command": " ".join(["python -m scripts.benchmark_suite", *(argv if argv is not None else
                                                                             sys.argv[1:])]),
                 "suite": f"{args.suite} ({suite['task']}, built with seed {suite['seed']})",
-                "recipe": (f"training-free method {args.method}" if args.method else args.recipe or "explicit --flags"),
+                "recipe": (f"training-free method {args.method} {args.method_flags}".strip() if args.method
+                           else args.recipe or "explicit --flags"),
                 "train flags": " ".join(flags) or "none", "iterations": args.iters, "seeds": ", ".join(map(str, seeds)),
                 "held out from tuning": ", ".join(suite.get("held_out", [])) or "none",
                 "cpu threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),

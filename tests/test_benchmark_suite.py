@@ -112,8 +112,8 @@ def test_a_method_without_training_runs_once_per_condition(tmp_path, monkeypatch
     suite = toy_suite(tmp_path / "suite")
     calls = []
 
-    def fake_method(method, args, out):  # stands in for benchmark_quality.run_method (test.py --model METHOD)
-        calls.append((method, Path(args.dataroot).name, args.channel))
+    def fake_method(method, args, out, flags=()):  # stands in for benchmark_quality.run_method (test.py --model METHOD)
+        calls.append((method, Path(args.dataroot).name, args.channel, *flags))
         return {"spec": method, "name": method, "seed": None, "psnr": 20.0, "ssim": 0.5, "clean_psnr": 40.0,
                 "rain_residue": 0.5, "dark_artifacts": 0.0}
 
@@ -123,6 +123,12 @@ def test_a_method_without_training_runs_once_per_condition(tmp_path, monkeypatch
     assert sorted(calls) == [("dcp", "noisy", "y"), ("dcp", "perfect", "y")]
     result = json.loads((out / "results.json").read_text())
     assert result["settings"]["recipe"] == "training-free method dcp"
+    calls.clear()
+    assert benchmark_suite.main(["--suite", str(suite), "--method", "dcp", "--method_flags", "--dcp_radius 30",
+                                 "--only", "noisy", "--out", str(tmp_path / "bench30")]) == 0
+    assert calls == [("dcp", "noisy", "y", "--dcp_radius", "30")]
+    assert benchmark_suite.main(["--suite", str(suite), "--flags", "--model dcdgan", "--iters", "2",
+                                 "--method_flags", "--dcp_radius 30"]) == 2, "method flags need a method"
     rows = {line.split("|")[1].strip(): line for line in (out / "table.md").read_text().splitlines()
             if line.startswith("| ")}
     assert benchmark_suite.BELOW_INPUT in rows["perfect"] and "| 20.00 |" in rows["perfect"]

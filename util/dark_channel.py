@@ -30,6 +30,21 @@ def dark_channel(img01: np.ndarray, patch: int) -> np.ndarray:
     return minimum_filter(img, size=patch, mode="nearest")
 
 
+def haziest_airlight(hazy01: np.ndarray, patch: int, top: float, mode: str = "brightest") -> np.ndarray:
+    """The airlight (3,) of an HxWx3 hazy image in [0, 1], taken from its haziest pixels: the
+    `top` share of pixels whose dark channel is brightest. `mode` brightest (the paper): the
+    brightest input colour among them; mean: their mean colour."""
+    dark = dark_channel(hazy01, patch).ravel()
+    count = max(1, int(top * dark.size))
+    haziest = np.argpartition(dark, dark.size - count)[dark.size - count:]
+    colours = np.asarray(hazy01, dtype=np.float64).reshape(-1, 3)[haziest]
+    if mode == "brightest":
+        return colours[np.argmax(colours.sum(axis=1))]
+    if mode == "mean":
+        return colours.mean(axis=0)
+    raise ValueError(f"unknown airlight mode {mode!r}; choose brightest or mean")
+
+
 def _window_sums(values: np.ndarray, radius: int, axis: int) -> np.ndarray:
     """Sum over [i - radius, i + radius] along `axis`, clipped to the array: two lookups in a
     cumulative sum per element, whatever the radius."""

@@ -1,5 +1,5 @@
 """The generators (`--netG`), with an encoder-feature interface for contrastive losses:
-the ResNet generators here, `nafnet` in nafnet.py.
+the ResNet generators here, `nafnet` in nafnet.py, `dilated` (a haze estimator) in dilated.py.
 
 A ResNet generator is one flat `nn.Sequential` so that a layer index means the same thing as in
 the CUT/DCLGAN reference code: for resnet_9blocks with anti-aliasing, 0 = padded input,
@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .dilated import DilatedHazeGenerator
 from .haze import DEFAULT_T_MIN, HAZE_CHANNELS, check_haze_layer, haze_output, scattering_of
 from .layers import (BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer, residual_output, run_layers,
                      uses_bias)
@@ -18,7 +19,7 @@ from .nafnet import NafnetGenerator
 
 # --netG: residual blocks of each ResNet generator.
 GENERATOR_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
-GENERATORS = sorted([*GENERATOR_BLOCKS, "nafnet"])  # --netG
+GENERATORS = sorted([*GENERATOR_BLOCKS, "nafnet", "dilated"])  # --netG
 
 
 class ResnetBlock(nn.Module):
@@ -143,6 +144,11 @@ def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int 
         if haze_layer != "none" or haze_init != "none":
             raise ValueError(f"--haze_layer {haze_layer} is built into the ResNet generators: use --netG resnet_*")
         return NafnetGenerator(input_nc, output_nc, ngf, rain_layer=rain_layer, rain_layer_sign=rain_layer_sign)
+    if netG == "dilated":
+        if rain_layer != "none" or global_residual or skips:
+            raise ValueError("--netG dilated outputs through --haze_layer asm: it takes no --rain_layer, "
+                             "--global_residual or --skips")
+        return DilatedHazeGenerator(input_nc, output_nc, ngf, haze_layer, rain_layer_sign, t_min, haze_init)
     if netG not in GENERATOR_BLOCKS:
         raise ValueError(f"unknown --netG '{netG}'; choose one of {GENERATORS}")
     return ResnetGenerator(input_nc, output_nc, ngf, norm, GENERATOR_BLOCKS[netG], no_antialias, no_antialias_up,
