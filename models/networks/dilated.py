@@ -32,7 +32,8 @@ class DilatedHazeGenerator(nn.Module):
         if haze_layer == "none":
             raise ValueError("--netG dilated estimates a transmission and an airlight: it needs --haze_layer asm")
         check_haze_layer(haze_layer, t_min, "none", False, input_nc, output_nc, haze_init)
-        self.haze_layer, self.t_min, self.haze_init, self.rain_layer_sign = haze_layer, t_min, haze_init, rain_layer_sign
+        self.haze_layer, self.t_min, self.haze_init = haze_layer, t_min, haze_init
+        self.rain_layer_sign = rain_layer_sign
         layers: list[nn.Module] = [nn.Conv2d(input_nc, ngf, 3, padding=1, padding_mode="replicate"), nn.ReLU(True)]
         for dilation in DILATIONS:
             layers += [nn.Conv2d(ngf, ngf, 3, padding=dilation, dilation=dilation, padding_mode="replicate"),
