@@ -8,7 +8,10 @@ the unpaired GANs have to guess (D4, CVPR 2022, renders new haze through the sam
 What the pairs must not invent is how much haze there is and of what colour: those are
 measured on the real hazy images. At start the dark channel prior (util/dark_channel.py) reads,
 for up to `--pseudo_haze_calibration` trainA images, the airlight (its colour and brightness)
-and the spread of the unrefined transmission (its 10th and 90th percentiles). A sample draws one
+and the spread of the unrefined transmission (its 10th and 90th percentiles), divided by the
+transmission the prior reads into the clear trainB images (about 0.7 on the embedded sets: it
+sees haze in every bright surface; dividing it out brought the measured range close to the
+renderer's true one on the embedded haze, docs/EXPERIMENTS.md). A sample draws one
 such record, and the transmission across its crop runs from one percentile to the other along
 a smooth depth field d in [0, 1], d a random mix of a ramp in a random direction and a
 bilinearly smoothed random grid: t = t_far + (t_near - t_far) (1 - d). The geometry is
@@ -48,13 +51,28 @@ JITTER_T, JITTER_A = 0.05, 0.03  # uniform jitter of a record's percentiles and 
 DENSITIES = ("measured", "broad")  # --pseudo_haze_density
 
 
-def haze_record(hazy01: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """(t_far, t_near, airlight (3,)) of an HxWx3 hazy image in [0, 1] by the dark channel prior:
-    the 10th and 90th percentiles of its unrefined transmission and its airlight."""
-    airlight = np.maximum(haziest_airlight(hazy01, PATCH, TOP), 1e-3)
-    transmission = 1.0 - OMEGA * dark_channel(hazy01 / airlight, PATCH)
-    far, near = np.percentile(transmission, [10, 90])
-    return float(max(far, T_FLOOR)), float(max(near, far, T_FLOOR)), airlight
+def prior_transmission(image01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unrefined transmission HxW, airlight (3,)) of an HxWx3 image in [0, 1] by the dark channel prior."""
+    airlight = np.maximum(haziest_airlight(image01, PATCH, TOP), 1e-3)
+    return 1.0 - OMEGA * dark_channel(image01 / airlight, PATCH), airlight
+
+
+def haze_record(hazy01: np.ndarray, clear_reading: float = 1.0) -> tuple[float, float, np.ndarray]:
+    """(t_far, t_near, airlight (3,)) of an HxWx3 hazy image in [0, 1]: the 10th and 90th
+    percentiles of the prior's transmission divided by `clear_reading`, and its airlight.
+
+    The prior reads haze into clear scenes too (bright surfaces, sky: their dark channel is not
+    0), and by about the same factor into hazy ones: t_est = t (1 - omega dark(J / A)) + ...
+    `clear_reading` (`clear_transmission` of the clear images) divides that factor out."""
+    transmission, airlight = prior_transmission(hazy01)
+    far, near = np.percentile(transmission, [10, 90]) / clear_reading
+    far = float(np.clip(far, T_FLOOR, 1.0))
+    return far, float(np.clip(near, far, 1.0)), airlight
+
+
+def clear_transmission(clear01: np.ndarray) -> float:
+    """The median transmission the prior reads in a clear image (1 where its assumption holds)."""
+    return float(np.median(prior_transmission(clear01)[0]))
 
 
 def smooth_depth(size: tuple[int, int], rng: np.random.Generator) -> torch.Tensor:
@@ -142,7 +160,7 @@ class PseudoHazeDataset(BaseDataset):
                                "--direction AtoB")
         self.B_paths = usable_images(self.dir_B, make_dataset(self.dir_B, opt.max_dataset_size))
         hazy_paths = usable_images(self.dir_A, make_dataset(self.dir_A, opt.max_dataset_size))
-        self.records = calibrate(hazy_paths, opt.pseudo_haze_calibration)
+        self.records = calibrate(hazy_paths, self.B_paths, opt.pseudo_haze_calibration)
         self.A_paths = self.B_paths  # the pseudo hazy image of sample i is rendered from B_paths[i]
         self.identity_share = opt.pseudo_identity_share
         self.noise = opt.pseudo_haze_noise
@@ -163,20 +181,29 @@ class PseudoHazeDataset(BaseDataset):
         return {"A": hazy, "B": clear, "A_paths": path, "B_paths": path}
 
 
-def calibrate(hazy_paths: list[str], count: int) -> list[tuple[float, float, np.ndarray]]:
-    """Haze records of up to `count` hazy images spread evenly over `hazy_paths`, logged."""
+def calibrate(hazy_paths: list[str], clear_paths: list[str], count: int) -> list[tuple[float, float, np.ndarray]]:
+    """Haze records of up to `count` hazy images spread evenly over `hazy_paths`, their density
+    corrected by the prior's median reading of up to `count` clear images; logged."""
     if not hazy_paths:
         raise DatasetError("--dataset_mode pseudo_haze measures the haze on trainA, which holds no image")
-    chosen = [hazy_paths[i] for i in np.linspace(0, len(hazy_paths) - 1, min(count, len(hazy_paths))).astype(int)]
-    records = []
-    for path in chosen:
-        image = load_rgb(path)
-        image.thumbnail((CALIBRATION_SIDE, CALIBRATION_SIDE), Image.BICUBIC)
-        records.append(haze_record(np.asarray(image, dtype=np.float64) / 255.0))
+    reading = float(np.median([clear_transmission(_measured(path)) for path in _spread(clear_paths, count)]))
+    reading = max(reading, T_FLOOR)
+    records = [haze_record(_measured(path), reading) for path in _spread(hazy_paths, count)]
     far = np.array([r[0] for r in records])
     near = np.array([r[1] for r in records])
     airlight = np.array([r[2] for r in records])
-    logger.info("pseudo haze measured on %d hazy images: transmission 10th percentile %.2f-%.2f, 90th %.2f-%.2f, "
-                "airlight %.2f-%.2f", len(records), far.min(), far.max(), near.min(), near.max(),
-                airlight.min(), airlight.max())
+    logger.info("pseudo haze measured on %d hazy images (the prior reads t = %.2f into clear ones): transmission "
+                "10th percentile %.2f-%.2f, 90th %.2f-%.2f, airlight %.2f-%.2f", len(records), reading, far.min(),
+                far.max(), near.min(), near.max(), airlight.min(), airlight.max())
     return records
+
+
+def _spread(paths: list[str], count: int) -> list[str]:
+    return [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+
+
+def _measured(path: str) -> np.ndarray:
+    """An image as HxWx3 in [0, 1], at most CALIBRATION_SIDE large."""
+    image = load_rgb(path)
+    image.thumbnail((CALIBRATION_SIDE, CALIBRATION_SIDE), Image.BICUBIC)
+    return np.asarray(image, dtype=np.float64) / 255.0

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from data.image_folder import DatasetError
-from data.pseudo_haze_dataset import haze_record, render_pseudo_haze, smooth_depth
+from data.pseudo_haze_dataset import clear_transmission, haze_record, render_pseudo_haze, smooth_depth
 from options.train_options import TrainOptions
 from tests.test_two_stage import paired_flags
 
@@ -101,3 +101,15 @@ def test_flags_refuse_bad_values(tmp_path, flag, value):
     with pytest.raises(SystemExit) as exit_info:
         TrainOptions().parse(flags)
     assert exit_info.value.code == 2
+
+
+def test_the_prior_s_reading_of_clear_images_is_divided_out():
+    bright = textured_clear()
+    bright[:64] = 0.85  # a bright flat surface over two thirds (sky, a wall): the prior sees haze in it
+    assert clear_transmission(bright) < 0.5
+    ramp = np.linspace(0.3, 0.7, 96)[None, :].repeat(96, axis=0)
+    hazy = hazed(textured_clear(), ramp, [0.9, 0.9, 0.9])
+    raw_far, raw_near, _ = haze_record(hazy)
+    far, near, _ = haze_record(hazy, clear_reading=0.8)
+    assert far == pytest.approx(max(raw_far / 0.8, 0.1)) and near == pytest.approx(min(raw_near / 0.8, 1.0))
+    assert clear_transmission(textured_clear()) == pytest.approx(1.0, abs=0.06), "a dark pixel in every patch"

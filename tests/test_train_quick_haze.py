@@ -1,5 +1,5 @@
 """scripts/train_quick_haze.sh: train_quick.sh's interface (ITERS, OVERWRITE, the refusal of a
-finished run) with CDD-GAN and the haze layer."""
+finished run) with the pseudo-pair dehazing recipe (paired L1 on pseudo hazy pairs, haze layer)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags, write_images
+from tests.conftest import write_images
+from tests.test_two_stage import paired_flags
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_quick_haze.sh"
 ECHO = {"PATH": "/usr/bin:/bin", "PY": "echo"}  # the script prints the command instead of running it
@@ -22,17 +23,18 @@ def run(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_command_is_cddgan_with_the_haze_layer_and_the_budget(tmp_path):
+def test_command_is_the_pseudo_pair_recipe_with_the_haze_layer_and_the_budget(tmp_path):
     done = run("data", "haze", env={**ECHO, "ITERS": "300"}, cwd=tmp_path)
     (command,) = [shlex.split(line) for line in done.stdout.splitlines()]
     assert command[0] == "train.py"
     opt = TrainOptions().parse(command[1:])
-    assert (opt.model, opt.haze_layer, opt.rain_layer, opt.global_residual) == ("cddgan", "asm", "none", False)
+    assert (opt.model, opt.dataset_mode, opt.pseudo_haze_density) == ("paired", "pseudo_haze", "broad")
+    assert (opt.haze_layer, opt.rain_layer, opt.global_residual, opt.skips) == ("asm", "none", False, True)
     assert (opt.n_iters, opt.n_iters_decay, opt.crop_size, opt.ngf) == (150, 150, 96, 16)
     assert opt.name == "haze" and not opt.overwrite_run
-    asked = run("data", "haze", "--lambda_rehaze", "1", env={**ECHO, "OVERWRITE": "1"}, cwd=tmp_path)
+    asked = run("data", "haze", "--pseudo_haze_noise", "0", env={**ECHO, "OVERWRITE": "1"}, cwd=tmp_path)
     opt = TrainOptions().parse(shlex.split(asked.stdout)[1:])
-    assert opt.overwrite_run and opt.lambda_rehaze == 1.0 and opt.n_iters + opt.n_iters_decay == 4000
+    assert opt.overwrite_run and opt.pseudo_haze_noise == 0 and opt.n_iters + opt.n_iters_decay == 6000
 
 
 @pytest.mark.parametrize("env, message", [({"ITERS": "4e3"}, "ITERS must be"), ({"OVERWRITE": "yes"}, "OVERWRITE"),
@@ -47,13 +49,15 @@ def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message):
 def test_trains_then_refuses_the_finished_run(tmp_path):
     write_images(tmp_path / "data" / "trainA", 2, seed=1)
     write_images(tmp_path / "data" / "trainB", 2, seed=2)
-    tiny = tiny_flags(tmp_path / "data", tmp_path / "ck", "quick", model="cddgan")
-    tiny = tiny[2:4] + tiny[6:]  # the script passes --dataroot and --name
+    tiny = paired_flags(tmp_path / "data", tmp_path / "ck", "quick")
+    tiny = [token for key, value in zip(tiny[::2], tiny[1::2]) if key not in ("--dataroot", "--name", "--model")
+            for token in (key, value)]  # the script passes these
     env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "ITERS": "2", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    args = (str(tmp_path / "data"), "quick", *tiny, "--crop_size", "32", "--lambda_rehaze", "1")
+    args = (str(tmp_path / "data"), "quick", *tiny, "--netG", "resnet_4blocks", "--crop_size", "32")
     first = run(*args, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
+    assert "pseudo haze measured on 2 hazy images" in first.stderr
     saved = (tmp_path / "ck" / "quick" / "latest.pt").read_bytes()
     again = run(*args, env=env, cwd=tmp_path)
     assert again.returncode == 2 and "--overwrite_run" in again.stderr, again.stderr[-2000:]

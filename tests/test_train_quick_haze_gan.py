@@ -1,0 +1,60 @@
+"""scripts/train_quick_haze_gan.sh: train_quick.sh's interface (ITERS, OVERWRITE, the refusal of a
+finished run) with CDD-GAN and the haze layer."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from options.train_options import TrainOptions
+from tests.conftest import tiny_flags, write_images
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_quick_haze_gan.sh"
+ECHO = {"PATH": "/usr/bin:/bin", "PY": "echo"}  # the script prints the command instead of running it
+
+
+def run(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_command_is_cddgan_with_the_haze_layer_and_the_budget(tmp_path):
+    done = run("data", "haze", env={**ECHO, "ITERS": "300"}, cwd=tmp_path)
+    (command,) = [shlex.split(line) for line in done.stdout.splitlines()]
+    assert command[0] == "train.py"
+    opt = TrainOptions().parse(command[1:])
+    assert (opt.model, opt.haze_layer, opt.rain_layer, opt.global_residual) == ("cddgan", "asm", "none", False)
+    assert (opt.n_iters, opt.n_iters_decay, opt.crop_size, opt.ngf) == (150, 150, 96, 16)
+    assert opt.name == "haze" and not opt.overwrite_run
+    asked = run("data", "haze", "--lambda_rehaze", "1", env={**ECHO, "OVERWRITE": "1"}, cwd=tmp_path)
+    opt = TrainOptions().parse(shlex.split(asked.stdout)[1:])
+    assert opt.overwrite_run and opt.lambda_rehaze == 1.0 and opt.n_iters + opt.n_iters_decay == 4000
+
+
+@pytest.mark.parametrize("env, message", [({"ITERS": "4e3"}, "ITERS must be"), ({"OVERWRITE": "yes"}, "OVERWRITE"),
+                                          ({}, "usage")])
+def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message):
+    args = ("data", "haze") if env else ("data",)
+    done = run(*args, env={**ECHO, **env}, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr and not done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_trains_then_refuses_the_finished_run(tmp_path):
+    write_images(tmp_path / "data" / "trainA", 2, seed=1)
+    write_images(tmp_path / "data" / "trainB", 2, seed=2)
+    tiny = tiny_flags(tmp_path / "data", tmp_path / "ck", "quick", model="cddgan")
+    tiny = tiny[2:4] + tiny[6:]  # the script passes --dataroot and --name
+    env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "ITERS": "2", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    args = (str(tmp_path / "data"), "quick", *tiny, "--crop_size", "32", "--lambda_rehaze", "1")
+    first = run(*args, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    saved = (tmp_path / "ck" / "quick" / "latest.pt").read_bytes()
+    again = run(*args, env=env, cwd=tmp_path)
+    assert again.returncode == 2 and "--overwrite_run" in again.stderr, again.stderr[-2000:]
+    assert (tmp_path / "ck" / "quick" / "latest.pt").read_bytes() == saved, "the finished run is untouched"
