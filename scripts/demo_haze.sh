@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export PY
-export ITERS=${ITERS:-1500}
+export ITERS=${ITERS:-3000}
 NAME=${DEMO_NAME:-haze_demo}
 DATA=${DEMO_DATA:-datasets/haze}
 CHECKPOINTS=${CHECKPOINTS_DIR:-checkpoints}

@@ -7,7 +7,7 @@
 # (--dataset_mode pseudo_haze, data/pseudo_haze_dataset.py). Only unpaired data is used; the
 # pairs are made, not given.
 #   bash scripts/train_quick_haze.sh DATAROOT NAME [extra train.py flags]
-# ITERS (default 6000) sets the budget; the learning rate is constant for the first half and
+# ITERS (default 3000) sets the budget; the learning rate is constant for the first half and
 # decays linearly to zero over the second. Flags given on the command line come last and win.
 # Like train.py, it refuses a NAME that already holds a trained run: --continue_train resumes it,
 # OVERWRITE=1 (or --overwrite_run) starts it over. Score with the dehazing convention:
@@ -17,11 +17,11 @@
 # the prior scores 18.5-19.9), while this recipe trains in a tenth of the time per iteration and
 # holds the prior's level or above (docs/EXPERIMENTS.md, "Dehazing by pseudo pairs", 2026-12-06).
 set -euo pipefail
-export ITERS=${ITERS:-6000}
+export ITERS=${ITERS:-3000}
 source "$(dirname "$0")/quick_budget.sh"
 source "$(dirname "$0")/launch_train.sh"
 train_py --dataroot "$DATAROOT" --name "$NAME" "${overwrite[@]}" --model paired --dataset_mode pseudo_haze \
-    --pseudo_haze_density broad --haze_layer asm --lr 0.0002 --skips --normG none --ngf 16 \
+    --pseudo_haze_density broad --haze_layer asm --haze_init dcp --lr 0.0002 --skips --normG none --ngf 16 \
     --preprocess crop --crop_size 96 --n_iters $((ITERS / 2)) --n_iters_decay $((ITERS - ITERS / 2)) \
     --display_id 0 --print_freq 100 --save_latest_freq 1000 --num_threads 0 \
     "$@"

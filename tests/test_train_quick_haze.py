@@ -34,7 +34,7 @@ def test_command_is_the_pseudo_pair_recipe_with_the_haze_layer_and_the_budget(tm
     assert opt.name == "haze" and not opt.overwrite_run
     asked = run("data", "haze", "--pseudo_haze_noise", "0", env={**ECHO, "OVERWRITE": "1"}, cwd=tmp_path)
     opt = TrainOptions().parse(shlex.split(asked.stdout)[1:])
-    assert opt.overwrite_run and opt.pseudo_haze_noise == 0 and opt.n_iters + opt.n_iters_decay == 6000
+    assert opt.overwrite_run and opt.pseudo_haze_noise == 0 and opt.n_iters + opt.n_iters_decay == 3000
 
 
 @pytest.mark.parametrize("env, message", [({"ITERS": "4e3"}, "ITERS must be"), ({"OVERWRITE": "yes"}, "OVERWRITE"),
