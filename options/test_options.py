@@ -5,9 +5,10 @@ import argparse
 import logging
 import re
 
-from runtime.backends import BACKEND_CHOICES, DEFAULT_BACKEND
+from runtime.backends import BACKEND_CHOICES, DEFAULT_BACKEND, check_backend_amp
 from util.flags import OneLineParser, str2bool
 from runtime.inference import MIN_TILE
+from runtime.precision import amp_mode
 
 from .base_options import BaseOptions, OptionError, at_least, check_thread_count
 from .train_options import training_flags
@@ -70,14 +71,10 @@ class TestOptions(BaseOptions):
         check_thread_count("--threads", opt.threads)
         if opt.tile and opt.tile < MIN_TILE:
             raise OptionError(f"--tile {opt.tile}: give 0 (whole images) or a tile of at least {MIN_TILE} pixels")
-        if opt.backend == "bf16" and opt.amp == "off":
-            raise OptionError("--backend bf16 runs the generator in bf16, which --amp off rules out: drop one of "
-                              "the two (--backend torch for fp32)")
-        if opt.backend == "onnxruntime" and opt.amp == "on":
-            # Measured with onnxruntime 1.32 on the CPU: its Conv has no bfloat16 kernel (the
-            # graph is refused as invalid), so --amp on could only be ignored.
-            raise OptionError("--backend onnxruntime runs in fp32 only (onnxruntime's CPU convolutions have no "
-                              "bf16), so --amp on cannot apply: use --backend bf16 for bf16, or drop --amp on")
+        try:
+            check_backend_amp(opt.backend, amp_mode(opt.amp))
+        except ValueError as err:
+            raise OptionError(str(err)) from None
         if opt.pretrained and opt.direction != "AtoB":
             raise OptionError(f"--pretrained {opt.pretrained} restores (AtoB) only; for --direction {opt.direction} "
                               "test a training run with --name")

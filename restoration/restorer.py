@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 from PIL import Image, ImageOps
 
-from runtime.backends import DEFAULT_BACKEND, choose_backend, inference_network
+from runtime.backends import DEFAULT_BACKEND, check_backend_amp, choose_backend, inference_network
 from runtime.inference import check_tiling, restore, restore_tiled_uint8
 from runtime.precision import amp_mode
 from util.image_io import tensor_to_uint8, to_rgb, uint8_to_tensor
@@ -60,6 +60,7 @@ class Restorer:
             self.backend_choice = f"method {source.describe()} (no network: --backend, --amp and --tile do not apply)"
             return
         self.method = None
+        check_backend_amp(backend, self.amp)
         net = net.to(self.device).eval()
         if backend == "auto":
             self.backend, why = choose_backend(net, self.device, self.amp)

@@ -78,6 +78,19 @@ class Bf16Net(nn.Module):
         return out.float().contiguous()
 
 
+def check_backend_amp(backend: str, amp: str) -> None:
+    """Raise ValueError (one line naming the flags) for a backend and an --amp mode that cannot
+    both hold; `amp` is amp_mode's 'auto', 'on' or 'off'."""
+    if backend == "bf16" and amp == "off":
+        raise ValueError("--backend bf16 runs the generator in bf16, which --amp off rules out: drop one of "
+                         "the two (--backend torch for fp32)")
+    if backend == "onnxruntime" and amp == "on":
+        # Measured with onnxruntime 1.32 on the CPU: its Conv has no bfloat16 kernel (the graph is
+        # refused as invalid), so --amp on could only be ignored.
+        raise ValueError("--backend onnxruntime runs in fp32 only (onnxruntime's CPU convolutions have no "
+                         "bf16), so --amp on cannot apply: use --backend bf16 for bf16, or drop --amp on")
+
+
 def onnxruntime_network(net: nn.Module) -> OnnxRuntimeNet:
     """`net` exported to ONNX in memory and loaded into an onnxruntime CPU session."""
     try:

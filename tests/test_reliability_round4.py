@@ -98,6 +98,16 @@ def test_test_options_refuse_unknown_flags_and_contradictions(tmp_path, capsys, 
     assert says in refused(TestOptions().parse, ["--dataroot", str(tmp_path)] + extra, capsys)
 
 
+@pytest.mark.parametrize("backend, amp, says", [("bf16", "off", "--amp off rules out"),
+                                                ("bf16", False, "--amp off rules out"),
+                                                ("onnxruntime", "on", "runs in fp32 only")])
+def test_the_python_restorer_refuses_the_same_contradictions(backend, amp, says):
+    from models.networks.generators import define_generator
+    from restoration.restorer import Restorer
+    with pytest.raises(ValueError, match=says):
+        Restorer(define_generator("resnet_4blocks", ngf=4), source=None, backend=backend, amp=amp)
+
+
 def test_training_flags_stay_accepted_and_ignored_by_test_options(tmp_path, caplog):
     argv = ["--dataroot", str(tmp_path), "--model", "cut", "--ngf", "8", "--lambda_NC", "2", "--no_flip",
             "--nce_layers", "0,4", "--gan_mode=lsgan", "--lr", "1e-4", "--pseudo_warmup", "3", "--backend", "bf16"]
