@@ -59,6 +59,9 @@ class BaseModel(ABC):
         # --ema_decay: averaged copies (net<name>_ema) of the restoring generators, used at test time.
         self.emas: dict[str, EMA] = {}
         self.ema_steps = 0
+        # The training loop's own state (training/trainer.py: the collapse monitor's), kept in the
+        # checkpoint with the model's so that a resumed run goes on where it stopped.
+        self.trainer_state: dict[str, Any] = {}
         # Asked before every update with its losses and optimizer names; False skips the update.
         # The trainer sets it to its NaN/Inf check (training.guards.NonFiniteGuard.allows_step).
         self.step_guard: Callable[[dict[str, torch.Tensor], list[str]], bool] | None = None
@@ -271,14 +274,16 @@ class BaseModel(ABC):
 
     # ----- checkpoints ---------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
-        """State beyond networks and optimizers: the image pools; models add EMA copies, queues."""
+        """State beyond networks and optimizers: the image pools and the training loop's own
+        (`trainer_state`); models add EMA copies, queues."""
         return {"image_pools": {name: pool.state_dict() for name, pool in self.image_pools.items()},
-                "ema_steps": self.ema_steps}
+                "ema_steps": self.ema_steps, "trainer": dict(self.trainer_state)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         for name, pool in self.image_pools.items():
             pool.load_state_dict(state["image_pools"][name], self.device)
         self.ema_steps = state.get("ema_steps", 0)
+        self.trainer_state = dict(state.get("trainer", {}))
 
     def plain_state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
         """Each network's weights without DDP / torch.compile prefixes."""

@@ -57,6 +57,23 @@ def test_constant_losses_warn_once_naming_what_collapsed_and_what_to_try():
     assert verdict and verdict.startswith("training ended collapsed") and "idt_A" in verdict
 
 
+def test_a_resumed_monitor_goes_on_with_its_streaks():
+    rng = random.Random(0)
+    checks = [healthy_losses(rng) for _ in range(10)] + [dict(PINNED) for _ in range(30)]
+    whole = CollapseMonitor(100, 4000)
+    assert len(feed(whole, checks, 100, 100)) == 1
+    first = CollapseMonitor(100, 4000)
+    assert feed(first, checks[:15], 100, 100) == []  # stopped 500 iterations into the collapse
+    resumed = CollapseMonitor(100, 4000)
+    resumed.load_state_dict(first.state_dict())
+    warnings = feed(resumed, checks[15:], 1600, 100)
+    assert len(warnings) == 1 and "since iteration 1100" in warnings[0], "the streak did not start over"
+    assert resumed.verdict() == whole.verdict()
+    fresh = CollapseMonitor(100, 4000)
+    fresh.load_state_dict(None)  # a checkpoint from before the monitor kept state
+    assert fresh.state_dict() == CollapseMonitor(100, 4000).state_dict()
+
+
 def test_a_collapse_that_ends_leaves_no_verdict():
     rng = random.Random(1)
     monitor = CollapseMonitor(100, 8000)
@@ -165,6 +182,21 @@ def test_a_training_forced_into_collapse_warns_once_and_exits_6(tiny_dataroot, t
     log = (tmp_path / "collapsed" / "loss_log.txt").read_text()
     assert log.count("WARNING: the GAN looks collapsed") == 1
     assert (tmp_path / "collapsed" / "latest.pt").is_file()  # the run is saved all the same
+
+
+def test_a_resumed_collapsed_training_keeps_the_monitor_s_state(tiny_dataroot, tmp_path, monkeypatch, caplog):
+    saturate_generators(monkeypatch)
+    flags = tiny_flags(tiny_dataroot, tmp_path, "collapsed") + QUICK
+    assert train.main(flags) == EXIT_COLLAPSED
+    state = torch.load(tmp_path / "collapsed" / "latest.pt", weights_only=False)["extra"]["trainer"]["collapse"]
+    assert state["warned"] and any(key.startswith("pinned:idt_A") for key in state["active"])
+    more = [{"100": "160", "25": "40"}.get(f, f) for f in flags]  # --max_iters 100 -> 160, --n_epochs 25 -> 40
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        status = train.main(more + ["--continue_train"])
+    assert status == EXIT_COLLAPSED
+    assert not [r for r in caplog.records if "looks collapsed" in r.getMessage()], "warned twice for one collapse"
+    assert "pinned at 0.25 since iteration 11;" in caplog.records[-1].getMessage(), "the streak started over"
 
 
 def test_a_healthy_tiny_training_of_the_same_length_does_not_warn(tiny_dataroot, tmp_path, caplog):

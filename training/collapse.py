@@ -164,6 +164,23 @@ class CollapseMonitor:
             return self.warning_text()
         return None
 
+    def state_dict(self) -> dict:
+        """What the monitor has seen, for the checkpoint: a resumed run (--continue_train) goes
+        on with the streaks it had instead of starting them over."""
+        return {"streaks": {key: [s.start, s.low, s.high] for key, s in self.streaks.items()},
+                "active": dict(self.active), "warned": self.warned, "has_restored": self.has_restored}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """Go on from `state_dict()`'s; None (a checkpoint from before the monitor kept state)
+        leaves it fresh."""
+        if not state:
+            return
+        self.streaks = {key: _Streak(int(start), float(low), float(high))
+                        for key, (start, low, high) in state["streaks"].items()}
+        self.active = dict(state["active"])
+        self.warned = bool(state["warned"])
+        self.has_restored = bool(state["has_restored"])
+
     def describe(self, key: str, streak: _Streak) -> str:
         kind, name = key.split(":", 1)
         since = f"since iteration {streak.start}"

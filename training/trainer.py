@@ -108,6 +108,7 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         planned = self.iteration_budget or self.last_epoch * self.iters_per_epoch
         self.collapse = CollapseMonitor(opt.print_freq, min(planned, opt.max_iters or planned))
+        self.collapse.load_state_dict(self.model.trainer_state.get("collapse"))  # a resumed run's streaks
         self.data_lost: str | None = None
         self.stop_request = StopRequest()
         # --nan_policy: the model asks this check before every update (BaseModel.minimise).
@@ -125,6 +126,7 @@ class Trainer:
 
     def save(self, label: str) -> None:
         if self.is_main:
+            self.model.trainer_state["collapse"] = self.collapse.state_dict()
             path = self.model.save(label, self.position)
             logger.debug("saved %s", path)
 
