@@ -4,8 +4,8 @@
         --dataroot DATAROOT --out checkpoints/NAME_stage1/pseudo_pairs [--tolerance 0.5] [--strict]
 
 For every clean training image b (DATAROOT/trainB) the checkpoint's G_B (its B -> A
-generator) renders G_B(b); OUT/trainA/<stem>.png holds G_B(b) and OUT/trainB/<stem>.png holds
-b, the layout `--dataset_mode pseudo_pair` (and `aligned`) reads. Then it compares the pseudo
+generator) renders G_B(b); OUT/trainA/<path>.png holds G_B(b) and OUT/trainB/<path>.png holds
+b (<path>: the image's path under trainB, subfolders kept), the layout `--dataset_mode pseudo_pair` (and `aligned`) reads. Then it compares the pseudo
 rain with the real rain of DATAROOT/trainA (util/rain_stats.py): both estimated as the luma's
 high-pass residual, so the two are measured alike; coverage and brightness must agree within
 --tolerance (relative), and G_B's exact layer must not darken the images on average (by more
@@ -66,18 +66,36 @@ def render(net: torch.nn.Module, clean: np.ndarray) -> np.ndarray:
         return tensor_to_uint8(restore(net, uint8_to_tensor(clean).unsqueeze(0)))
 
 
-def render_pairs(net: torch.nn.Module, clean_paths: list[Path], out: Path) -> tuple[dict, dict]:
-    """Write the pairs; return the statistics of the pseudo rain (high-pass estimate) and of
-    G_B's exact layer."""
-    estimated, exact = LayerStatistics(), LayerStatistics()
+def pair_names(clean_paths: list[Path], root: Path) -> list[Path]:
+    """Where each clean image's pair goes, relative to trainA/ and trainB/: its path under `root`
+    with the suffix .png, subfolders kept; where two sources would meet (a.jpg and a.png), the
+    later keeps its whole name (a.png.png)."""
+    names, taken = [], set()
     for path in clean_paths:
+        relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+        name = relative.with_suffix(".png")
+        if name in taken:
+            name = relative.with_name(relative.name + ".png")
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def render_pairs(net: torch.nn.Module, clean_paths: list[Path], out: Path, root: Path | None = None
+                 ) -> tuple[dict, dict]:
+    """Write the pairs (named by `pair_names` under `root`, the clean images' folder); return the
+    statistics of the pseudo rain (high-pass estimate) and of G_B's exact layer."""
+    estimated, exact = LayerStatistics(), LayerStatistics()
+    root = root if root is not None else (clean_paths[0].parent if clean_paths else Path("."))
+    for path, name in zip(clean_paths, pair_names(clean_paths, root)):
         try:
             clean = np.asarray(load_rgb(path))
         except ImageReadError as err:
             logger.warning("skipping unreadable clean image: %s", err)
             continue
         rainy = render(net, clean)
-        name = path.stem + ".png"
+        (out / "trainA" / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / "trainB" / name).parent.mkdir(parents=True, exist_ok=True)
         save_image(rainy, out / "trainA" / name)
         save_image(clean, out / "trainB" / name)
         estimated.add(rain_layer_y(rainy))
@@ -131,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, CheckpointError) as err:
         logger.error("%s", err)
         return EXIT_USAGE
-    pseudo, exact = render_pairs(net, clean_paths, out)
+    pseudo, exact = render_pairs(net, clean_paths, out, dataroot / "trainB")
     real = real_rain_statistics(rainy_paths[:max(len(clean_paths), 200)])
     problems = compare_statistics(pseudo, real, args.tolerance)
     if exact["mean"] < -DARKENING_LEVELS:

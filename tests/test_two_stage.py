@@ -336,3 +336,12 @@ def test_two_stage_launcher_refuses_bad_settings(tmp_path, env, message):
                           env={"PATH": "/usr/bin:/bin", "PY": "echo", **env}, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and message in done.stderr and not done.stdout
+
+
+def test_pseudo_pairs_keep_subfolders_and_never_share_a_name(tmp_path):
+    from scripts.render_pseudo_pairs import pair_names
+    root = tmp_path / "trainB"
+    paths = [root / "a.png", root / "day" / "x.jpg", root / "night" / "x.jpg", root / "a.jpg"]
+    names = pair_names(paths, root)
+    assert names == [Path("a.png"), Path("day/x.png"), Path("night/x.png"), Path("a.jpg.png")]
+    assert len(set(names)) == len(names)
