@@ -5,7 +5,8 @@
 
 For every clean training image b (DATAROOT/trainB) the checkpoint's G_B (its B -> A
 generator) renders G_B(b); OUT/trainA/<path>.png holds G_B(b) and OUT/trainB/<path>.png holds
-b (<path>: the image's path under trainB, subfolders kept), the layout `--dataset_mode pseudo_pair` (and `aligned`) reads. Then it compares the pseudo
+b (<path>: the image's path under trainB, subfolders kept), the layout `--dataset_mode
+pseudo_pair` (and `aligned`) reads. Then it compares the pseudo
 rain with the real rain of DATAROOT/trainA (util/rain_stats.py): both estimated as the luma's
 high-pass residual, so the two are measured alike; coverage and brightness must agree within
 --tolerance (relative), and G_B's exact layer must not darken the images on average (by more
