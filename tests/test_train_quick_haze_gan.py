@@ -1,5 +1,4 @@
-"""scripts/train_quick_haze_gan.sh: train_quick.sh's interface (ITERS, OVERWRITE, the refusal of a
-finished run) with CDD-GAN and the haze layer."""
+"""scripts/train_quick_haze_gan.sh: CDD-GAN with the haze layer on train_quick.sh's budget."""
 from __future__ import annotations
 
 import os
@@ -8,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
@@ -35,16 +33,9 @@ def test_command_is_cddgan_with_the_haze_layer_and_the_budget(tmp_path):
     assert opt.overwrite_run and opt.lambda_rehaze == 1.0 and opt.n_iters + opt.n_iters_decay == 4000
 
 
-@pytest.mark.parametrize("env, message", [({"ITERS": "4e3"}, "ITERS must be"), ({"OVERWRITE": "yes"}, "OVERWRITE"),
-                                          ({}, "usage")])
-def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message):
-    args = ("data", "haze") if env else ("data",)
-    done = run(*args, env={**ECHO, **env}, cwd=tmp_path)
-    assert done.returncode == 2 and message in done.stderr and not done.stdout
-    assert len(done.stderr.strip().splitlines()) == 1
-
-
-def test_trains_then_refuses_the_finished_run(tmp_path):
+def test_trains_a_tiny_run(tmp_path):
+    """The ITERS / OVERWRITE checks and the refusal of a finished run are quick_budget.sh's and
+    train.py's, tested through train_quick_haze.sh (tests/test_train_quick_haze.py)."""
     write_images(tmp_path / "data" / "trainA", 2, seed=1)
     write_images(tmp_path / "data" / "trainB", 2, seed=2)
     tiny = tiny_flags(tmp_path / "data", tmp_path / "ck", "quick", model="cddgan")
@@ -54,7 +45,4 @@ def test_trains_then_refuses_the_finished_run(tmp_path):
     args = (str(tmp_path / "data"), "quick", *tiny, "--crop_size", "32", "--lambda_rehaze", "1")
     first = run(*args, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    saved = (tmp_path / "ck" / "quick" / "latest.pt").read_bytes()
-    again = run(*args, env=env, cwd=tmp_path)
-    assert again.returncode == 2 and "--overwrite_run" in again.stderr, again.stderr[-2000:]
-    assert (tmp_path / "ck" / "quick" / "latest.pt").read_bytes() == saved, "the finished run is untouched"
+    assert (tmp_path / "ck" / "quick" / "latest.pt").is_file()
