@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataroot", required=True, help="dataset root with testA/ and testB/")
     parser.add_argument("--results", action="append", required=True, help="folder of restored images (repeatable)")
     parser.add_argument("--label", action="append", default=[], help="column title of each --results, in order")
+    parser.add_argument("--input_label", default="rainy input", help="column title of the degraded inputs (testA)")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--count", type=int, default=8, help="rows")
     parser.add_argument("--every", type=int, default=4, help="take every N-th test image")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("--count and --every must be at least 1")
         return 2
     labels = args.label + [f.parent.parent.name if f.name == "images" else f.name for f in folders[len(args.label):]]
-    columns = [("rainy input", by_stem(root / "testA"))]
+    columns = [(args.input_label, by_stem(root / "testA"))]
     columns += [(label, by_stem(folder)) for label, folder in zip(labels, folders)]
     columns.append(("ground truth", by_stem(root / "testB")))
     stems = sorted(set.intersection(*(set(files) for _, files in columns)))[::args.every][:args.count]

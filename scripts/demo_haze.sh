@@ -40,7 +40,7 @@ trained=$(date +%s)
 # A dehazer should leave a clear photograph alone: restore the clear testB photographs too.
 "$PY" test.py --dataroot "$DATA/testB" --name "$NAME" --gpu_ids -1 --nr_metrics false \
     --checkpoints_dir "$CHECKPOINTS" --results_dir "$RESULTS/$NAME/clean"
-"$PY" -m scripts.comparison_grid --dataroot "$DATA" --results "$RESULTS/$NAME/dcp/test_method/images" \
+"$PY" -m scripts.comparison_grid --dataroot "$DATA" --input_label "hazy input" --results "$RESULTS/$NAME/dcp/test_method/images" \
     --label "dark channel prior" --results "$RESULTS/$NAME/test_latest/images" \
     --label "quick haze ($ITERS its)" --out "$RESULTS/$NAME/grid.png"
 end=$(date +%s)

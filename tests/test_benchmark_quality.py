@@ -189,5 +189,14 @@ def test_comparison_grid_rows_are_input_outputs_and_ground_truth(tiny_dataroot, 
     assert image.shape == (comparison_grid.TITLE_HEIGHT + 2 * h, 3 * w, 3)
     body = image[comparison_grid.TITLE_HEIGHT:]
     assert np.array_equal(body[:, :w], body[:, w:2 * w]) and not np.array_equal(body[:, :w], body[:, 2 * w:])
+    hazy = tmp_path / "hazy.png"  # the inputs' title is a flag (the haze demo's "hazy input")
+    assert comparison_grid.main(["--dataroot", str(tiny_dataroot), "--results", str(tiny_dataroot / "testA"),
+                                 "--label", "same", "--out", str(hazy), "--every", "1",
+                                 "--input_label", "hazy input"]) == 0
+    retitled = np.asarray(Image.open(hazy))
+    titles = slice(0, comparison_grid.TITLE_HEIGHT)
+    assert np.array_equal(retitled[comparison_grid.TITLE_HEIGHT:], body)
+    assert not np.array_equal(retitled[titles, :w], image[titles, :w])
+    assert np.array_equal(retitled[titles, w:], image[titles, w:])
     assert comparison_grid.main(["--dataroot", str(tiny_dataroot), "--results", str(tmp_path / "nowhere"),
                                  "--out", str(out)]) == 2
