@@ -18,9 +18,13 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_quick_haze.
 ECHO = {"PATH": "/usr/bin:/bin", "PY": "echo"}  # the script prints the command instead of running it
 
 
-def run(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True,
+def run_script(script: Path, *args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
+
+
+def run(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return run_script(SCRIPT, *args, env=env, cwd=cwd)
 
 
 def test_command_is_the_pseudo_pair_recipe_with_the_haze_layer_and_the_budget(tmp_path):
@@ -42,8 +46,7 @@ def test_command_is_the_pseudo_pair_recipe_with_the_haze_layer_and_the_budget(tm
                                           ({}, "usage")])
 def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message, script):
     args = ("data", "haze") if env else ("data",)
-    done = subprocess.run(["bash", str(script), *args], cwd=tmp_path, env={**ECHO, **env}, capture_output=True,
-                          text=True, timeout=300)
+    done = run_script(script, *args, env={**ECHO, **env}, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr and not done.stdout
     assert len(done.stderr.strip().splitlines()) == 1
 

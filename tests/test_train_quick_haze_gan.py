@@ -7,17 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags, write_images
+from tests.test_train_quick_haze import ECHO, run_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train_quick_haze_gan.sh"
-ECHO = {"PATH": "/usr/bin:/bin", "PY": "echo"}  # the script prints the command instead of running it
 
 
 def run(*args: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return run_script(SCRIPT, *args, env=env, cwd=cwd)
 
 
 def test_command_is_cddgan_with_the_haze_layer_and_the_budget(tmp_path):
