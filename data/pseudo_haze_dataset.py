@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from util.dark_channel import dark_channel, haziest_airlight
+from util.dark_channel import OMEGA, PATCH, TOP, haziest_airlight, unrefined_transmission
 from util.image_io import load_rgb
 
 from .base_dataset import BaseDataset
@@ -43,8 +43,6 @@ from .validate import usable_images
 
 logger = logging.getLogger(__name__)
 
-# The dark channel prior's constants (He et al. 2009) for the calibration.
-PATCH, OMEGA, TOP = 15, 0.95, 0.001
 CALIBRATION_SIDE = 256  # hazy images are measured at most this large (the prior's patch is in pixels)
 T_FLOOR = 0.1  # the thinnest transmission drawn (the haze layer's default --t_min)
 JITTER_T, JITTER_A = 0.05, 0.03  # uniform jitter of a record's percentiles and airlight colours
@@ -53,8 +51,8 @@ DENSITIES = ("measured", "broad")  # --pseudo_haze_density
 
 def prior_transmission(image01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unrefined transmission HxW, airlight (3,)) of an HxWx3 image in [0, 1] by the dark channel prior."""
-    airlight = np.maximum(haziest_airlight(image01, PATCH, TOP), 1e-3)
-    return 1.0 - OMEGA * dark_channel(image01 / airlight, PATCH), airlight
+    airlight = haziest_airlight(image01, PATCH, TOP)
+    return unrefined_transmission(image01, airlight, PATCH, OMEGA), airlight
 
 
 def haze_record(hazy01: np.ndarray, clear_reading: float = 1.0) -> tuple[float, float, np.ndarray]:

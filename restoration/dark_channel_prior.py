@@ -24,24 +24,22 @@ import argparse
 
 import numpy as np
 
-from util.dark_channel import dark_channel, guided_filter, haziest_airlight
+from util.dark_channel import OMEGA, PATCH, TOP, guided_filter, haziest_airlight, unrefined_transmission
 
 NAME = "dcp"
 AIRLIGHT_MODES = ("brightest", "mean")  # --dcp_airlight
 REFINEMENTS = ("guided", "none")  # --dcp_refine
 # BT.601 luma weights: the grey guide of the guided filter.
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])
-# Airlight components never fall below this (a black image would otherwise divide by zero).
-MIN_AIRLIGHT = 1e-3
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The method's flags, with the paper's defaults."""
     g = parser.add_argument_group("dark channel prior (--model dcp)")
-    g.add_argument("--dcp_patch", type=int, default=15, help="side of the dark channel's square patch in pixels")
-    g.add_argument("--dcp_omega", type=float, default=0.95,
+    g.add_argument("--dcp_patch", type=int, default=PATCH, help="side of the dark channel's square patch in pixels")
+    g.add_argument("--dcp_omega", type=float, default=OMEGA,
                    help="share of the haze removed, in (0, 1]; below 1 keeps a little haze for depth")
-    g.add_argument("--dcp_top", type=float, default=0.001,
+    g.add_argument("--dcp_top", type=float, default=TOP,
                    help="share of the pixels with the brightest dark channel that the airlight is taken from")
     g.add_argument("--dcp_airlight", choices=AIRLIGHT_MODES, default="brightest",
                    help="brightest: the brightest input pixel among them (the paper); mean: their mean colour "
@@ -63,7 +61,7 @@ def from_options(opt: argparse.Namespace) -> DarkChannelPrior:
 class DarkChannelPrior:
     """Dehaze uint8 RGB images by the dark channel prior; no weights, no state between images."""
 
-    def __init__(self, patch: int = 15, omega: float = 0.95, top: float = 0.001, airlight: str = "brightest",
+    def __init__(self, patch: int = PATCH, omega: float = OMEGA, top: float = TOP, airlight: str = "brightest",
                  refine: str = "guided", radius: int = 60, eps: float = 1e-3, t0: float = 0.1):
         if patch < 1:
             raise ValueError(f"--dcp_patch must be at least 1 pixel, got {patch}")
@@ -93,15 +91,14 @@ class DarkChannelPrior:
         """(transmission HxW in [0, 1], airlight (3,) in [0, 1]) of an HxWx3 uint8 hazy image."""
         hazy = _as_unit_float(image)
         airlight = self.estimate_airlight(hazy)
-        transmission = 1.0 - self.omega * dark_channel(hazy / airlight, self.patch)
+        transmission = unrefined_transmission(hazy, airlight, self.patch, self.omega)
         if self.refine == "guided":
             transmission = guided_filter(hazy @ GREY_WEIGHTS, transmission, self.radius, self.eps)
         return np.clip(transmission, 0.0, 1.0), airlight
 
     def estimate_airlight(self, hazy: np.ndarray) -> np.ndarray:
         """The airlight (3,) of an HxWx3 image in [0, 1], from its haziest pixels."""
-        airlight = haziest_airlight(hazy, self.patch, self.top, self.airlight)
-        return np.maximum(airlight, MIN_AIRLIGHT)
+        return haziest_airlight(hazy, self.patch, self.top, self.airlight)
 
     def restore_array(self, image: np.ndarray) -> np.ndarray:
         """The dehazed image, HxWx3 uint8 like the input: J = (I - A) / max(t, t0) + A, clipped."""

@@ -82,12 +82,10 @@ def pair_names(clean_paths: list[Path], root: Path) -> list[Path]:
     return names
 
 
-def render_pairs(net: torch.nn.Module, clean_paths: list[Path], out: Path, root: Path | None = None
-                 ) -> tuple[dict, dict]:
+def render_pairs(net: torch.nn.Module, clean_paths: list[Path], out: Path, root: Path) -> tuple[dict, dict]:
     """Write the pairs (named by `pair_names` under `root`, the clean images' folder); return the
     statistics of the pseudo rain (high-pass estimate) and of G_B's exact layer."""
     estimated, exact = LayerStatistics(), LayerStatistics()
-    root = root if root is not None else (clean_paths[0].parent if clean_paths else Path("."))
     for path, name in zip(clean_paths, pair_names(clean_paths, root)):
         try:
             clean = np.asarray(load_rgb(path))

@@ -11,6 +11,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import minimum_filter
 
+# The paper's constants (He, Sun, Tang 2009): 15-px patches, omega 0.95 (a little haze kept), the
+# airlight from the brightest 0.1% of the dark channel. The method's flags, the haze layer's
+# `--haze_init dcp` and the pseudo-haze calibration all start from these.
+PATCH, OMEGA, TOP = 15, 0.95, 0.001
+MIN_AIRLIGHT = 1e-3  # no airlight component below this: a black image would otherwise divide by zero
+
 
 def dark_channel(img01: np.ndarray, patch: int) -> np.ndarray:
     """HxW: at each pixel the minimum over a patch x patch square of the minimum over the colours.
@@ -33,16 +39,23 @@ def dark_channel(img01: np.ndarray, patch: int) -> np.ndarray:
 def haziest_airlight(hazy01: np.ndarray, patch: int, top: float, mode: str = "brightest") -> np.ndarray:
     """The airlight (3,) of an HxWx3 hazy image in [0, 1], taken from its haziest pixels: the
     `top` share of pixels whose dark channel is brightest. `mode` brightest (the paper): the
-    brightest input colour among them; mean: their mean colour."""
+    brightest input colour among them; mean: their mean colour. No component below MIN_AIRLIGHT."""
     dark = dark_channel(hazy01, patch).ravel()
     count = max(1, int(top * dark.size))
     haziest = np.argpartition(dark, dark.size - count)[dark.size - count:]
     colours = np.asarray(hazy01, dtype=np.float64).reshape(-1, 3)[haziest]
     if mode == "brightest":
-        return colours[np.argmax(colours.sum(axis=1))]
-    if mode == "mean":
-        return colours.mean(axis=0)
-    raise ValueError(f"unknown airlight mode {mode!r}; choose brightest or mean")
+        airlight = colours[np.argmax(colours.sum(axis=1))]
+    elif mode == "mean":
+        airlight = colours.mean(axis=0)
+    else:
+        raise ValueError(f"unknown airlight mode {mode!r}; choose brightest or mean")
+    return np.maximum(airlight, MIN_AIRLIGHT)
+
+
+def unrefined_transmission(hazy01: np.ndarray, airlight: np.ndarray, patch: int, omega: float) -> np.ndarray:
+    """HxW: the prior's patchwise transmission t = 1 - omega dark_channel(I / A), before any refinement."""
+    return 1.0 - omega * dark_channel(hazy01 / airlight, patch)
 
 
 def _window_sums(values: np.ndarray, radius: int, axis: int) -> np.ndarray:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from util.dark_channel import OMEGA, PATCH, TOP  # the prior's constants (He et al. 2009)
+
 HAZE_LAYERS = ("none", "asm")  # --haze_layer
 HAZE_CHANNELS = 4  # the last convolution's outputs under the layer: t and the airlight's three colours
 T_START = 0.87  # t's share of [t_min, 1] at y = 0: t about 0.88, a light veil at the start
@@ -33,8 +35,6 @@ T_SCALE = 0.1  # how far one unit of the last layer's output moves that share (s
 AIRLIGHT_BIAS = 1.5  # sigmoid(1.5) = 0.82
 DEFAULT_T_MIN = 0.1  # --t_min: at most 10x amplification of the hazy image (the dark channel prior's t0)
 HAZE_INITS = ("none", "dcp")  # --haze_init
-# The dark channel prior's constants (He et al. 2009), as restoration/dark_channel_prior.py's defaults.
-DCP_PATCH, DCP_OMEGA, DCP_TOP = 15, 0.95, 0.001
 PRIOR_MARGIN = 1e-3  # a prior's airlight is kept this far inside (0, 1), where its logit is finite
 
 
@@ -109,23 +109,23 @@ def dark_channel_map(image01: torch.Tensor, patch: int) -> torch.Tensor:
 @torch.no_grad()
 def dark_channel_prior(image01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The dark channel prior's unrefined (transmission Bx1xHxW, airlight Bx3x1x1) of hazy images
-    in [0, 1]: A the brightest input pixel among the DCP_TOP share with the brightest dark
-    channel, t = 1 - DCP_OMEGA dark_channel(I / A). Constants, not learned."""
-    dark = dark_channel_map(image01, DCP_PATCH).flatten(1)
+    in [0, 1]: A the brightest input pixel among the TOP share with the brightest dark
+    channel, t = 1 - OMEGA dark_channel(I / A). Constants, not learned."""
+    dark = dark_channel_map(image01, PATCH).flatten(1)
     haziest = dark.topk(_haziest_count(dark), dim=1).indices
     colours = image01.flatten(2).gather(2, haziest[:, None].expand(-1, 3, -1))  # B x 3 x count
     brightest = colours.sum(dim=1, keepdim=True).argmax(dim=2, keepdim=True)  # B x 1 x 1
     airlight = colours.gather(2, brightest.expand(-1, 3, -1)).clamp_min(PRIOR_MARGIN)[..., None]
-    return 1.0 - DCP_OMEGA * dark_channel_map(image01 / airlight, DCP_PATCH), airlight
+    return 1.0 - OMEGA * dark_channel_map(image01 / airlight, PATCH), airlight
 
 
 def _haziest_count(dark: torch.Tensor) -> int | torch.Tensor:
-    """DCP_TOP of a row's pixels, at least one. While tracing it is counted from the data, a
+    """TOP of a row's pixels, at least one. While tracing it is counted from the data, a
     tensor, so that an ONNX export (runtime/onnx_export.py) keeps it dynamic instead of freezing
     the example's count."""
     if not torch.jit.is_tracing():
-        return max(1, int(DCP_TOP * dark.shape[1]))
-    return torch.clamp(torch.floor(torch.ones_like(dark[0]).sum() * DCP_TOP), min=1).long()
+        return max(1, int(TOP * dark.shape[1]))
+    return torch.clamp(torch.floor(torch.ones_like(dark[0]).sum() * TOP), min=1).long()
 
 
 def render_haze(clear01: torch.Tensor, transmission: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
