@@ -8,7 +8,6 @@ import re
 from runtime.backends import BACKEND_CHOICES, DEFAULT_BACKEND, check_backend_amp
 from util.flags import OneLineParser, str2bool
 from runtime.inference import MIN_TILE
-from runtime.precision import amp_mode
 
 from .base_options import BaseOptions, OptionError, at_least, check_thread_count
 from .train_options import training_flags
@@ -72,7 +71,7 @@ class TestOptions(BaseOptions):
         if opt.tile and opt.tile < MIN_TILE:
             raise OptionError(f"--tile {opt.tile}: give 0 (whole images) or a tile of at least {MIN_TILE} pixels")
         try:
-            check_backend_amp(opt.backend, amp_mode(opt.amp))
+            check_backend_amp(opt.backend, opt.amp)  # --amp is parsed by amp_mode: 'auto', 'on' or 'off'
         except ValueError as err:
             raise OptionError(str(err)) from None
         if opt.pretrained and opt.direction != "AtoB":
