@@ -1,0 +1,272 @@
+"""Pseudo rainy pairs rendered from the clean images, with the rain's direction measured on the rainy ones.
+
+For an unpaired rain set (<dataroot>/trainA rainy, <dataroot>/trainB clean) each sample is an
+aligned pair (a', b): b a clean training crop, a' the same crop under procedural rain, so that
+the restoring generator learns with full supervision what the unpaired GANs have to guess. It is
+the rain counterpart of `--dataset_mode pseudo_haze`, and for the same reason: a GAN's rain
+generator (the two-stage recipe's G_B) renders a rain unlike the data's (faint, wavy, sparse),
+while a renderer that spans every plausible rain teaches the removal of whatever rain comes.
+
+The rain's look is broad rather than a copy of any renderer in datasets/: 1 to 4 planes of
+straight streaks, each plane with its own length (3-40 px), width, coverage (log-uniform over a
+factor of 20), peak opacity and defocus, laid over the image by addition or by screen blending
+(like light), in a near-white colour. What is measured on the data (up to
+`--pseudo_rain_calibration` trainA images, util/rain_stats.py's high-pass layer) is
+- the direction: each image's dominant streak orientation (structure tensor); an image's rain
+  leans anywhere between the 5th and 95th percentiles of those angles widened by `ANGLE_MARGIN`
+  degrees, each plane within `PLANE_JITTER` of the image's angle. Images without a dominant
+  direction (coherence below `MIN_COHERENCE`) do not count; with fewer than `MIN_DIRECTED` that
+  do, the rain leans anywhere within `BROAD_ANGLE` degrees of vertical;
+- how much rain there is: the coverage and the opacity of the streaks are scaled until the
+  pseudo rainy crops have trainA's high-pass coverage and streak brightness (`match_rain`; a
+  warning when they stay more than `CHECK_TOLERANCE` apart). Unmatched, the pairs taught the
+  removal of more rain than light rain has: outputs fell below their inputs (docs/EXPERIMENTS.md).
+A bright veil (`--pseudo_rain_veil`) and sensor noise (`--pseudo_rain_noise`) are off by
+default: a veil's opacity cannot be read from a crop, and the generator learned to darken every
+image, clean ones included, by the average veil.
+With probability `--pseudo_identity_share` the pair is (b, b), so that clean images are left alone.
+
+The draws come from the sample's own seeded generator, so a resumed run sees the same pairs.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from scipy.signal import fftconvolve
+
+from util.image_io import load_rgb
+from util.rain_stats import LayerStatistics, compare_statistics, rain_layer_y
+
+from .base_dataset import BaseDataset
+from .image_folder import DatasetError, make_dataset
+from .pseudo_pair_dataset import share
+from .validate import usable_images
+
+logger = logging.getLogger(__name__)
+
+PLANES = (1, 4)  # streak planes per image, inclusive
+LENGTH = (3.0, 40.0)  # streak length in pixels
+WIDTH = (0.3, 1.0)  # cross-section sigma of a streak, pixels
+COVER = (0.005, 0.1)  # share of the pixels a plane's streaks cover (log-uniform): sets the seed density
+OPACITY = (0.15, 0.9)  # a plane's brightest streak; each streak draws 30-100 % of it
+DEFOCUS = (0.0, 0.8)  # Gaussian blur of a plane, pixels
+VEIL_LEVEL = (0.7, 1.0)  # brightness the veil tends to
+TINT = 0.05  # largest departure of the rain's colour from white, per channel
+ANGLE_MARGIN = 5.0  # degrees added either side of the measured range of directions
+PLANE_JITTER = 5.0  # degrees either side of the image's direction, per plane
+BROAD_ANGLE = 30.0  # degrees either side of vertical without a measured direction
+MAX_ANGLE = 45.0  # the measured range is clipped to this either side of vertical
+MIN_COHERENCE = 0.15  # below it an image's streaks are taken to have no dominant direction
+MIN_DIRECTED = 3  # images with a dominant direction needed to measure the range
+CALIBRATION_SIDE = 256  # rainy images are measured at most this large
+CHECK_TOLERANCE = 0.25  # relative difference of coverage / brightness from trainA's logged as a warning
+MATCH_STEPS = 6  # multiplicative steps towards trainA's coverage and brightness
+SCALE_LIMITS = (0.2, 8.0)  # bounds of the coverage and opacity scales
+
+
+def streak_kernel(length: float, angle_deg: float, width: float) -> np.ndarray:
+    """A straight streak of `length` px at `angle_deg` from vertical (positive leans right at the
+    top), with a Gaussian cross-section of sigma `width` and round ends; its peak is 1."""
+    half = int(math.ceil(length / 2 + 3 * width)) + 1
+    ys, xs = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float64)
+    angle = math.radians(angle_deg)
+    dy, dx = math.cos(angle), -math.sin(angle)  # downwards along the streak
+    along = ys * dy + xs * dx
+    across = xs * dy - ys * dx
+    beyond = np.clip(np.abs(along) - length / 2, 0.0, None)
+    return np.exp(-(across ** 2 + beyond ** 2) / (2 * width ** 2))
+
+
+def render_streaks(shape: tuple[int, int], rng: np.random.Generator, angles: tuple[float, float],
+                   scales: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """An HxW streak map in [0, 1] leaning within `angles` (degrees from vertical, low and high),
+    the drawn coverage and opacity multiplied by `scales`: the planes overlap like light (screen
+    blending)."""
+    height, width = shape
+    centre = rng.uniform(*angles)
+    rain = np.zeros(shape)
+    for _ in range(int(rng.integers(PLANES[0], PLANES[1] + 1))):
+        length = rng.uniform(*LENGTH)
+        streak_width = rng.uniform(*WIDTH)
+        kernel = streak_kernel(length, centre + rng.uniform(-PLANE_JITTER, PLANE_JITTER), streak_width)
+        pad = kernel.shape[0] // 2
+        cover = math.exp(rng.uniform(math.log(COVER[0]), math.log(COVER[1]))) * scales[0]
+        density = cover / (length * (1.0 + 2.0 * streak_width))
+        canvas = (height + 2 * pad, width + 2 * pad)
+        seeds = (rng.random(canvas) < density) * rng.uniform(0.3, 1.0, size=canvas) * rng.uniform(*OPACITY) * scales[1]
+        plane = fftconvolve(seeds, kernel, mode="same")[pad:pad + height, pad:pad + width]
+        blur = rng.uniform(*DEFOCUS)
+        if blur > 0.3:
+            plane = gaussian_filter(plane, blur)
+        rain = 1.0 - (1.0 - rain) * (1.0 - np.clip(plane, 0.0, 1.0))
+    return rain
+
+
+def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
+                       angles: tuple[float, float] = (-BROAD_ANGLE, BROAD_ANGLE), veil: float = 0.0,
+                       noise: float = 0.0, scales: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+    """A 3xHxW clean crop in [-1, 1] under procedural rain (module docstring) leaning within
+    `angles` (degrees), coverage and opacity scaled by `scales`, under a veil of opacity up to
+    `veil`, with sensor noise of standard deviation up to `noise` (on [0, 1]), in [-1, 1]."""
+    image = (clean.numpy().astype(np.float64) + 1.0) / 2.0
+    streaks = render_streaks(tuple(image.shape[1:]), rng, angles, scales)[None]
+    colour = (1.0 - rng.uniform(0.0, TINT, size=3))[:, None, None]
+    if rng.random() < 0.5:
+        rainy = 1.0 - (1.0 - image) * (1.0 - colour * streaks)
+    else:
+        rainy = image + colour * streaks
+    if veil > 0:
+        opacity = rng.uniform(0.0, veil)
+        rainy = rainy * (1.0 - opacity) + opacity * rng.uniform(*VEIL_LEVEL)
+    if noise > 0:
+        rainy = rainy + rng.uniform(0.0, noise) * rng.standard_normal(rainy.shape)
+    return torch.from_numpy(2.0 * np.clip(rainy, 0.0, 1.0) - 1.0).float()
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(f"must be in [0, 0.5], got '{text}'")
+    return value
+
+
+def positive_count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--pseudo_rain_calibration must be at least 1, got '{text}'")
+    return value
+
+
+class PseudoRainDataset(BaseDataset):
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        parser.add_argument("--pseudo_identity_share", type=share, default=0.15,
+                            help="share of the samples that are identity pairs (b, b): clean images are left "
+                                 "alone")
+        parser.add_argument("--pseudo_rain_veil", type=fraction, default=0.0,
+                            help="largest opacity of a bright veil over the pseudo rain (0: streaks only)")
+        parser.add_argument("--pseudo_rain_noise", type=fraction, default=0.0,
+                            help="largest standard deviation of sensor noise on a pseudo rainy crop (on [0, 1])")
+        parser.add_argument("--pseudo_rain_calibration", type=positive_count, default=64,
+                            help="how many trainA (rainy) images the rain's direction, coverage and brightness are "
+                                 "measured on (and clean trainB images the match is checked on)")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        if not opt.is_train:
+            raise DatasetError("--dataset_mode pseudo_rain renders training pairs; test with the rainy images "
+                               "themselves (test.py's default)")
+        if opt.direction != "AtoB":
+            raise DatasetError("--dataset_mode pseudo_rain renders rain onto trainB (clean): it needs "
+                               "--direction AtoB")
+        self.dir_A = os.path.join(opt.dataroot, "trainA")
+        self.dir_B = os.path.join(opt.dataroot, "trainB")
+        self.B_paths = usable_images(self.dir_B, make_dataset(self.dir_B, opt.max_dataset_size))
+        rainy_paths = usable_images(self.dir_A, make_dataset(self.dir_A, opt.max_dataset_size))
+        self.angles, reference = measure_rain(rainy_paths, opt.pseudo_rain_calibration)
+        self.scales = match_rain(self.B_paths, reference, self.angles, opt.pseudo_rain_calibration,
+                                 opt.pseudo_rain_veil)
+        self.A_paths = self.B_paths  # the pseudo rainy image of sample i is rendered from B_paths[i]
+        self.identity_share = opt.pseudo_identity_share
+        self.veil, self.noise = opt.pseudo_rain_veil, opt.pseudo_rain_noise
+
+    def __len__(self) -> int:
+        return len(self.B_paths)
+
+    def __getitem__(self, key) -> dict:
+        index, epoch, rng = self.sample_rng(key)
+        clean, path = self.load_any(self.B_paths, index, rng, self.dir_B, epoch)
+        draws = np.random.default_rng([self.seed, epoch, index, 3])  # not the crop's draws
+        if draws.random() < self.identity_share:
+            rainy = clean.clone()
+        else:
+            rainy = render_pseudo_rain(clean, draws, self.angles, self.veil, self.noise, self.scales)
+        return {"A": rainy, "B": clean, "A_paths": path, "B_paths": path}
+
+
+def measure_rain(rainy_paths: list[str], count: int) -> tuple[tuple[float, float], dict]:
+    """(range of streak directions in degrees (low, high), pooled high-pass statistics) of up to
+    `count` rainy images spread evenly over `rainy_paths`."""
+    if not rainy_paths:
+        raise DatasetError("--dataset_mode pseudo_rain measures the rain on trainA, which holds no image")
+    pooled = LayerStatistics()
+    directions = []
+    for path in _spread(rainy_paths, count):
+        layer = rain_layer_y(_measured(path))
+        pooled.add(layer)
+        own = LayerStatistics().add(layer).summary()
+        if own["orientation"] is not None and (own["coherence"] or 0.0) >= MIN_COHERENCE:
+            directions.append(own["orientation"])
+    summary = pooled.summary()
+    if len(directions) >= MIN_DIRECTED:
+        low, high = np.percentile(directions, [5, 95])
+        angles = (float(max(low - ANGLE_MARGIN, -MAX_ANGLE)), float(min(high + ANGLE_MARGIN, MAX_ANGLE)))
+        how = f"measured on {len(directions)} of them"
+    else:
+        angles = (-BROAD_ANGLE, BROAD_ANGLE)
+        how = f"broad: only {len(directions)} have a dominant direction"
+    logger.info("pseudo rain: trainA streaks lean %+.0f to %+.0f degrees (%s); coverage %.2f%%, brightness %s "
+                "levels", angles[0], angles[1], how, 100 * summary["coverage"], _fmt(summary["brightness"]))
+    return angles, summary
+
+
+def pseudo_statistics(cleans: list[torch.Tensor], angles: tuple[float, float], scales: tuple[float, float],
+                      veil: float = 0.0) -> dict:
+    """The pooled high-pass rain statistics of the clean crops (3xHxW in [-1, 1]) under pseudo rain
+    drawn from a fixed seed, so that two calls differ only by `scales`."""
+    stats = LayerStatistics()
+    rng = np.random.default_rng(0)
+    for clean in cleans:
+        rainy = render_pseudo_rain(clean, rng, angles, veil, scales=scales)
+        stats.add(rain_layer_y(np.round((rainy.permute(1, 2, 0).numpy() + 1.0) * 127.5).astype(np.uint8)))
+    return stats.summary()
+
+
+def match_rain(clean_paths: list[str], reference: dict, angles: tuple[float, float], count: int,
+               veil: float = 0.0) -> tuple[float, float]:
+    """(coverage scale, opacity scale) under which the pseudo rain on up to `count` clean images
+    has the high-pass coverage and streak brightness of `reference` (trainA's): a few
+    multiplicative steps, each scale within `SCALE_LIMITS`. Logs the match (a warning where it
+    stays beyond `CHECK_TOLERANCE`, as when trainA holds little rain)."""
+    cleans = [torch.from_numpy(_measured(path).astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+              for path in _spread(clean_paths, count)]
+    scales = (1.0, 1.0)
+    for _ in range(MATCH_STEPS):
+        got = pseudo_statistics(cleans, angles, scales, veil)
+        if not got["coverage"] or not got["brightness"] or not reference["brightness"]:
+            break
+        scales = (float(np.clip(scales[0] * reference["coverage"] / got["coverage"], *SCALE_LIMITS)),
+                  float(np.clip(scales[1] * reference["brightness"] / got["brightness"], *SCALE_LIMITS)))
+    got = pseudo_statistics(cleans, angles, scales, veil)
+    problems = compare_statistics(got, reference, CHECK_TOLERANCE)
+    if problems:
+        logger.warning("pseudo rain differs from trainA's rain (%s) at coverage x%.2f, opacity x%.2f; check that "
+                       "trainA holds rain and trainB none", "; ".join(problems), *scales)
+    else:
+        logger.info("pseudo rain matched to trainA's: coverage %.2f%% (trainA %.2f%%), brightness %.1f levels "
+                    "(trainA %.1f) at coverage x%.2f, opacity x%.2f", 100 * got["coverage"],
+                    100 * reference["coverage"], got["brightness"], reference["brightness"], *scales)
+    return scales
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _spread(paths: list[str], count: int) -> list[str]:
+    return [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+
+
+def _measured(path: str) -> np.ndarray:
+    """An image as HxWx3 uint8, at most CALIBRATION_SIDE large."""
+    image = load_rgb(path)
+    image.thumbnail((CALIBRATION_SIDE, CALIBRATION_SIDE), Image.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,150 @@
+"""data/pseudo_rain_dataset.py: pseudo rainy pairs rendered from clean images, the streaks'
+direction measured on the rainy ones."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data.image_folder import DatasetError
+from data.pseudo_rain_dataset import (BROAD_ANGLE, match_rain, measure_rain, pseudo_statistics, render_pseudo_rain,
+                                      render_streaks, streak_kernel)
+from options.train_options import TrainOptions
+from tests.test_two_stage import paired_flags
+from util.rain_stats import layer_statistics, rain_layer_y
+
+
+def smooth_clean(size: int = 64, seed: int = 0) -> np.ndarray:
+    """HxWx3 uint8: a gentle gradient with a little texture (no streak-like structure)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(60, 160, size)[None, :, None].repeat(size, axis=0).repeat(3, axis=2)
+    return np.clip(ramp + rng.normal(0, 2, ramp.shape), 0, 255).astype(np.uint8)
+
+
+def streaked(clean: np.ndarray, angle: float, seed: int) -> np.ndarray:
+    """`clean` with bright straight streaks added at `angle` degrees from vertical."""
+    rain = render_streaks(clean.shape[:2], np.random.default_rng(seed), (angle, angle))
+    return np.clip(clean + 200 * rain[..., None], 0, 255).astype(np.uint8)
+
+
+def save(folder: Path, images: list[np.ndarray]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"im{i:03d}.png")
+
+
+def test_a_streak_is_a_thin_bright_segment_along_its_angle():
+    kernel = streak_kernel(20.0, 0.0, 0.8)
+    centre = kernel.shape[0] // 2
+    assert kernel.max() == pytest.approx(1.0)
+    assert kernel[centre - 9, centre] > 0.9 and kernel[centre + 9, centre] > 0.9, "vertical: along the column"
+    assert kernel[centre, centre + 4] < 1e-3, "thin across"
+    leaning = streak_kernel(20.0, 30.0, 0.8)  # positive leans right at the top
+    assert leaning[centre - 8, centre + 4] > 0.5 and leaning[centre - 8, centre - 4] < 0.01
+
+
+@pytest.mark.parametrize("angle", [-20.0, 15.0])
+def test_rain_statistics_read_the_rendered_direction(angle):
+    clean = torch.full((3, 96, 96), -0.4)
+    rng = np.random.default_rng(1)
+    layers = []
+    for _ in range(10):
+        rainy = render_pseudo_rain(clean, rng, (angle, angle))
+        layers.append(rain_layer_y(np.round((rainy.permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.uint8)))
+    stats = layer_statistics(layers)
+    # The structure tensor of thin streaks on a pixel grid overstates the lean a little.
+    assert np.sign(stats["orientation"]) == np.sign(angle) and abs(stats["orientation"] - angle) < 15
+    assert stats["coverage"] > 0.01
+
+
+def test_rendering_only_brightens_up_to_the_veil_and_stays_in_range():
+    clean = torch.full((3, 48, 48), -0.8)  # a dark scene: rain and veil can only lift it
+    for seed in range(5):
+        rainy = render_pseudo_rain(clean, np.random.default_rng(seed))
+        assert rainy.shape == clean.shape and rainy.min() >= -1 and rainy.max() <= 1
+        assert rainy.mean() > clean.mean()
+
+
+def pseudo_rain(root: Path, *extra):
+    from data import create_dataset
+    flags = paired_flags(root, root / "ck") + ["--dataset_mode", "pseudo_rain", "--no_flip", *extra]
+    return create_dataset(TrainOptions().parse(flags))
+
+
+def test_dataset_pairs_are_rained_clean_crops_identity_pairs_and_repeatable(tmp_path):
+    cleans = [smooth_clean(48, seed) for seed in range(4)]
+    save(tmp_path / "trainB", cleans)
+    save(tmp_path / "trainA", [streaked(c, 20.0, seed) for seed, c in enumerate(cleans)])
+    rain_only = pseudo_rain(tmp_path, "--pseudo_identity_share", "0")
+    low, high = rain_only.angles
+    assert low < 20 < high and high - low < 2 * BROAD_ANGLE, "the direction is measured, not broad"
+    sample = rain_only[(1, 2)]
+    assert sample["A"].shape == sample["B"].shape == (3, 32, 32)
+    samples = [rain_only[(i, e)] for i in range(4) for e in range(1, 4)]
+    brighter = [s["A"].mean() > s["B"].mean() for s in samples]
+    assert sum(brighter) >= len(samples) // 2, "rain brightens (a small crop may hold no streak)"
+    assert all(torch.all(s["A"] >= s["B"] - 1e-6) for s in samples), "and never darkens: no veil by default"
+    assert sample["A_paths"] == sample["B_paths"]
+    assert torch.equal(rain_only[(1, 2)]["A"], sample["A"]), "a sample is the same every time it is drawn"
+    mixed = pseudo_rain(tmp_path, "--pseudo_identity_share", "0.5")
+    identity = [torch.equal(mixed[(i, e)]["A"], mixed[(i, e)]["B"]) for i in range(4) for e in range(1, 6)]
+    assert 0 < sum(identity) < len(identity)
+
+
+def test_streakless_rain_images_fall_back_to_broad_angles(tmp_path):
+    save(tmp_path / "trainA", [smooth_clean(48, seed) for seed in range(4)])
+    angles, _ = measure_rain(sorted(str(p) for p in (tmp_path / "trainA").iterdir()), 64)
+    assert angles == (-BROAD_ANGLE, BROAD_ANGLE)
+
+
+def test_the_check_warns_when_the_pseudo_rain_is_unlike_trainA_s(tmp_path, caplog):
+    cleans = [smooth_clean(48, seed) for seed in range(4)]
+    save(tmp_path / "trainB", cleans)
+    faint = [np.clip(c.astype(int) + (np.arange(48) % 12 == 0)[None, :, None] * 18, 0, 255).astype(np.uint8)
+             for c in cleans]  # a few faint vertical lines: little coverage, low brightness
+    save(tmp_path / "trainA", faint)
+    with caplog.at_level(logging.WARNING, logger="data.pseudo_rain_dataset"):
+        pseudo_rain(tmp_path)
+    assert "differs from trainA's rain" in caplog.text
+
+
+def test_dataset_refuses_a_set_without_rainy_images_and_the_wrong_direction(tmp_path):
+    save(tmp_path / "trainB", [smooth_clean(48)])
+    (tmp_path / "trainA").mkdir()
+    with pytest.raises(DatasetError, match="trainA"):
+        pseudo_rain(tmp_path)
+    save(tmp_path / "trainA", [smooth_clean(48)])
+    with pytest.raises(DatasetError, match="--direction AtoB"):
+        pseudo_rain(tmp_path, "--direction", "BtoA")
+
+
+@pytest.mark.parametrize("flag,value", [("--pseudo_rain_calibration", "0"), ("--pseudo_rain_veil", "0.9"),
+                                        ("--pseudo_rain_noise", "-0.1")])
+def test_flags_refuse_bad_values(tmp_path, flag, value):
+    flags = paired_flags(tmp_path, tmp_path / "ck") + ["--dataset_mode", "pseudo_rain", flag, value]
+    with pytest.raises(SystemExit) as exit_info:
+        TrainOptions().parse(flags)
+    assert exit_info.value.code == 2
+
+
+def test_the_amount_of_rain_is_matched_to_trainA_s(tmp_path):
+    cleans = [smooth_clean(64, seed) for seed in range(6)]
+    save(tmp_path / "clean", cleans)
+    clean_paths = sorted(str(p) for p in (tmp_path / "clean").iterdir())
+    scales = {}
+    for name, strength in (("faint", 0.3), ("strong", 1.0)):
+        rainy = []
+        for seed, clean in enumerate(cleans):
+            rain = render_streaks((64, 64), np.random.default_rng(seed), (10.0, 10.0), (3.0 * strength, strength))
+            rainy.append(np.clip(clean + 255 * rain[..., None], 0, 255).astype(np.uint8))
+        save(tmp_path / name, rainy)
+        angles, reference = measure_rain(sorted(str(p) for p in (tmp_path / name).iterdir()), 64)
+        scales[name] = match_rain(clean_paths, reference, angles, 64)
+        matched = pseudo_statistics([torch.from_numpy(c.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)
+                                     for c in cleans], angles, scales[name])
+        assert matched["coverage"] == pytest.approx(reference["coverage"], rel=0.3)
+    assert scales["strong"][0] > scales["faint"][0] and scales["strong"][1] > scales["faint"][1]
