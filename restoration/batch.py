@@ -269,7 +269,7 @@ def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: Loaded
         summaries.append(f"{len(scored)} images, {channel.upper()} channel: output PSNR {mean['psnr']:.2f} dB SSIM "
                          f"{mean['ssim']:.4f} | input PSNR {mean['input_psnr']:.2f} dB SSIM {mean['input_ssim']:.4f}"
                          f" | {diagnostics_text(scored, mean)}")
-        worse = worse_than_input_text(scored, mean)
+        worse = worse_than_input_text(scored, mean) or unchanged_text(mean)
     rated = [r for r in rows if "piqe" in r]
     if rated:
         fields = ["name", *NO_REFERENCE_METRICS, *(f"input_{m}" for m in NO_REFERENCE_METRICS)]
@@ -311,6 +311,20 @@ def worse_than_input_text(scored: list[dict], mean: dict) -> str | None:
             f"{mean['input_psnr']:.2f} dB unrestored ({below} of {len(scored)} images below their input); "
             "the training likely collapsed or diverged: check its loss log, try another checkpoint or --seed, "
             "or a lower --lr")
+
+
+# Outputs within this many dB of their inputs' PSNR, on average, were left all but unchanged.
+UNCHANGED_DB = 0.05
+
+
+def unchanged_text(mean: dict) -> str | None:
+    """A plain warning when the restored images score the same as their inputs: the model
+    returned them (all but) unchanged, as a run that learned the identity does. None otherwise."""
+    if abs(mean["psnr"] - mean["input_psnr"]) >= UNCHANGED_DB:
+        return None
+    return (f"the restored images are all but UNCHANGED: mean PSNR {mean['psnr']:.2f} dB against "
+            f"{mean['input_psnr']:.2f} dB unrestored; the model removed nothing: check its loss log and its "
+            "training pairs, train longer, or try another recipe (README, Training)")
 
 
 def write_rows(path: Path, fields: list[str], rows: list[dict], digest: str) -> None:

@@ -56,7 +56,9 @@ def test_outputs_worse_than_their_inputs_are_said_plainly(tmp_path, fake_method,
     assert "WORSE than their inputs" in text and "3 of 3 images below their input" in text
     assert any("WORSE than their inputs" in r.message and r.levelno == logging.WARNING for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING):  # a method that brightens by 0 leaves the inputs as they are: no warning
+    with caplog.at_level(logging.WARNING):  # a method that brightens by 0 leaves the inputs as they are
         assert cli.main([*argv, "--fake_gain", "0", "--results_dir", str(tmp_path / "same")]) == 0
-    assert "WORSE" not in (tmp_path / "same" / "fake" / "test_method" / "metrics.txt").read_text()
+    same = (tmp_path / "same" / "fake" / "test_method" / "metrics.txt").read_text()
+    assert "WORSE" not in same and "all but UNCHANGED" in same
     assert not any("WORSE" in r.message for r in caplog.records)
+    assert any("all but UNCHANGED" in r.message and r.levelno == logging.WARNING for r in caplog.records)

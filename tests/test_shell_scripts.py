@@ -60,7 +60,7 @@ def test_quick_training_refuses_to_replace_a_finished_run_unless_asked(tmp_path)
     tiny = tiny[2:4] + tiny[6:]  # the script passes --dataroot and --name
     env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "ITERS": "2", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    command = ["bash", str(SCRIPTS / "train_quick_gan.sh"), str(tmp_path / "data"), "quick", *tiny]  # DCD-GAN flags
+    command = ["bash", str(SCRIPTS / "train_quick.sh"), str(tmp_path / "data"), "quick", *tiny]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     saved = (tmp_path / "ck" / "quick" / "latest.pt").read_bytes()

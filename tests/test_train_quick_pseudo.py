@@ -1,6 +1,6 @@
-"""scripts/train_quick.sh: the pseudo-pair deraining recipe (paired L1 on clean crops under rain
-measured on trainA) behind the quick launchers' interface (ITERS, OVERWRITE, the refusal of a
-finished run); scripts/train_quick_gan.sh keeps the DCD-GAN configuration it trained before."""
+"""scripts/train_quick_pseudo.sh: the pseudo-pair deraining recipe (paired L1 on clean crops under
+rain measured on trainA) behind the quick launchers' interface (ITERS, OVERWRITE, the refusal of
+a finished run); scripts/train_quick.sh stays DCD-GAN's quick configuration."""
 from __future__ import annotations
 
 import os
@@ -15,8 +15,8 @@ from tests.test_train_quick_haze import ECHO, run_script
 from tests.test_two_stage import paired_flags
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
-QUICK = os.path.join(SCRIPTS, "train_quick.sh")
-GAN = os.path.join(SCRIPTS, "train_quick_gan.sh")
+QUICK = os.path.join(SCRIPTS, "train_quick_pseudo.sh")
+GAN = os.path.join(SCRIPTS, "train_quick.sh")
 
 
 def echoed(script: str, *args: str, env: dict, cwd) -> TrainOptions:
@@ -36,13 +36,13 @@ def test_command_is_the_pseudo_rain_recipe_with_the_budget(tmp_path):
     assert asked.overwrite_run and asked.pseudo_identity_share == 0.3 and asked.n_iters + asked.n_iters_decay == 4000
 
 
-def test_the_gan_launcher_keeps_the_dcdgan_configuration(tmp_path):
+def test_the_default_quick_launcher_keeps_the_dcdgan_configuration(tmp_path):
     opt = echoed(GAN, "data", "rain", env={"ITERS": "300"}, cwd=tmp_path)
     assert (opt.model, opt.dcd_variant, opt.rain_layer, opt.lambda_IDT) == ("dcdgan", "official", "gray", 5.0)
     assert (opt.n_iters, opt.n_iters_decay) == (150, 150)
 
 
-@pytest.mark.parametrize("script", [QUICK, GAN], ids=["quick", "gan"])
+@pytest.mark.parametrize("script", [QUICK, GAN], ids=["pseudo", "gan"])
 @pytest.mark.parametrize("env, message", [({"ITERS": "4e3"}, "ITERS must be"), ({"OVERWRITE": "yes"}, "OVERWRITE"),
                                           ({}, "usage")])
 def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message, script):
