@@ -41,7 +41,9 @@ def test_command_is_the_pseudo_pair_recipe_with_the_haze_layer_and_the_budget(tm
     assert opt.overwrite_run and opt.pseudo_haze_noise == 0 and opt.n_iters + opt.n_iters_decay == 3000
 
 
-@pytest.mark.parametrize("script", [SCRIPT, SCRIPT.with_name("train_quick_haze_gan.sh")], ids=["quick", "gan"])
+@pytest.mark.parametrize("script", [SCRIPT, SCRIPT.with_name("train_quick_haze_gan.sh"),
+                                    SCRIPT.with_name("train_quick_pseudo.sh"), SCRIPT.with_name("train_quick.sh")],
+                         ids=["haze", "haze_gan", "rain_pseudo", "rain_gan"])
 @pytest.mark.parametrize("env, message", [({"ITERS": "4e3"}, "ITERS must be"), ({"OVERWRITE": "yes"}, "OVERWRITE"),
                                           ({}, "usage")])
 def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message, script):

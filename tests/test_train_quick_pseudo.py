@@ -7,8 +7,6 @@ import os
 import shlex
 import sys
 
-import pytest
-
 from options.train_options import TrainOptions
 from tests.conftest import write_images
 from tests.test_train_quick_haze import ECHO, run_script
@@ -40,16 +38,6 @@ def test_the_default_quick_launcher_keeps_the_dcdgan_configuration(tmp_path):
     opt = echoed(GAN, "data", "rain", env={"ITERS": "300"}, cwd=tmp_path)
     assert (opt.model, opt.dcd_variant, opt.rain_layer, opt.lambda_IDT) == ("dcdgan", "official", "gray", 5.0)
     assert (opt.n_iters, opt.n_iters_decay) == (150, 150)
-
-
-@pytest.mark.parametrize("script", [QUICK, GAN], ids=["pseudo", "gan"])
-@pytest.mark.parametrize("env, message", [({"ITERS": "4e3"}, "ITERS must be"), ({"OVERWRITE": "yes"}, "OVERWRITE"),
-                                          ({}, "usage")])
-def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message, script):
-    args = ("data", "rain") if env else ("data",)
-    done = run_script(script, *args, env={**ECHO, **env}, cwd=tmp_path)
-    assert done.returncode == 2 and message in done.stderr and not done.stdout
-    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_trains_on_pseudo_rain_then_refuses_the_finished_run(tmp_path):
