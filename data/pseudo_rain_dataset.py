@@ -27,6 +27,9 @@ image, clean ones included, by the average veil.
 With probability `--pseudo_identity_share` the pair is (b, b), so that clean images are left alone.
 
 The draws come from the sample's own seeded generator, so a resumed run sees the same pairs.
+Known limits (docs/EXPERIMENTS.md, 2026-12-06): on light rain the trained generator darkens strong
+scene edges in rainy images (0.4 dB under the input), and on rain whose high-pass brightness is
+low (wide, blurred streaks) the matched pseudo rain is so faint that L1 keeps the identity.
 """
 from __future__ import annotations
 
