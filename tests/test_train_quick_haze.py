@@ -53,7 +53,10 @@ def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message, sc
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_trains_then_refuses_the_finished_run(tmp_path):
+@pytest.mark.parametrize("script, says", [(SCRIPT, "pseudo haze measured on 2 hazy images"),
+                                           (SCRIPT.with_name("train_quick_pseudo.sh"), "trainA streaks lean")],
+                         ids=["haze", "rain_pseudo"])
+def test_pseudo_pair_launchers_train_then_refuse_the_finished_run(tmp_path, script, says):
     write_images(tmp_path / "data" / "trainA", 2, seed=1)
     write_images(tmp_path / "data" / "trainB", 2, seed=2)
     tiny = paired_flags(tmp_path / "data", tmp_path / "ck", "quick")
@@ -62,10 +65,10 @@ def test_trains_then_refuses_the_finished_run(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "ITERS": "2", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     args = (str(tmp_path / "data"), "quick", *tiny, "--netG", "resnet_4blocks", "--crop_size", "32")
-    first = run(*args, env=env, cwd=tmp_path)
+    first = run_script(script, *args, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "pseudo haze measured on 2 hazy images" in first.stderr
+    assert says in first.stderr
     saved = (tmp_path / "ck" / "quick" / "latest.pt").read_bytes()
-    again = run(*args, env=env, cwd=tmp_path)
+    again = run_script(script, *args, env=env, cwd=tmp_path)
     assert again.returncode == 2 and "--overwrite_run" in again.stderr, again.stderr[-2000:]
     assert (tmp_path / "ck" / "quick" / "latest.pt").read_bytes() == saved, "the finished run is untouched"
