@@ -1,7 +1,7 @@
-"""scripts/train_quick_pseudo.sh: the pseudo-pair deraining recipe (paired L1 on clean crops under
-rain measured on trainA) behind the quick launchers' interface; scripts/train_quick.sh stays
-DCD-GAN's quick configuration. The interface (ITERS, OVERWRITE, usage, the refusal of a finished run) is tested for every quick
-launcher in test_train_quick_haze.py."""
+"""scripts/train_quick_pseudo.sh: the pseudo-pair deraining recipe (paired L1 on clean crops
+under rain measured on trainA); scripts/train_quick.sh stays DCD-GAN's quick configuration.
+The launchers' interface (ITERS, OVERWRITE, usage, the refusal of a finished run) is tested for
+every quick launcher in test_train_quick_haze.py."""
 from __future__ import annotations
 
 import os
