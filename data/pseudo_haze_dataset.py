@@ -31,19 +31,17 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from util.dark_channel import OMEGA, PATCH, TOP, haziest_airlight, unrefined_transmission
-from util.image_io import load_rgb
 
 from .base_dataset import BaseDataset
+from .calibration import calibration_count, calibration_image, spread
 from .image_folder import DatasetError, make_dataset
 from .pseudo_pair_dataset import share
 from .validate import usable_images
 
 logger = logging.getLogger(__name__)
 
-CALIBRATION_SIDE = 256  # hazy images are measured at most this large (the prior's patch is in pixels)
 T_FLOOR = 0.1  # the thinnest transmission drawn (the haze layer's default --t_min)
 JITTER_T, JITTER_A = 0.05, 0.03  # uniform jitter of a record's percentiles and airlight colours
 DENSITIES = ("measured", "broad")  # --pseudo_haze_density
@@ -115,13 +113,6 @@ def render_pseudo_haze(clear: torch.Tensor, record: tuple[float, float, np.ndarr
     return (2.0 * hazy01 - 1.0).clamp(-1.0, 1.0)
 
 
-def positive_count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--pseudo_haze_calibration must be at least 1, got '{text}'")
-    return value
-
-
 def noise_level(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 0.2:
@@ -135,7 +126,8 @@ class PseudoHazeDataset(BaseDataset):
         parser.add_argument("--pseudo_identity_share", type=share, default=0.15,
                             help="share of the samples that are identity pairs (b, b): clear images are left "
                                  "alone")
-        parser.add_argument("--pseudo_haze_calibration", type=positive_count, default=64,
+        parser.add_argument("--pseudo_haze_calibration", default=64,
+                            type=calibration_count("--pseudo_haze_calibration"),
                             help="how many trainA (hazy) images the haze's density and airlight are measured on")
         parser.add_argument("--pseudo_haze_density", choices=DENSITIES, default="measured",
                             help="measured: the transmission of a pseudo hazy crop spans the percentiles the dark "
@@ -184,9 +176,9 @@ def calibrate(hazy_paths: list[str], clear_paths: list[str], count: int) -> list
     corrected by the prior's median reading of up to `count` clear images; logged."""
     if not hazy_paths:
         raise DatasetError("--dataset_mode pseudo_haze measures the haze on trainA, which holds no image")
-    reading = float(np.median([clear_transmission(_measured(path)) for path in _spread(clear_paths, count)]))
+    reading = float(np.median([clear_transmission(_measured(path)) for path in spread(clear_paths, count)]))
     reading = max(reading, T_FLOOR)
-    records = [haze_record(_measured(path), reading) for path in _spread(hazy_paths, count)]
+    records = [haze_record(_measured(path), reading) for path in spread(hazy_paths, count)]
     far = np.array([r[0] for r in records])
     near = np.array([r[1] for r in records])
     airlight = np.array([r[2] for r in records])
@@ -196,12 +188,6 @@ def calibrate(hazy_paths: list[str], clear_paths: list[str], count: int) -> list
     return records
 
 
-def _spread(paths: list[str], count: int) -> list[str]:
-    return [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
-
-
 def _measured(path: str) -> np.ndarray:
-    """An image as HxWx3 in [0, 1], at most CALIBRATION_SIDE large."""
-    image = load_rgb(path)
-    image.thumbnail((CALIBRATION_SIDE, CALIBRATION_SIDE), Image.BICUBIC)
-    return np.asarray(image, dtype=np.float64) / 255.0
+    """An image as HxWx3 in [0, 1], at most data/calibration.py's CALIBRATION_SIDE large."""
+    return calibration_image(path).astype(np.float64) / 255.0

@@ -40,14 +40,14 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
-from util.image_io import load_rgb
+from util.image_io import tensor_to_uint8, uint8_to_tensor
 from util.rain_stats import LayerStatistics, compare_statistics, rain_layer_y
 
 from .base_dataset import BaseDataset
+from .calibration import calibration_count, calibration_image, spread
 from .image_folder import DatasetError, make_dataset
 from .pseudo_pair_dataset import share
 from .validate import usable_images
@@ -68,7 +68,6 @@ BROAD_ANGLE = 30.0  # degrees either side of vertical without a measured directi
 MAX_ANGLE = 45.0  # the measured range is clipped to this either side of vertical
 MIN_COHERENCE = 0.15  # below it an image's streaks are taken to have no dominant direction
 MIN_DIRECTED = 3  # images with a dominant direction needed to measure the range
-CALIBRATION_SIDE = 256  # rainy images are measured at most this large
 CHECK_TOLERANCE = 0.25  # relative difference of coverage / brightness from trainA's logged as a warning
 MATCH_STEPS = 6  # multiplicative steps towards trainA's coverage and brightness
 SCALE_LIMITS = (0.2, 8.0)  # bounds of the coverage and opacity scales
@@ -140,13 +139,6 @@ def fraction(text: str) -> float:
     return value
 
 
-def positive_count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--pseudo_rain_calibration must be at least 1, got '{text}'")
-    return value
-
-
 class PseudoRainDataset(BaseDataset):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
@@ -157,7 +149,8 @@ class PseudoRainDataset(BaseDataset):
                             help="largest opacity of a bright veil over the pseudo rain (0: streaks only)")
         parser.add_argument("--pseudo_rain_noise", type=fraction, default=0.0,
                             help="largest standard deviation of sensor noise on a pseudo rainy crop (on [0, 1])")
-        parser.add_argument("--pseudo_rain_calibration", type=positive_count, default=64,
+        parser.add_argument("--pseudo_rain_calibration", default=64,
+                            type=calibration_count("--pseudo_rain_calibration"),
                             help="how many trainA (rainy) images the rain's direction, coverage and brightness are "
                                  "measured on (and clean trainB images the match is checked on)")
         return parser
@@ -202,8 +195,8 @@ def measure_rain(rainy_paths: list[str], count: int) -> tuple[tuple[float, float
         raise DatasetError("--dataset_mode pseudo_rain measures the rain on trainA, which holds no image")
     pooled = LayerStatistics()
     directions = []
-    for path in _spread(rainy_paths, count):
-        layer = rain_layer_y(_measured(path))
+    for path in spread(rainy_paths, count):
+        layer = rain_layer_y(calibration_image(path))
         pooled.add(layer)
         own = LayerStatistics().add(layer).summary()
         if own["orientation"] is not None and (own["coherence"] or 0.0) >= MIN_COHERENCE:
@@ -229,7 +222,7 @@ def pseudo_statistics(cleans: list[torch.Tensor], angles: tuple[float, float], s
     rng = np.random.default_rng(0)
     for clean in cleans:
         rainy = render_pseudo_rain(clean, rng, angles, veil, scales=scales)
-        stats.add(rain_layer_y(np.round((rainy.permute(1, 2, 0).numpy() + 1.0) * 127.5).astype(np.uint8)))
+        stats.add(rain_layer_y(tensor_to_uint8(rainy)))
     return stats.summary()
 
 
@@ -239,8 +232,7 @@ def match_rain(clean_paths: list[str], reference: dict, angles: tuple[float, flo
     has the high-pass coverage and streak brightness of `reference` (trainA's): a few
     multiplicative steps, each scale within `SCALE_LIMITS`. Logs the match (a warning where it
     stays beyond `CHECK_TOLERANCE`, as when trainA holds little rain)."""
-    cleans = [torch.from_numpy(_measured(path).astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)
-              for path in _spread(clean_paths, count)]
+    cleans = [uint8_to_tensor(calibration_image(path)) for path in spread(clean_paths, count)]
     scales = (1.0, 1.0)
     for _ in range(MATCH_STEPS):
         got = pseudo_statistics(cleans, angles, scales, veil)
@@ -264,12 +256,3 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _spread(paths: list[str], count: int) -> list[str]:
-    return [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
-
-
-def _measured(path: str) -> np.ndarray:
-    """An image as HxWx3 uint8, at most CALIBRATION_SIDE large."""
-    image = load_rgb(path)
-    image.thumbnail((CALIBRATION_SIDE, CALIBRATION_SIDE), Image.BICUBIC)
-    return np.asarray(image, dtype=np.uint8)
