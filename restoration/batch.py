@@ -259,7 +259,7 @@ def restore_and_report(restorer: Restorer, dataroot: str, folder: str, jobs: lis
 def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: LoadedCheckpoint | MethodSource) -> None:
     """metrics.csv (PSNR/SSIM, rain residue, dark artifacts as a fraction, per image with ground
     truth), quality.csv (NIQE/PIQE per image) and metrics.txt (the means), each naming the restorer's source."""
-    summaries, worse = [], None
+    summaries, warning = [], None
     scored = [r for r in rows if "psnr" in r]
     if scored:
         diagnostics = list(HAZE_COLUMNS) if "ciede2000" in scored[0] else ["rain_residue", "dark_artifacts"]
@@ -269,7 +269,7 @@ def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: Loaded
         summaries.append(f"{len(scored)} images, {channel.upper()} channel: output PSNR {mean['psnr']:.2f} dB SSIM "
                          f"{mean['ssim']:.4f} | input PSNR {mean['input_psnr']:.2f} dB SSIM {mean['input_ssim']:.4f}"
                          f" | {diagnostics_text(scored, mean)}")
-        worse = worse_than_input_text(scored, mean) or unchanged_text(mean)
+        warning = worse_than_input_text(scored, mean) or unchanged_text(mean)
     rated = [r for r in rows if "piqe" in r]
     if rated:
         fields = ["name", *NO_REFERENCE_METRICS, *(f"input_{m}" for m in NO_REFERENCE_METRICS)]
@@ -283,11 +283,11 @@ def write_metrics(page_dir: Path, rows: list[dict], channel: str, source: Loaded
     if not summaries:
         return
     with atomic_write(page_dir / "metrics.txt", "w") as fh:
-        fh.write("\n".join(summaries + ([worse] if worse else [])) + f"\n{source.kind}: {source.describe()}\n")
+        fh.write("\n".join(summaries + ([warning] if warning else [])) + f"\n{source.kind}: {source.describe()}\n")
     for summary in summaries:
         logger.info("%s", summary)
-    if worse:
-        logger.warning("%s", worse)
+    if warning:
+        logger.warning("%s", warning)
 
 
 def diagnostics_text(scored: list[dict], mean: dict) -> str:
