@@ -33,6 +33,11 @@ class ResnetBlock(nn.Module):
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(dim),
         )
 
+    @property
+    def closing_conv(self) -> nn.Conv2d:
+        """The branch's last conv: `--init_type residual` zeroes it, so that the block starts as the identity."""
+        return self.body[5]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
@@ -115,6 +120,12 @@ class ResnetGenerator(nn.Module):
         if encode_only:
             return feats
         return (self._output(x, feat), feats) if layers else self._output(x, feat)
+
+    @property
+    def closing_conv(self) -> nn.Conv2d:
+        """The output conv: `--init_type residual` zeroes it, so that a --global_residual generator
+        starts as the identity rather than with a saturated output."""
+        return self.model[-2]
 
     def _output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.haze_layer != "none":
