@@ -71,6 +71,10 @@ MIN_DIRECTED = 3  # images with a dominant direction needed to measure the range
 CHECK_TOLERANCE = 0.25  # relative difference of coverage / brightness from trainA's logged as a warning
 MATCH_STEPS = 6  # multiplicative steps towards trainA's coverage and brightness
 SCALE_LIMITS = (0.2, 8.0)  # bounds of the coverage and opacity scales
+DISTRACTOR_GAP = 20.0  # degrees between the rain's range of directions and a distractor's
+DISTRACTOR_PLANES = (1, 3)  # planes of distractor lines on a crop that gets them, inclusive
+DISTRACTOR_TINT = 0.15  # largest departure of a distractor's colour from a grey, per channel
+DISTRACTOR_COVER = 3.0  # coverage scale of a distractor plane: denser than rain, like the edges of a photograph
 
 
 def streak_kernel(length: float, angle_deg: float, width: float) -> np.ndarray:
@@ -87,14 +91,16 @@ def streak_kernel(length: float, angle_deg: float, width: float) -> np.ndarray:
 
 
 def render_streaks(shape: tuple[int, int], rng: np.random.Generator, angles: tuple[float, float],
-                   scales: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+                   scales: tuple[float, float] = (1.0, 1.0), planes: int | None = None) -> np.ndarray:
     """An HxW streak map in [0, 1] leaning within `angles` (degrees from vertical, low and high),
-    the drawn coverage and opacity multiplied by `scales`: the planes overlap like light (screen
-    blending)."""
+    the drawn coverage and opacity multiplied by `scales`, in `planes` planes (drawn from `PLANES`
+    when None) that overlap like light (screen blending)."""
     height, width = shape
     centre = rng.uniform(*angles)
     rain = np.zeros(shape)
-    for _ in range(int(rng.integers(PLANES[0], PLANES[1] + 1))):
+    if planes is None:
+        planes = int(rng.integers(PLANES[0], PLANES[1] + 1))
+    for _ in range(planes):
         length = rng.uniform(*LENGTH)
         streak_width = rng.uniform(*WIDTH)
         kernel = streak_kernel(length, centre + rng.uniform(-PLANE_JITTER, PLANE_JITTER), streak_width)
@@ -109,6 +115,36 @@ def render_streaks(shape: tuple[int, int], rng: np.random.Generator, angles: tup
             plane = gaussian_filter(plane, blur)
         rain = 1.0 - (1.0 - rain) * (1.0 - np.clip(plane, 0.0, 1.0))
     return rain
+
+
+def distractor_angle(rng: np.random.Generator, angles: tuple[float, float]) -> float:
+    """A direction (degrees from vertical, in [-90, 90)) at least `DISTRACTOR_GAP` away from the
+    rain's range `angles`: lines that way cannot be rain."""
+    low, high = angles[0] - DISTRACTOR_GAP, angles[1] + DISTRACTOR_GAP
+    span = 180.0 - (high - low)
+    if span <= 0:
+        return angles[1] + 90.0
+    angle = high + rng.uniform(0.0, span)
+    return (angle + 90.0) % 180.0 - 90.0
+
+
+def add_distractors(image: np.ndarray, rng: np.random.Generator, angles: tuple[float, float]) -> np.ndarray:
+    """The 3xHxW image in [0, 1] with thin bright and dark lines in directions the rain never takes
+    (`distractor_angle`): drawn into the input and the target alike, they teach the generator that
+    a thin line across the rain is scene content, as the edges of a photograph are."""
+    for _ in range(int(rng.integers(DISTRACTOR_PLANES[0], DISTRACTOR_PLANES[1] + 1))):
+        lines = render_streaks(tuple(image.shape[1:]), rng, (distractor_angle(rng, angles),) * 2,
+                               scales=(DISTRACTOR_COVER, 1.0), planes=1)[None]
+        shade = np.clip(rng.uniform(0.0, 1.0) + rng.uniform(-DISTRACTOR_TINT, DISTRACTOR_TINT, size=3), 0.0, 1.0)
+        shade = shade[:, None, None]
+        image = image * (1.0 - lines) + shade * lines
+    return image
+
+
+def with_distractors(clean: torch.Tensor, rng: np.random.Generator, angles: tuple[float, float]) -> torch.Tensor:
+    """`add_distractors` on a 3xHxW crop in [-1, 1]."""
+    image = add_distractors((clean.numpy().astype(np.float64) + 1.0) / 2.0, rng, angles)
+    return torch.from_numpy(2.0 * np.clip(image, 0.0, 1.0) - 1.0).float()
 
 
 def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
@@ -132,6 +168,20 @@ def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
     return torch.from_numpy(2.0 * np.clip(rainy, 0.0, 1.0) - 1.0).float()
 
 
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got '{text}'")
+    return value
+
+
+def opacity_floor(text: str) -> float:
+    value = float(text)
+    if not SCALE_LIMITS[0] <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [{SCALE_LIMITS[0]}, 1], got '{text}'")
+    return value
+
+
 def fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 0.5:
@@ -149,6 +199,12 @@ class PseudoRainDataset(BaseDataset):
                             help="largest opacity of a bright veil over the pseudo rain (0: streaks only)")
         parser.add_argument("--pseudo_rain_noise", type=fraction, default=0.0,
                             help="largest standard deviation of sensor noise on a pseudo rainy crop (on [0, 1])")
+        parser.add_argument("--pseudo_rain_distractors", type=probability, default=0.0,
+                            help="share of the crops that get thin lines across the rain's direction in both the "
+                                 "input and the target, so that scene edges are not taken for rain")
+        parser.add_argument("--pseudo_rain_min_opacity", type=opacity_floor, default=SCALE_LIMITS[0],
+                            help="lowest opacity scale the match to trainA's rain may choose: keeps faint, wide "
+                                 "rain from being matched by streaks too dim to learn from")
         parser.add_argument("--pseudo_rain_calibration", default=64,
                             type=calibration_count("--pseudo_rain_calibration"),
                             help="how many trainA (rainy) images the rain's direction, coverage and brightness are "
@@ -169,10 +225,11 @@ class PseudoRainDataset(BaseDataset):
         rainy_paths = usable_images(self.dir_A, make_dataset(self.dir_A, opt.max_dataset_size))
         self.angles, reference = measure_rain(rainy_paths, opt.pseudo_rain_calibration)
         self.scales = match_rain(self.B_paths, reference, self.angles, opt.pseudo_rain_calibration,
-                                 opt.pseudo_rain_veil)
+                                 opt.pseudo_rain_veil, opt.pseudo_rain_min_opacity)
         self.A_paths = self.B_paths  # the pseudo rainy image of sample i is rendered from B_paths[i]
         self.identity_share = opt.pseudo_identity_share
         self.veil, self.noise = opt.pseudo_rain_veil, opt.pseudo_rain_noise
+        self.distractors = opt.pseudo_rain_distractors
 
     def __len__(self) -> int:
         return len(self.B_paths)
@@ -180,6 +237,9 @@ class PseudoRainDataset(BaseDataset):
     def __getitem__(self, key) -> dict:
         index, epoch, rng = self.sample_rng(key)
         clean, path = self.load_any(self.B_paths, index, rng, self.dir_B, epoch)
+        lines = np.random.default_rng([self.seed, epoch, index, 4])
+        if self.distractors and lines.random() < self.distractors:
+            clean = with_distractors(clean, lines, self.angles)
         draws = np.random.default_rng([self.seed, epoch, index, 3])  # not the crop's draws
         if draws.random() < self.identity_share:
             rainy = clean.clone()
@@ -227,11 +287,12 @@ def pseudo_statistics(cleans: list[torch.Tensor], angles: tuple[float, float], s
 
 
 def match_rain(clean_paths: list[str], reference: dict, angles: tuple[float, float], count: int,
-               veil: float = 0.0) -> tuple[float, float]:
+               veil: float = 0.0, min_opacity: float = SCALE_LIMITS[0]) -> tuple[float, float]:
     """(coverage scale, opacity scale) under which the pseudo rain on up to `count` clean images
     has the high-pass coverage and streak brightness of `reference` (trainA's): a few
-    multiplicative steps, each scale within `SCALE_LIMITS`. Logs the match (a warning where it
-    stays beyond `CHECK_TOLERANCE`, as when trainA holds little rain)."""
+    multiplicative steps, each scale within `SCALE_LIMITS`, the opacity scale at least
+    `min_opacity`. Logs the match (a warning where it stays beyond `CHECK_TOLERANCE`, as when
+    trainA holds little rain, or where the floor keeps the pseudo rain brighter than trainA's)."""
     cleans = [uint8_to_tensor(calibration_image(path)) for path in spread(clean_paths, count)]
     scales = (1.0, 1.0)
     for _ in range(MATCH_STEPS):
@@ -239,7 +300,8 @@ def match_rain(clean_paths: list[str], reference: dict, angles: tuple[float, flo
         if not got["coverage"] or not got["brightness"] or not reference["brightness"]:
             break
         scales = (float(np.clip(scales[0] * reference["coverage"] / got["coverage"], *SCALE_LIMITS)),
-                  float(np.clip(scales[1] * reference["brightness"] / got["brightness"], *SCALE_LIMITS)))
+                  float(np.clip(scales[1] * reference["brightness"] / got["brightness"], min_opacity,
+                                SCALE_LIMITS[1])))
     got = pseudo_statistics(cleans, angles, scales, veil)
     problems = compare_statistics(got, reference, CHECK_TOLERANCE)
     if problems:

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from data.image_folder import DatasetError
-from data.pseudo_rain_dataset import (BROAD_ANGLE, match_rain, measure_rain, pseudo_statistics, render_pseudo_rain,
-                                      render_streaks, streak_kernel)
+from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, distractor_angle, match_rain, measure_rain,
+                                      pseudo_statistics, render_pseudo_rain, render_streaks, streak_kernel,
+                                      with_distractors)
 from options.train_options import TrainOptions
 from tests.test_two_stage import paired_flags
 from util.rain_stats import layer_statistics, rain_layer_y
@@ -123,7 +124,9 @@ def test_dataset_refuses_a_set_without_rainy_images_and_the_wrong_direction(tmp_
 
 
 @pytest.mark.parametrize("flag,value", [("--pseudo_rain_calibration", "0"), ("--pseudo_rain_veil", "0.9"),
-                                        ("--pseudo_rain_noise", "-0.1")])
+                                        ("--pseudo_rain_noise", "-0.1"),
+                                        ("--pseudo_rain_distractors", "1.5"),
+                                        ("--pseudo_rain_min_opacity", "0.1"), ("--pseudo_rain_min_opacity", "2")])
 def test_flags_refuse_bad_values(tmp_path, flag, value):
     flags = paired_flags(tmp_path, tmp_path / "ck") + ["--dataset_mode", "pseudo_rain", flag, value]
     with pytest.raises(SystemExit) as exit_info:
@@ -148,3 +151,62 @@ def test_the_amount_of_rain_is_matched_to_trainA_s(tmp_path):
                                      for c in cleans], angles, scales[name])
         assert matched["coverage"] == pytest.approx(reference["coverage"], rel=0.3)
     assert scales["strong"][0] > scales["faint"][0] and scales["strong"][1] > scales["faint"][1]
+
+
+@pytest.mark.parametrize("angles", [(-10.0, 10.0), (-40.0, 35.0), (5.0, 25.0)])
+def test_distractors_lean_where_the_rain_never_does(angles):
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        angle = distractor_angle(rng, angles)
+        assert -90 <= angle < 90
+        # Directions are modulo 180 degrees: the gap is measured both ways round.
+        gap = min(abs(angle - a) % 180 for a in angles) if not angles[0] <= angle <= angles[1] else 0.0
+        gap = min(gap, min(180 - abs(angle - a) % 180 for a in angles))
+        assert gap >= DISTRACTOR_GAP - 1e-9
+
+
+def test_distractor_lines_cross_the_rain_and_stay_in_range():
+    clean = torch.full((3, 96, 96), 0.0)
+    layers = []
+    for seed in range(10):
+        lined = with_distractors(clean, np.random.default_rng(seed), (-5.0, 5.0))
+        assert lined.min() >= -1 and lined.max() <= 1
+        assert not torch.equal(lined, clean), "every crop that gets distractors gets lines"
+        brightened = torch.clamp(lined - clean, min=0) + torch.clamp(clean - lined, min=0)  # bright or dark lines
+        layers.append(np.round(brightened.mean(0).numpy() * 255).astype(np.float64))
+    stats = layer_statistics(layers)
+    assert abs(stats["orientation"]) > 5 + DISTRACTOR_GAP / 2, "the lines lean well away from the rain"
+
+
+def test_distractors_go_into_input_and_target_alike(tmp_path):
+    cleans = [smooth_clean(48, seed) for seed in range(4)]
+    save(tmp_path / "trainB", cleans)
+    save(tmp_path / "trainA", [streaked(c, 0.0, seed) for seed, c in enumerate(cleans)])
+    plain = pseudo_rain(tmp_path, "--pseudo_identity_share", "0.5")
+    lined = pseudo_rain(tmp_path, "--pseudo_identity_share", "0.5", "--pseudo_rain_distractors", "0.5")
+    keys = [(i, e) for i in range(4) for e in range(1, 8)]
+    identity = [key for key in keys if torch.equal(plain[key]["A"], plain[key]["B"])]
+    assert identity
+    for key in identity:
+        assert torch.equal(lined[key]["A"], lined[key]["B"]), "an identity pair stays an identity pair"
+    changed = [not torch.equal(lined[key]["B"], plain[key]["B"]) for key in keys]
+    assert 0 < sum(changed) < len(changed), "about half of the targets carry lines"
+    rained = pseudo_rain(tmp_path, "--pseudo_identity_share", "0")
+    rained_lined = pseudo_rain(tmp_path, "--pseudo_identity_share", "0", "--pseudo_rain_distractors", "0.5")
+    for key in keys:
+        if torch.equal(rained_lined[key]["B"], rained[key]["B"]):
+            assert torch.equal(rained_lined[key]["A"], rained[key]["A"]), "without lines, the same rain as before"
+
+
+def test_the_opacity_floor_keeps_faint_rain_learnable(tmp_path):
+    cleans = [smooth_clean(64, seed) for seed in range(6)]
+    save(tmp_path / "clean", cleans)
+    clean_paths = sorted(str(p) for p in (tmp_path / "clean").iterdir())
+    rainy = [np.clip(c + 255 * render_streaks((64, 64), np.random.default_rng(seed), (0.0, 0.0),
+                                              (2.0, 0.15))[..., None], 0, 255).astype(np.uint8)
+             for seed, c in enumerate(cleans)]
+    save(tmp_path / "faint", rainy)
+    angles, reference = measure_rain(sorted(str(p) for p in (tmp_path / "faint").iterdir()), 64)
+    free = match_rain(clean_paths, reference, angles, 64)
+    floored = match_rain(clean_paths, reference, angles, 64, min_opacity=0.8)
+    assert free[1] < 0.8 <= floored[1]
