@@ -21,9 +21,12 @@ factor of 20), peak opacity and defocus, laid over the image by addition or by s
   pseudo rainy crops have trainA's high-pass coverage and streak brightness (`match_rain`; a
   warning when they stay more than `CHECK_TOLERANCE` apart). Unmatched, the pairs taught the
   removal of more rain than light rain has: outputs fell below their inputs (docs/EXPERIMENTS.md).
-A bright veil (`--pseudo_rain_veil`) and sensor noise (`--pseudo_rain_noise`) are off by
-default: a veil's opacity cannot be read from a crop, and the generator learned to darken every
-image, clean ones included, by the average veil.
+- the veil: a bright mist lifts an image's dark channel; trainA's median dark channel over the
+  matched pseudo rain's (without a veil) gives the mean opacity of trainA's veil, and pseudo
+  veils are drawn up to twice that (`measure_veil`; `--pseudo_rain_veil measured`, the default).
+  A fixed largest opacity instead taught every set the same veil: up to 0.3 on unveiled light
+  rain, the generator darkened every image, clean ones included, by the average veil.
+Sensor noise (`--pseudo_rain_noise`) is off by default.
 With probability `--pseudo_identity_share` the pair is (b, b), so that clean images are left alone.
 
 The draws come from the sample's own seeded generator, so a resumed run sees the same pairs.
@@ -43,6 +46,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
+from util.dark_channel import dark_channel
 from util.image_io import tensor_to_uint8, uint8_to_tensor
 from util.rain_stats import LayerStatistics, compare_statistics, rain_layer_y
 
@@ -61,6 +65,8 @@ COVER = (0.005, 0.1)  # share of the pixels a plane's streaks cover (log-uniform
 OPACITY = (0.15, 0.9)  # a plane's brightest streak; each streak draws 30-100 % of it
 DEFOCUS = (0.0, 0.8)  # Gaussian blur of a plane, pixels
 VEIL_LEVEL = (0.7, 1.0)  # brightness the veil tends to
+VEIL_PATCH = 7  # dark-channel window (px) of the veil estimate: wider than a streak, so thin rain barely lifts it
+VEIL_LIMIT = 0.5  # the largest veil opacity a measurement may set
 TINT = 0.05  # largest departure of the rain's colour from white, per channel
 ANGLE_MARGIN = 5.0  # degrees added either side of the measured range of directions
 PLANE_JITTER = 5.0  # degrees either side of the image's direction, per plane
@@ -182,6 +188,11 @@ def opacity_floor(text: str) -> float:
     return value
 
 
+def veil_setting(text: str) -> str | float:
+    """`--pseudo_rain_veil`: 'measured', or the largest opacity in [0, 0.5]."""
+    return text if text == "measured" else fraction(text)
+
+
 def fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 0.5:
@@ -195,8 +206,9 @@ class PseudoRainDataset(BaseDataset):
         parser.add_argument("--pseudo_identity_share", type=share, default=0.15,
                             help="share of the samples that are identity pairs (b, b): clean images are left "
                                  "alone")
-        parser.add_argument("--pseudo_rain_veil", type=fraction, default=0.0,
-                            help="largest opacity of a bright veil over the pseudo rain (0: streaks only)")
+        parser.add_argument("--pseudo_rain_veil", type=veil_setting, default="measured",
+                            help="largest opacity of a bright veil over the pseudo rain: 'measured' (twice the mean "
+                                 "veil measured on trainA) or a number in [0, 0.5] (0: streaks only)")
         parser.add_argument("--pseudo_rain_noise", type=fraction, default=0.0,
                             help="largest standard deviation of sensor noise on a pseudo rainy crop (on [0, 1])")
         parser.add_argument("--pseudo_rain_distractors", type=probability, default=0.0,
@@ -224,11 +236,14 @@ class PseudoRainDataset(BaseDataset):
         self.B_paths = usable_images(self.dir_B, make_dataset(self.dir_B, opt.max_dataset_size))
         rainy_paths = usable_images(self.dir_A, make_dataset(self.dir_A, opt.max_dataset_size))
         self.angles, reference = measure_rain(rainy_paths, opt.pseudo_rain_calibration)
+        fixed_veil = 0.0 if opt.pseudo_rain_veil == "measured" else opt.pseudo_rain_veil
         self.scales = match_rain(self.B_paths, reference, self.angles, opt.pseudo_rain_calibration,
-                                 opt.pseudo_rain_veil, opt.pseudo_rain_min_opacity)
+                                 fixed_veil, opt.pseudo_rain_min_opacity)
+        self.veil = (measure_veil(rainy_paths, self.B_paths, self.angles, self.scales, opt.pseudo_rain_calibration)
+                     if opt.pseudo_rain_veil == "measured" else fixed_veil)
         self.A_paths = self.B_paths  # the pseudo rainy image of sample i is rendered from B_paths[i]
         self.identity_share = opt.pseudo_identity_share
-        self.veil, self.noise = opt.pseudo_rain_veil, opt.pseudo_rain_noise
+        self.noise = opt.pseudo_rain_noise
         self.distractors = opt.pseudo_rain_distractors
 
     def __len__(self) -> int:
@@ -312,6 +327,31 @@ def match_rain(clean_paths: list[str], reference: dict, angles: tuple[float, flo
                     "(trainA %.1f) at coverage x%.2f, opacity x%.2f", 100 * got["coverage"],
                     100 * reference["coverage"], got["brightness"], reference["brightness"], *scales)
     return scales
+
+
+def median_dark(image: np.ndarray) -> float:
+    """The median of an HxWx3 uint8 image's dark channel, on [0, 1]."""
+    return float(np.median(dark_channel(image.astype(np.float64) / 255.0, VEIL_PATCH)))
+
+
+def measure_veil(rainy_paths: list[str], clean_paths: list[str], angles: tuple[float, float],
+                 scales: tuple[float, float], count: int) -> float:
+    """The largest veil opacity for the pseudo rain: twice the mean opacity v that brings the
+    median dark channel of the pseudo rainy clean images (streaks only, at `scales`), d, to
+    trainA's, d_A: a veil of level l lifts it to d (1 - v) + v l, so v = (d_A - d) / (l - d), l the
+    mean of `VEIL_LEVEL`. Within [0, `VEIL_LIMIT`]; logged."""
+    rainy = float(np.mean([median_dark(calibration_image(path)) for path in spread(rainy_paths, count)]))
+    rng = np.random.default_rng(0)
+    streaked = []
+    for path in spread(clean_paths, count):
+        pseudo = render_pseudo_rain(uint8_to_tensor(calibration_image(path)), rng, angles, scales=scales)
+        streaked.append(median_dark(tensor_to_uint8(pseudo)))
+    base, level = float(np.mean(streaked)), float(np.mean(VEIL_LEVEL))
+    mean_veil = max(rainy - base, 0.0) / max(level - base, 1e-3)
+    largest = float(min(2.0 * mean_veil, VEIL_LIMIT))
+    logger.info("pseudo rain veil: trainA's median dark channel %.3f, the pseudo rain's %.3f: mean veil %.3f, pseudo "
+                "veils up to %.3f", rainy, base, mean_veil, largest)
+    return largest
 
 
 def _fmt(value: float | None) -> str:

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from data.image_folder import DatasetError
-from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, distractor_angle, match_rain, measure_rain,
-                                      pseudo_statistics, render_pseudo_rain, render_streaks, streak_kernel,
-                                      with_distractors)
+from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, distractor_angle, match_rain,
+                                      measure_rain, measure_veil, pseudo_statistics, render_pseudo_rain,
+                                      render_streaks, streak_kernel, with_distractors)
 from options.train_options import TrainOptions
 from tests.test_two_stage import paired_flags
 from util.rain_stats import layer_statistics, rain_layer_y
@@ -124,6 +124,7 @@ def test_dataset_refuses_a_set_without_rainy_images_and_the_wrong_direction(tmp_
 
 
 @pytest.mark.parametrize("flag,value", [("--pseudo_rain_calibration", "0"), ("--pseudo_rain_veil", "0.9"),
+                                        ("--pseudo_rain_veil", "auto"),
                                         ("--pseudo_rain_noise", "-0.1"),
                                         ("--pseudo_rain_distractors", "1.5"),
                                         ("--pseudo_rain_min_opacity", "0.1"), ("--pseudo_rain_min_opacity", "2")])
@@ -210,3 +211,36 @@ def test_the_opacity_floor_keeps_faint_rain_learnable(tmp_path):
     free = match_rain(clean_paths, reference, angles, 64)
     floored = match_rain(clean_paths, reference, angles, 64, min_opacity=0.8)
     assert free[1] < 0.8 <= floored[1]
+
+
+def textured_clean(size: int, seed: int) -> np.ndarray:
+    """HxWx3 uint8 with dark and bright patches, so that the dark channel has room to rise."""
+    rng = np.random.default_rng(seed)
+    cells = rng.uniform(10, 200, size=(size // 8, size // 8, 3))
+    return np.kron(cells, np.ones((8, 8, 1))).astype(np.uint8)
+
+
+@pytest.mark.parametrize("opacity", [0.0, 0.15, 0.3])
+def test_the_veil_is_measured_on_the_rainy_images(tmp_path, opacity):
+    level = 255 * float(np.mean(VEIL_LEVEL))
+    cleans = [textured_clean(64, seed) for seed in range(6)]
+    veiled = [np.clip(c * (1 - opacity) + level * opacity, 0, 255).astype(np.uint8)
+              for c in (textured_clean(64, seed) for seed in range(6, 12))]
+    save(tmp_path / "clean", cleans)
+    save(tmp_path / "veiled", veiled)
+    largest = measure_veil(sorted(str(p) for p in (tmp_path / "veiled").iterdir()),
+                           sorted(str(p) for p in (tmp_path / "clean").iterdir()), (0.0, 0.0), (0.2, 0.2), 64)
+    # Drawn up to twice the mean: the mean pseudo veil is trainA's.
+    assert largest / 2 == pytest.approx(opacity, abs=0.05)
+
+
+def test_the_dataset_draws_veils_up_to_the_measured_opacity(tmp_path):
+    cleans = [textured_clean(48, seed) for seed in range(4)]
+    save(tmp_path / "trainB", cleans)
+    level = 255 * float(np.mean(VEIL_LEVEL))
+    save(tmp_path / "trainA", [np.clip(streaked(c, 0.0, seed) * 0.75 + level * 0.25, 0, 255).astype(np.uint8)
+                                for seed, c in enumerate(cleans)])
+    assert 0.3 < pseudo_rain(tmp_path).veil <= 0.5
+    assert pseudo_rain(tmp_path, "--pseudo_rain_veil", "0.1").veil == 0.1
+    save(tmp_path / "trainA", [streaked(c, 0.0, seed) for seed, c in enumerate(cleans)])
+    assert pseudo_rain(tmp_path).veil < 0.05, "streaks alone are no veil"
