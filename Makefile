@@ -44,7 +44,8 @@ test: $(TEST_STAMP)
 # datasets/rain_heavy), run and results, the GPU check's smoke results and the visdom logs.
 # Your own runs in checkpoints/, results in results/ and datasets in datasets/ are kept.
 GENERATED := $(VENV) .pytest_cache .whl quickstart datasets/photos datasets/rain_heavy \
-	checkpoints/dcdgan_demo checkpoints/haze_demo checkpoints/visdom results/dcdgan_demo results/haze_demo \
+	checkpoints/rain_demo checkpoints/dcdgan_demo checkpoints/haze_demo checkpoints/visdom results/rain_demo \
+	results/dcdgan_demo results/haze_demo \
 	results/gpu_check_smoke datasets/haze datasets/photos_suite
 
 clean:

@@ -1,7 +1,7 @@
 """One PNG that shows restorations next to their inputs and ground truth.
 
     python scripts/comparison_grid.py --dataroot datasets/rain_heavy \\
-        --results results/dcdgan_demo/test_latest/images [--results OTHER --label B ...] \\
+        --results results/rain_demo/test_latest/images [--results OTHER --label B ...] \\
         --out docs/demo_grid.png [--count 8] [--every 4]
 
 Each row is one test image: input (testA) | each results folder's output | ground truth

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The demo behind `make demo`: build the embedded synthetic heavy rain (varied streaks and veil;
-# the test images come from photographs that no training crop comes from), train DCD-GAN's
-# recommended short-budget configuration on it (scripts/train_quick.sh, ITERS iterations, 4,000
-# by default: about 8-11 minutes on 2 CPU cores, depending on the CPU), restore the rainy test
+# the test images come from photographs that no training crop comes from), train the quick
+# deraining recipe on it (scripts/train_quick.sh: pseudo pairs, ITERS iterations, 4,000 by
+# default: about 3-5 minutes on 2 CPU cores, depending on the CPU), restore the rainy test
 # images, print PSNR/SSIM of the rainy input and of the restored output against the clean
 # ground truth with the output's rain residue and dark artifacts, restore the clean
 # ground-truth photographs too (the harm to rain-free images: their PSNR against themselves),
-# and write an input | restored | ground-truth grid. docs/EXPERIMENTS.md "Demo, 2026-12-02" and
-# "Demo, 2026-11-26" give the measurements behind it.
+# and write an input | restored | ground-truth grid. docs/EXPERIMENTS.md "Demo, 2026-12-06" gives
+# the measurements behind it (the DCD-GAN demos of 2026-12-02 and 2026-11-26 are below it).
 # DEMO_NAME, DEMO_DATA, ITERS, CHECKPOINTS_DIR (default checkpoints), RESULTS_DIR (default
 # results) and extra train.py flags (as arguments) override it. A second demo of the same
 # DEMO_NAME is refused, so no finished run is replaced unasked: OVERWRITE=1 starts it over.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export PY
 export ITERS=${ITERS:-4000}
-NAME=${DEMO_NAME:-dcdgan_demo}
+NAME=${DEMO_NAME:-rain_demo}
 DATA=${DEMO_DATA:-datasets/rain_heavy}
 CHECKPOINTS=${CHECKPOINTS_DIR:-checkpoints}
 RESULTS=${RESULTS_DIR:-results}
@@ -38,7 +38,7 @@ trained=$(date +%s)
 "$PY" test.py --dataroot "$DATA/testB" --name "$NAME" --gpu_ids -1 --nr_metrics false \
     --checkpoints_dir "$CHECKPOINTS" --results_dir "$RESULTS/$NAME/clean"
 "$PY" -m scripts.comparison_grid --dataroot "$DATA" --results "$RESULTS/$NAME/test_latest/images" \
-    --label "DCD-GAN quick ($ITERS its)" --out "$RESULTS/$NAME/grid.png"
+    --label "quick recipe ($ITERS its)" --out "$RESULTS/$NAME/grid.png"
 end=$(date +%s)
 echo "demo: data $((built - start)) s, training $((trained - built)) s, total $((end - start)) s"
 echo "demo: results in $RESULTS/$NAME/test_latest/index.html, grid in $RESULTS/$NAME/grid.png;" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two-stage deraining recipe (docs/METHODS.md "Two stages: pseudo pairs"):
-#   stage 1  the quick configuration (scripts/train_quick.sh) trains an unpaired DCD-GAN into
+#   stage 1  the quick GAN configuration (scripts/train_quick_gan.sh) trains an unpaired DCD-GAN into
 #            checkpoints/NAME_stage1; its rain generator G_B is what stage 2 needs;
 #   render   the frozen G_B turns every clean training image b into a pseudo rainy G_B(b)
 #            (scripts/render_pseudo_pairs.py -> checkpoints/NAME_stage1/pseudo_pairs), whose rain
@@ -113,7 +113,7 @@ if [ "${OVERWRITE:-0}" = 0 ] && [ -f "$RUN1/stage1_done" ]; then
 else
     echo "stage 1: $ITERS1 iterations of the quick configuration into $RUN1" >&2
     rm -f "$RUN1/stage1_done"
-    ITERS=$ITERS1 OVERWRITE=${OVERWRITE:-0} bash scripts/train_quick.sh "$DATAROOT" "$STAGE1" "$@"
+    ITERS=$ITERS1 OVERWRITE=${OVERWRITE:-0} bash scripts/train_quick_gan.sh "$DATAROOT" "$STAGE1" "$@"
     touch "$RUN1/stage1_done"
 fi
 

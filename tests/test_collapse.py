@@ -57,6 +57,17 @@ def test_constant_losses_warn_once_naming_what_collapsed_and_what_to_try():
     assert verdict and verdict.startswith("training ended collapsed") and "idt_A" in verdict
 
 
+def test_a_model_without_a_discriminator_gets_advice_of_its_own():
+    """--model paired: a flat change at every pixel (a saturated tanh) is named without GAN terms."""
+    monitor = CollapseMonitor(100, 4000, adversarial=False)
+    checks = [{"L1": 0.05, "spread": 0.2}] * 5 + [{"L1": 0.6, "spread": 0.0}] * 30
+    (warning,) = feed(monitor, checks, 100, 100)
+    assert warning.startswith("training looks collapsed") and "same change at every pixel" in warning
+    assert "--init_type residual" in warning and "--lr" in warning and "--diffaug" not in warning
+    verdict = monitor.verdict()
+    assert verdict and "--init_type residual" in verdict and "gray_soft" not in verdict
+
+
 def test_a_resumed_monitor_goes_on_with_its_streaks():
     rng = random.Random(0)
     checks = [healthy_losses(rng) for _ in range(10)] + [dict(PINNED) for _ in range(30)]
@@ -107,8 +118,9 @@ def test_healthy_and_short_runs_never_warn():
 
 
 def test_the_loss_log_of_a_healthy_quick_run_raises_no_alarm():
-    """docs/results/collapse/healthy_quick600_loss_log.txt: `ITERS=600 bash scripts/train_quick.sh` on
-    make_synthetic's varied_heavy set (64 px), +3.95 dB over its input; its last check has D_B at 0.002."""
+    """docs/results/collapse/healthy_quick600_loss_log.txt: `ITERS=600 bash scripts/train_quick.sh`
+    (DCD-GAN then; scripts/train_quick_gan.sh now) on make_synthetic's varied_heavy set (64 px),
+    +3.95 dB over its input; its last check has D_B at 0.002."""
     monitor = CollapseMonitor(100, 600)
     total, warnings = 0, []
     for line in HEALTHY_LOG.read_text().splitlines():

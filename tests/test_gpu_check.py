@@ -52,7 +52,7 @@ def test_smoke_run_writes_every_part_and_the_summary(tmp_path):
 
     quality = json.loads((out / "quality.json").read_text())
     assert quality["iterations_done"] == quality["calibration"]["iters"] >= 10
-    assert quality["options"]["model"] == "dcdgan" and len(quality["images"]) == 2
+    assert quality["options"]["model"] == "paired" and len(quality["images"]) == 2  # train_quick.sh's recipe
     assert quality["mean"]["psnr"] > 0
 
     summary = (out / "summary.md").read_text()

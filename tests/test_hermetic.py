@@ -24,12 +24,12 @@ ONCE_SENSITIVE = [
 
 # What a user's working tree holds after `make demo`, a data build and an export of their own.
 USER_FILES = {
-    "checkpoints/dcdgan_demo/latest.pt": b"a finished demo run",
-    "checkpoints/dcdgan_demo/train.lock": b"",
-    "checkpoints/dcdgan_demo/loss_log.txt": b"(epoch: 1, iters: 4000) G: 0.5\n",
-    "results/dcdgan_demo/test_latest/index.html": b"<html></html>",
-    "results/dcdgan_demo/test_latest/metrics.txt": b"PSNR 22.4\n",
-    "results/dcdgan_demo/grid.png": b"not really a png",
+    "checkpoints/rain_demo/latest.pt": b"a finished demo run",
+    "checkpoints/rain_demo/train.lock": b"",
+    "checkpoints/rain_demo/loss_log.txt": b"(epoch: 1, iters: 4000) G: 0.5\n",
+    "results/rain_demo/test_latest/index.html": b"<html></html>",
+    "results/rain_demo/test_latest/metrics.txt": b"PSNR 22.4\n",
+    "results/rain_demo/grid.png": b"not really a png",
     "datasets/rain_heavy/meta.json": b"{}",
     "datasets/rain_heavy/trainA/rain-1.png": b"not really a png",
     "datasets/rain_heavy/testB/clean-1.png": b"not really a png",
@@ -98,7 +98,7 @@ from tests.working_tree import REPO, USER_FOLDERS
 
 
 def test_writes_into_checkpoints():
-    (REPO / "checkpoints" / "dcdgan_demo" / "stray.txt").write_text("written by a test")
+    (REPO / "checkpoints" / "rain_demo" / "stray.txt").write_text("written by a test")
 '''
 
 
@@ -110,7 +110,7 @@ def test_the_session_guard_names_a_file_a_test_wrote_into_the_working_tree(user_
         done = pytest_in(root, "tests/test_guard_probe.py")
     finally:
         probe.unlink()
-        (root / "checkpoints" / "dcdgan_demo" / "stray.txt").unlink(missing_ok=True)
+        (root / "checkpoints" / "rain_demo" / "stray.txt").unlink(missing_ok=True)
     assert "1 passed" in done.stdout, done.stdout[-3000:]
     assert done.returncode == pytest.ExitCode.TESTS_FAILED, "the session fails although its one test passed"
-    assert "created checkpoints/dcdgan_demo/stray.txt" in done.stdout
+    assert "created checkpoints/rain_demo/stray.txt" in done.stdout

@@ -130,7 +130,7 @@ def test_train_quick_refuses_iters_that_is_not_a_number(iters):
 
 def test_demo_refuses_to_replace_an_earlier_demo_run_unless_asked(tmp_path):
     # CHECKPOINTS_DIR and RESULTS_DIR keep the demo's run out of the working tree.
-    name = "dcdgan_demo"
+    name = "rain_demo"
     run_dir = tmp_path / "ck" / name
     run_dir.mkdir(parents=True)
     (run_dir / "latest.pt").write_bytes(b"an earlier demo")
@@ -293,7 +293,7 @@ def test_the_python_interface_refuses_tiles_that_crawl_or_leave_gaps(shipped_mod
 
 def test_make_clean_removes_only_what_the_project_generates(tmp_path):
     generated = [".venv/bin/python", "datasets/rain_heavy/meta.json", "datasets/photos/a.jpg",
-                 "checkpoints/dcdgan_demo/latest.pt", "results/dcdgan_demo/test_latest/index.html",
+                 "checkpoints/rain_demo/latest.pt", "results/rain_demo/test_latest/index.html",
                  "models/__pycache__/x.pyc"]
     owned = ["checkpoints/my_run/latest.pt", "datasets/my_photos/holiday.jpg", "datasets/Rain100L/trainA/1.png",
              "results/my_run/test_latest/index.html", "checkpoints/README.md"]

@@ -42,8 +42,8 @@ def test_command_is_the_pseudo_pair_recipe_with_the_haze_layer_and_the_budget(tm
 
 
 @pytest.mark.parametrize("script", [SCRIPT, SCRIPT.with_name("train_quick_haze_gan.sh"),
-                                    SCRIPT.with_name("train_quick_pseudo.sh"), SCRIPT.with_name("train_quick.sh")],
-                         ids=["haze", "haze_gan", "rain_pseudo", "rain_gan"])
+                                    SCRIPT.with_name("train_quick.sh"), SCRIPT.with_name("train_quick_gan.sh")],
+                         ids=["haze", "haze_gan", "rain", "rain_gan"])
 @pytest.mark.parametrize("env, message", [({"ITERS": "4e3"}, "ITERS must be"), ({"OVERWRITE": "yes"}, "OVERWRITE"),
                                           ({}, "usage")])
 def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message, script):
@@ -54,8 +54,8 @@ def test_bad_budget_or_arguments_exit_2_with_one_line(tmp_path, env, message, sc
 
 
 @pytest.mark.parametrize("script, says", [(SCRIPT, "pseudo haze measured on 2 hazy images"),
-                                           (SCRIPT.with_name("train_quick_pseudo.sh"), "trainA streaks lean")],
-                         ids=["haze", "rain_pseudo"])
+                                           (SCRIPT.with_name("train_quick.sh"), "trainA streaks lean")],
+                         ids=["haze", "rain"])
 def test_pseudo_pair_launchers_train_then_refuse_the_finished_run(tmp_path, script, says):
     write_images(tmp_path / "data" / "trainA", 2, seed=1)
     write_images(tmp_path / "data" / "trainB", 2, seed=2)

@@ -61,6 +61,10 @@ EXIT_COLLAPSED = 6
 
 ADVICE = ("try a lower --lr, another --seed, --rain_layer gray_soft, or the small-data stabilisers "
           "--diffaug color,translation,cutout, --lambda_R1 1, --normD spectral (docs/TROUBLESHOOTING.md)")
+# A model without a discriminator (--model paired) collapses another way: a generator whose last
+# tanh saturated after a too-large step, or whose signal vanished under its initialisation.
+SUPERVISED_ADVICE = ("try a lower --lr, another --seed, or --init_type residual for a generator without "
+                     "normalisation (docs/TROUBLESHOOTING.md)")
 
 
 def stretch_iterations(print_freq: int, planned_iterations: int) -> int:
@@ -98,8 +102,9 @@ class _Streak:
 class CollapseMonitor:
     """Feed `observe` every --print_freq iterations; read `verdict()` at the end."""
 
-    def __init__(self, print_freq: int, planned_iterations: int):
+    def __init__(self, print_freq: int, planned_iterations: int, adversarial: bool = True):
         self.print_freq = print_freq
+        self.what, self.advice = ("the GAN", ADVICE) if adversarial else ("training", SUPERVISED_ADVICE)
         self.stretch = stretch_iterations(print_freq, planned_iterations)
         self.watched = planned_iterations >= MIN_PLANNED_ITERATIONS
         self.warmup = int(planned_iterations * WARMUP_SHARE)
@@ -197,7 +202,7 @@ class CollapseMonitor:
 
     def warning_text(self) -> str:
         collapsed = [key for key in self.active if not key.startswith("identity:")]
-        return f"the GAN looks collapsed: {self.summary(collapsed)}; {ADVICE}"
+        return f"{self.what} looks collapsed: {self.summary(collapsed)}; {self.advice}"
 
     def verdict(self) -> str | None:
         """At the end of training: what was still collapsed at the last check, or None. A G_A that
@@ -206,6 +211,6 @@ class CollapseMonitor:
             return None
         if all(key.startswith("identity:") for key in self.active):
             return (f"training ended with G_A restoring nothing ({self.summary()}): train longer (a larger ITERS or "
-                    f"budget), or {ADVICE}")
+                    f"budget), or {self.advice}")
         return (f"training ended collapsed ({self.summary()}): its outputs are likely worse than its inputs; "
-                f"{ADVICE}")
+                f"{self.advice}")

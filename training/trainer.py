@@ -107,7 +107,8 @@ class Trainer:
             self.visualizer.resume(self.position, self.iters_per_epoch)
         self.last_losses: dict[str, float] = {}
         planned = self.iteration_budget or self.last_epoch * self.iters_per_epoch
-        self.collapse = CollapseMonitor(opt.print_freq, min(planned, opt.max_iters or planned))
+        self.collapse = CollapseMonitor(opt.print_freq, min(planned, opt.max_iters or planned),
+                                        adversarial="D" in self.model.optimizers)
         self.collapse.load_state_dict(self.model.trainer_state.get("collapse"))  # a resumed run's streaks
         self.data_lost: str | None = None
         self.stop_request = StopRequest()
