@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make demo   - create .venv, build the synthetic rain data, train + test DCD-GAN on it
+#   make demo   - create .venv, build the synthetic rain data, train + test the quick deraining recipe on it
 #   make demo-haze - the same for haze: the dark channel prior and the quick dehazing recipe
 #   make test   - create .venv, install the test services (visdom assets, Chromium), run ruff and pytest
 PYTHON ?= python3
