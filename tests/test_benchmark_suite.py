@@ -69,7 +69,8 @@ def test_suite_benchmark_runs_every_condition_and_flags_below_input(tmp_path):
 def test_launcher_flags_read_train_quick(tmp_path):
     flags = benchmark_suite.recipe_flags("quick", None, 4000)
     assert flags[flags.index("--n_iters") + 1] == "2000" and flags[flags.index("--n_iters_decay") + 1] == "2000"
-    assert benchmark_suite.model_of(flags) == "dcdgan" and "--dataroot" not in flags and "--name" not in flags
+    assert benchmark_suite.model_of(flags) == "paired" and "--dataroot" not in flags and "--name" not in flags
+    assert benchmark_suite.model_of(benchmark_suite.recipe_flags("quick_gan", None, 4000)) == "dcdgan"
     assert not any("$" in f for f in flags)
     odd = benchmark_suite.recipe_flags("quick", None, 7)
     assert odd[odd.index("--n_iters") + 1] == "3" and odd[odd.index("--n_iters_decay") + 1] == "4"
