@@ -174,30 +174,25 @@ def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
     return torch.from_numpy(2.0 * np.clip(rainy, 0.0, 1.0) - 1.0).float()
 
 
-def probability(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got '{text}'")
-    return value
+def bounded(name: str, low: float, high: float):
+    """The argparse type `name` (argparse names it for a non-number) of a number in [low, high]."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got '{text}'")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def opacity_floor(text: str) -> float:
-    value = float(text)
-    if not SCALE_LIMITS[0] <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in [{SCALE_LIMITS[0]}, 1], got '{text}'")
-    return value
+probability = bounded("probability", 0.0, 1.0)
+opacity_floor = bounded("opacity_floor", SCALE_LIMITS[0], 1.0)
+fraction = bounded("fraction", 0.0, 0.5)
 
 
 def veil_setting(text: str) -> str | float:
     """`--pseudo_rain_veil`: 'measured', or the largest opacity in [0, 0.5]."""
     return text if text == "measured" else fraction(text)
-
-
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 0.5:
-        raise argparse.ArgumentTypeError(f"must be in [0, 0.5], got '{text}'")
-    return value
 
 
 class PseudoRainDataset(BaseDataset):
