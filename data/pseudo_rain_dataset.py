@@ -147,10 +147,27 @@ def add_distractors(image: np.ndarray, rng: np.random.Generator, angles: tuple[f
     return image
 
 
+def to_unit(crop: torch.Tensor) -> np.ndarray:
+    """A 3xHxW crop in [-1, 1] as float64 on [0, 1], where the rain is drawn."""
+    return (crop.numpy().astype(np.float64) + 1.0) / 2.0
+
+
+def from_unit(image: np.ndarray) -> torch.Tensor:
+    """`to_unit`'s inverse, clipped to [0, 1] first."""
+    return torch.from_numpy(2.0 * np.clip(image, 0.0, 1.0) - 1.0).float()
+
+
 def with_distractors(clean: torch.Tensor, rng: np.random.Generator, angles: tuple[float, float]) -> torch.Tensor:
     """`add_distractors` on a 3xHxW crop in [-1, 1]."""
-    image = add_distractors((clean.numpy().astype(np.float64) + 1.0) / 2.0, rng, angles)
-    return torch.from_numpy(2.0 * np.clip(image, 0.0, 1.0) - 1.0).float()
+    return from_unit(add_distractors(to_unit(clean), rng, angles))
+
+
+def add_veil(image: np.ndarray, rng: np.random.Generator, largest: float) -> np.ndarray:
+    """`image` (on [0, 1]) under a bright veil of opacity drawn up to `largest` (none at 0)."""
+    if largest <= 0:
+        return image
+    opacity = rng.uniform(0.0, largest)
+    return image * (1.0 - opacity) + opacity * rng.uniform(*VEIL_LEVEL)
 
 
 def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
@@ -159,19 +176,17 @@ def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
     """A 3xHxW clean crop in [-1, 1] under procedural rain (module docstring) leaning within
     `angles` (degrees), coverage and opacity scaled by `scales`, under a veil of opacity up to
     `veil`, with sensor noise of standard deviation up to `noise` (on [0, 1]), in [-1, 1]."""
-    image = (clean.numpy().astype(np.float64) + 1.0) / 2.0
+    image = to_unit(clean)
     streaks = render_streaks(tuple(image.shape[1:]), rng, angles, scales)[None]
     colour = (1.0 - rng.uniform(0.0, TINT, size=3))[:, None, None]
     if rng.random() < 0.5:
         rainy = 1.0 - (1.0 - image) * (1.0 - colour * streaks)
     else:
         rainy = image + colour * streaks
-    if veil > 0:
-        opacity = rng.uniform(0.0, veil)
-        rainy = rainy * (1.0 - opacity) + opacity * rng.uniform(*VEIL_LEVEL)
+    rainy = add_veil(rainy, rng, veil)
     if noise > 0:
         rainy = rainy + rng.uniform(0.0, noise) * rng.standard_normal(rainy.shape)
-    return torch.from_numpy(2.0 * np.clip(rainy, 0.0, 1.0) - 1.0).float()
+    return from_unit(rainy)
 
 
 def bounded(name: str, low: float, high: float):
@@ -230,11 +245,16 @@ class PseudoRainDataset(BaseDataset):
         self.dir_B = os.path.join(opt.dataroot, "trainB")
         self.B_paths = usable_images(self.dir_B, make_dataset(self.dir_B, opt.max_dataset_size))
         rainy_paths = usable_images(self.dir_A, make_dataset(self.dir_A, opt.max_dataset_size))
-        self.angles, reference = measure_rain(rainy_paths, opt.pseudo_rain_calibration)
+        if not rainy_paths:
+            raise DatasetError("--dataset_mode pseudo_rain measures the rain on trainA, which holds no image")
+        # Each calibration image is read once; every measurement below works on these.
+        rainy = [calibration_image(path) for path in spread(rainy_paths, opt.pseudo_rain_calibration)]
+        cleans = [uint8_to_tensor(calibration_image(path))
+                  for path in spread(self.B_paths, opt.pseudo_rain_calibration)]
+        self.angles, reference = measure_rain(rainy)
         fixed_veil = 0.0 if opt.pseudo_rain_veil == "measured" else opt.pseudo_rain_veil
-        self.scales = match_rain(self.B_paths, reference, self.angles, opt.pseudo_rain_calibration,
-                                 fixed_veil, opt.pseudo_rain_min_opacity)
-        self.veil = (measure_veil(rainy_paths, self.B_paths, self.angles, self.scales, opt.pseudo_rain_calibration)
+        self.scales = match_rain(cleans, reference, self.angles, fixed_veil, opt.pseudo_rain_min_opacity)
+        self.veil = (measure_veil(rainy, pseudo_renders(cleans, self.angles, self.scales))
                      if opt.pseudo_rain_veil == "measured" else fixed_veil)
         self.A_paths = self.B_paths  # the pseudo rainy image of sample i is rendered from B_paths[i]
         self.identity_share = opt.pseudo_identity_share
@@ -258,15 +278,13 @@ class PseudoRainDataset(BaseDataset):
         return {"A": rainy, "B": clean, "A_paths": path, "B_paths": path}
 
 
-def measure_rain(rainy_paths: list[str], count: int) -> tuple[tuple[float, float], dict]:
-    """(range of streak directions in degrees (low, high), pooled high-pass statistics) of up to
-    `count` rainy images spread evenly over `rainy_paths`."""
-    if not rainy_paths:
-        raise DatasetError("--dataset_mode pseudo_rain measures the rain on trainA, which holds no image")
+def measure_rain(rainy: list[np.ndarray]) -> tuple[tuple[float, float], dict]:
+    """(range of streak directions in degrees (low, high), pooled high-pass statistics) of the
+    rainy HxWx3 uint8 images."""
     pooled = LayerStatistics()
     directions = []
-    for path in spread(rainy_paths, count):
-        layer = rain_layer_y(calibration_image(path))
+    for image in rainy:
+        layer = rain_layer_y(image)
         pooled.add(layer)
         own = LayerStatistics().add(layer).summary()
         if own["orientation"] is not None and (own["coherence"] or 0.0) >= MIN_COHERENCE:
@@ -284,26 +302,30 @@ def measure_rain(rainy_paths: list[str], count: int) -> tuple[tuple[float, float
     return angles, summary
 
 
+def pseudo_renders(cleans: list[torch.Tensor], angles: tuple[float, float], scales: tuple[float, float],
+                   veil: float = 0.0) -> list[np.ndarray]:
+    """The clean crops (3xHxW in [-1, 1]) under pseudo rain drawn from a fixed seed, so that two
+    calls differ only by their settings, as HxWx3 uint8."""
+    rng = np.random.default_rng(0)
+    return [tensor_to_uint8(render_pseudo_rain(clean, rng, angles, veil, scales=scales)) for clean in cleans]
+
+
 def pseudo_statistics(cleans: list[torch.Tensor], angles: tuple[float, float], scales: tuple[float, float],
                       veil: float = 0.0) -> dict:
-    """The pooled high-pass rain statistics of the clean crops (3xHxW in [-1, 1]) under pseudo rain
-    drawn from a fixed seed, so that two calls differ only by `scales`."""
+    """The pooled high-pass rain statistics of `pseudo_renders`."""
     stats = LayerStatistics()
-    rng = np.random.default_rng(0)
-    for clean in cleans:
-        rainy = render_pseudo_rain(clean, rng, angles, veil, scales=scales)
-        stats.add(rain_layer_y(tensor_to_uint8(rainy)))
+    for rainy in pseudo_renders(cleans, angles, scales, veil):
+        stats.add(rain_layer_y(rainy))
     return stats.summary()
 
 
-def match_rain(clean_paths: list[str], reference: dict, angles: tuple[float, float], count: int,
-               veil: float = 0.0, min_opacity: float = SCALE_LIMITS[0]) -> tuple[float, float]:
-    """(coverage scale, opacity scale) under which the pseudo rain on up to `count` clean images
-    has the high-pass coverage and streak brightness of `reference` (trainA's): a few
+def match_rain(cleans: list[torch.Tensor], reference: dict, angles: tuple[float, float], veil: float = 0.0,
+               min_opacity: float = SCALE_LIMITS[0]) -> tuple[float, float]:
+    """(coverage scale, opacity scale) under which the pseudo rain on the clean crops (3xHxW in
+    [-1, 1]) has the high-pass coverage and streak brightness of `reference` (trainA's): a few
     multiplicative steps, each scale within `SCALE_LIMITS`, the opacity scale at least
     `min_opacity`. Logs the match (a warning where it stays beyond `CHECK_TOLERANCE`, as when
     trainA holds little rain, or where the floor keeps the pseudo rain brighter than trainA's)."""
-    cleans = [uint8_to_tensor(calibration_image(path)) for path in spread(clean_paths, count)]
     scales = (1.0, 1.0)
     for _ in range(MATCH_STEPS):
         got = pseudo_statistics(cleans, angles, scales, veil)
@@ -329,23 +351,18 @@ def median_dark(image: np.ndarray) -> float:
     return float(np.median(dark_channel(image.astype(np.float64) / 255.0, VEIL_PATCH)))
 
 
-def measure_veil(rainy_paths: list[str], clean_paths: list[str], angles: tuple[float, float],
-                 scales: tuple[float, float], count: int) -> float:
-    """The largest veil opacity for the pseudo rain: twice the mean opacity v that brings the
-    median dark channel of the pseudo rainy clean images (streaks only, at `scales`), d, to
-    trainA's, d_A: a veil of level l lifts it to d (1 - v) + v l, so v = (d_A - d) / (l - d), l the
-    mean of `VEIL_LEVEL`. Within [0, `VEIL_LIMIT`]; logged."""
-    rainy = float(np.mean([median_dark(calibration_image(path)) for path in spread(rainy_paths, count)]))
-    rng = np.random.default_rng(0)
-    streaked = []
-    for path in spread(clean_paths, count):
-        pseudo = render_pseudo_rain(uint8_to_tensor(calibration_image(path)), rng, angles, scales=scales)
-        streaked.append(median_dark(tensor_to_uint8(pseudo)))
-    base, level = float(np.mean(streaked)), float(np.mean(VEIL_LEVEL))
-    mean_veil = max(rainy - base, 0.0) / max(level - base, 1e-3)
+def measure_veil(rainy: list[np.ndarray], streaked: list[np.ndarray]) -> float:
+    """The largest veil opacity for the pseudo rain: twice the mean opacity v that brings the mean
+    median dark channel of the pseudo rainy clean images `streaked` (streaks only, matched), d,
+    to that of the `rainy` images (trainA's), d_A: a veil of level l lifts it to d (1 - v) + v l, so
+    v = (d_A - d) / (l - d), l the mean of `VEIL_LEVEL`. Within [0, `VEIL_LIMIT`]; logged. Images
+    HxWx3 uint8."""
+    rainy_dark = float(np.mean([median_dark(image) for image in rainy]))
+    base, level = float(np.mean([median_dark(image) for image in streaked])), float(np.mean(VEIL_LEVEL))
+    mean_veil = max(rainy_dark - base, 0.0) / max(level - base, 1e-3)
     largest = float(min(2.0 * mean_veil, VEIL_LIMIT))
     logger.info("pseudo rain veil: trainA's median dark channel %.3f, the pseudo rain's %.3f: mean veil %.3f, pseudo "
-                "veils up to %.3f", rainy, base, mean_veil, largest)
+                "veils up to %.3f", rainy_dark, base, mean_veil, largest)
     return largest
 
 

@@ -12,10 +12,11 @@ from PIL import Image
 
 from data.image_folder import DatasetError
 from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, distractor_angle, match_rain,
-                                      measure_rain, measure_veil, pseudo_statistics, render_pseudo_rain,
+                                      measure_rain, measure_veil, pseudo_renders, pseudo_statistics, render_pseudo_rain,
                                       render_streaks, streak_kernel, with_distractors)
 from options.train_options import TrainOptions
 from tests.test_two_stage import paired_flags
+from util.image_io import uint8_to_tensor
 from util.rain_stats import layer_statistics, rain_layer_y
 
 
@@ -96,9 +97,8 @@ def test_dataset_pairs_are_rained_clean_crops_identity_pairs_and_repeatable(tmp_
     assert 0 < sum(identity) < len(identity)
 
 
-def test_streakless_rain_images_fall_back_to_broad_angles(tmp_path):
-    save(tmp_path / "trainA", [smooth_clean(48, seed) for seed in range(4)])
-    angles, _ = measure_rain(sorted(str(p) for p in (tmp_path / "trainA").iterdir()), 64)
+def test_streakless_rain_images_fall_back_to_broad_angles():
+    angles, _ = measure_rain([smooth_clean(48, seed) for seed in range(4)])
     assert angles == (-BROAD_ANGLE, BROAD_ANGLE)
 
 
@@ -135,21 +135,18 @@ def test_flags_refuse_bad_values(tmp_path, flag, value):
     assert exit_info.value.code == 2
 
 
-def test_the_amount_of_rain_is_matched_to_trainA_s(tmp_path):
+def test_the_amount_of_rain_is_matched_to_trainA_s():
     cleans = [smooth_clean(64, seed) for seed in range(6)]
-    save(tmp_path / "clean", cleans)
-    clean_paths = sorted(str(p) for p in (tmp_path / "clean").iterdir())
+    crops = [uint8_to_tensor(clean) for clean in cleans]
     scales = {}
     for name, strength in (("faint", 0.3), ("strong", 1.0)):
         rainy = []
         for seed, clean in enumerate(cleans):
             rain = render_streaks((64, 64), np.random.default_rng(seed), (10.0, 10.0), (3.0 * strength, strength))
             rainy.append(np.clip(clean + 255 * rain[..., None], 0, 255).astype(np.uint8))
-        save(tmp_path / name, rainy)
-        angles, reference = measure_rain(sorted(str(p) for p in (tmp_path / name).iterdir()), 64)
-        scales[name] = match_rain(clean_paths, reference, angles, 64)
-        matched = pseudo_statistics([torch.from_numpy(c.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)
-                                     for c in cleans], angles, scales[name])
+        angles, reference = measure_rain(rainy)
+        scales[name] = match_rain(crops, reference, angles)
+        matched = pseudo_statistics(crops, angles, scales[name])
         assert matched["coverage"] == pytest.approx(reference["coverage"], rel=0.3)
     assert scales["strong"][0] > scales["faint"][0] and scales["strong"][1] > scales["faint"][1]
 
@@ -199,17 +196,15 @@ def test_distractors_go_into_input_and_target_alike(tmp_path):
             assert torch.equal(rained_lined[key]["A"], rained[key]["A"]), "without lines, the same rain as before"
 
 
-def test_the_opacity_floor_keeps_faint_rain_learnable(tmp_path):
+def test_the_opacity_floor_keeps_faint_rain_learnable():
     cleans = [smooth_clean(64, seed) for seed in range(6)]
-    save(tmp_path / "clean", cleans)
-    clean_paths = sorted(str(p) for p in (tmp_path / "clean").iterdir())
+    crops = [uint8_to_tensor(clean) for clean in cleans]
     rainy = [np.clip(c + 255 * render_streaks((64, 64), np.random.default_rng(seed), (0.0, 0.0),
                                               (2.0, 0.15))[..., None], 0, 255).astype(np.uint8)
              for seed, c in enumerate(cleans)]
-    save(tmp_path / "faint", rainy)
-    angles, reference = measure_rain(sorted(str(p) for p in (tmp_path / "faint").iterdir()), 64)
-    free = match_rain(clean_paths, reference, angles, 64)
-    floored = match_rain(clean_paths, reference, angles, 64, min_opacity=0.8)
+    angles, reference = measure_rain(rainy)
+    free = match_rain(crops, reference, angles)
+    floored = match_rain(crops, reference, angles, min_opacity=0.8)
     assert free[1] < 0.8 <= floored[1]
 
 
@@ -221,15 +216,13 @@ def textured_clean(size: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("opacity", [0.0, 0.15, 0.3])
-def test_the_veil_is_measured_on_the_rainy_images(tmp_path, opacity):
+def test_the_veil_is_measured_on_the_rainy_images(opacity):
     level = 255 * float(np.mean(VEIL_LEVEL))
     cleans = [textured_clean(64, seed) for seed in range(6)]
     veiled = [np.clip(c * (1 - opacity) + level * opacity, 0, 255).astype(np.uint8)
               for c in (textured_clean(64, seed) for seed in range(6, 12))]
-    save(tmp_path / "clean", cleans)
-    save(tmp_path / "veiled", veiled)
-    largest = measure_veil(sorted(str(p) for p in (tmp_path / "veiled").iterdir()),
-                           sorted(str(p) for p in (tmp_path / "clean").iterdir()), (0.0, 0.0), (0.2, 0.2), 64)
+    streaked = pseudo_renders([uint8_to_tensor(clean) for clean in cleans], (0.0, 0.0), (0.2, 0.2))
+    largest = measure_veil(veiled, streaked)
     # Drawn up to twice the mean: the mean pseudo veil is trainA's.
     assert largest / 2 == pytest.approx(opacity, abs=0.05)
 
