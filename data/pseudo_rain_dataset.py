@@ -21,9 +21,11 @@ factor of 20), peak opacity and defocus, laid over the image by addition or by s
   pseudo rainy crops have trainA's high-pass coverage and streak brightness (`match_rain`; a
   warning when they stay more than `CHECK_TOLERANCE` apart). Unmatched, the pairs taught the
   removal of more rain than light rain has: outputs fell below their inputs (docs/EXPERIMENTS.md).
-- the veil: a bright mist lifts an image's dark channel; trainA's median dark channel over the
-  matched pseudo rain's (without a veil) gives the mean opacity of trainA's veil, and pseudo
-  veils are drawn up to twice that (`measure_veil`; `--pseudo_rain_veil measured`, the default).
+- the veil: a bright mist lifts an image's dark channel; trainA's low dark channel (10th
+  percentile, 15-px windows) over the matched pseudo rain's (without a veil) gives the mean
+  opacity of trainA's veil, and pseudo veils are drawn up to twice that (`measure_veil`;
+  `--pseudo_rain_veil measured`, the default). The median over 7-px windows read dense rain as
+  mist (small set: 0.33 for a true mean veil of 0.18; docs/EXPERIMENTS.md, 2026-12-07).
   A fixed largest opacity instead taught every set the same veil: up to 0.3 on unveiled light
   rain, the generator darkened every image, clean ones included, by the average veil.
 Sensor noise (`--pseudo_rain_noise`) is off by default.
@@ -65,7 +67,8 @@ COVER = (0.005, 0.1)  # share of the pixels a plane's streaks cover (log-uniform
 OPACITY = (0.15, 0.9)  # a plane's brightest streak; each streak draws 30-100 % of it
 DEFOCUS = (0.0, 0.8)  # Gaussian blur of a plane, pixels
 VEIL_LEVEL = (0.7, 1.0)  # brightness the veil tends to
-VEIL_PATCH = 7  # dark-channel window (px) of the veil estimate: wider than a streak, so thin rain barely lifts it
+VEIL_PATCH = 15  # dark-channel window (px) of the veil estimate: wider than most streaks, so rain barely lifts it
+VEIL_PERCENTILE = 10  # of an image's dark channel: low, so that dense streaks are not taken for a veil
 VEIL_LIMIT = 0.5  # the largest veil opacity a measurement may set
 TINT = 0.05  # largest departure of the rain's colour from white, per channel
 ANGLE_MARGIN = 5.0  # degrees added either side of the measured range of directions
@@ -346,22 +349,22 @@ def match_rain(cleans: list[torch.Tensor], reference: dict, angles: tuple[float,
     return scales
 
 
-def median_dark(image: np.ndarray) -> float:
-    """The median of an HxWx3 uint8 image's dark channel, on [0, 1]."""
-    return float(np.median(dark_channel(image.astype(np.float64) / 255.0, VEIL_PATCH)))
+def low_dark(image: np.ndarray) -> float:
+    """The `VEIL_PERCENTILE`th percentile of an HxWx3 uint8 image's dark channel, on [0, 1]."""
+    return float(np.percentile(dark_channel(image.astype(np.float64) / 255.0, VEIL_PATCH), VEIL_PERCENTILE))
 
 
 def measure_veil(rainy: list[np.ndarray], streaked: list[np.ndarray]) -> float:
     """The largest veil opacity for the pseudo rain: twice the mean opacity v that brings the mean
-    median dark channel of the pseudo rainy clean images `streaked` (streaks only, matched), d,
+    low dark channel (`low_dark`) of the pseudo rainy clean images `streaked` (streaks only, matched), d,
     to that of the `rainy` images (trainA's), d_A: a veil of level l lifts it to d (1 - v) + v l, so
     v = (d_A - d) / (l - d), l the mean of `VEIL_LEVEL`. Within [0, `VEIL_LIMIT`]; logged. Images
     HxWx3 uint8."""
-    rainy_dark = float(np.mean([median_dark(image) for image in rainy]))
-    base, level = float(np.mean([median_dark(image) for image in streaked])), float(np.mean(VEIL_LEVEL))
+    rainy_dark = float(np.mean([low_dark(image) for image in rainy]))
+    base, level = float(np.mean([low_dark(image) for image in streaked])), float(np.mean(VEIL_LEVEL))
     mean_veil = max(rainy_dark - base, 0.0) / max(level - base, 1e-3)
     largest = float(min(2.0 * mean_veil, VEIL_LIMIT))
-    logger.info("pseudo rain veil: trainA's median dark channel %.3f, the pseudo rain's %.3f: mean veil %.3f, pseudo "
+    logger.info("pseudo rain veil: trainA's low dark channel %.3f, the pseudo rain's %.3f: mean veil %.3f, pseudo "
                 "veils up to %.3f", rainy_dark, base, mean_veil, largest)
     return largest
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 from data.image_folder import DatasetError
 from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, distractor_angle, match_rain,
@@ -225,6 +226,22 @@ def test_the_veil_is_measured_on_the_rainy_images(opacity):
     largest = measure_veil(veiled, streaked)
     # Drawn up to twice the mean: the mean pseudo veil is trainA's.
     assert largest / 2 == pytest.approx(opacity, abs=0.05)
+
+
+def test_dense_rain_is_not_read_as_a_veil():
+    # Wide, dense, screen-blended streaks lift the dark channel of most small windows; the
+    # measurement keeps to the low end of wide windows, where the scene shows between them.
+    # (The median over 7-px windows read this rain as a veil of 0.09.)
+    cleans = [textured_clean(96, seed) for seed in range(6)]
+
+    def dense_rain(clean: np.ndarray, seed: int) -> np.ndarray:
+        streaks = render_streaks((96, 96), np.random.default_rng(seed), (0.0, 0.0), (4.0, 1.5))
+        streaks = np.clip(gaussian_filter(streaks, 1.0), 0, 1)[..., None]
+        return np.clip(255 * (1 - (1 - clean / 255) * (1 - 0.8 * streaks)), 0, 255).astype(np.uint8)
+
+    rainy = [dense_rain(clean, seed) for seed, clean in enumerate(cleans)]
+    thin = pseudo_renders([uint8_to_tensor(clean) for clean in cleans], (0.0, 0.0), (0.2, 0.2))
+    assert measure_veil(rainy, thin) < 0.05
 
 
 def test_the_dataset_draws_veils_up_to_the_measured_opacity(tmp_path):
