@@ -63,7 +63,8 @@ def test_a_model_without_a_discriminator_gets_advice_of_its_own():
     checks = [{"L1": 0.05, "spread": 0.2}] * 5 + [{"L1": 0.6, "spread": 0.0}] * 30
     (warning,) = feed(monitor, checks, 100, 100)
     assert warning.startswith("training looks collapsed") and "same change at every pixel" in warning
-    assert "--init_type residual" in warning and "--lr" in warning and "--diffaug" not in warning
+    assert "--init_type residual" in warning and "--rain_layer linear" in warning and "--lr" in warning
+    assert "--diffaug" not in warning
     verdict = monitor.verdict()
     assert verdict and "--init_type residual" in verdict and "gray_soft" not in verdict
 

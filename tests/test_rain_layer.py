@@ -1,4 +1,4 @@
-"""The rain layer's absorbing state (issue 29) and `--rain_layer gray_soft`, which has none."""
+"""The rain layer's absorbing state (issue 29) and `--rain_layer gray_soft` and `linear`, which have none."""
 from __future__ import annotations
 
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from models.networks.generators import define_generator
-from models.networks.layers import RAIN_LAYERS, residual_output, soft_rain_layer
+from models.networks.layers import RAIN_LAYERS, clamp_passing_gradient, residual_output, soft_rain_layer
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
 
@@ -108,3 +108,61 @@ def test_the_gray_layer_restores_exactly_as_it_always_did():
         out = net(x)
     expected = (x - F.leaky_relu(captured["y"].mean(dim=1, keepdim=True), 0.1)).clamp(-1.0, 1.0)
     assert torch.equal(out, expected)
+
+
+def pushed_down(rain_layer: str) -> torch.nn.Module:
+    """A quick recipe's generator (--global_residual, no norm) whose output conv's bias is -50:
+    the correction sits at its most negative, the state a diverging pseudo-pair run ended in
+    (every pixel darkened by the same amount)."""
+    net = define_generator("resnet_6blocks", ngf=8, norm="none", global_residual=True, rain_layer=rain_layer,
+                           skips=True)
+    with torch.no_grad():
+        net.model[-2].bias.fill_(-50.0)
+    return net
+
+
+def test_a_pushed_down_tanh_output_passes_no_gradient_and_the_linear_one_does():
+    """Under the tanh the output is the input darkened by half the range, x - 1, and stays so:
+    the saturated tanh lets the L1 loss to the clean image move no weight. With `linear` the
+    output is black (x - 50, clamped), but the loss pulls the output conv's bias back up."""
+    x, target = images(5), images(6)
+    for rain_layer in ("none", "linear"):
+        net = pushed_down(rain_layer)
+        out = net(x)
+        expected = (x - 1.0).clamp(-1.0, 1.0) if rain_layer == "none" else torch.full_like(x, -1.0)
+        assert torch.allclose(out, expected, atol=1e-6)
+        F.l1_loss(out, target).backward()
+        bias_grad = net.model[-2].bias.grad
+        if rain_layer == "linear":
+            assert (bias_grad < -0.1).all(), "the gradient should raise the bias (descent goes against it)"
+        else:
+            assert bias_grad.abs().max() < 1e-12
+
+
+def test_the_linear_layer_has_no_tanh_and_keeps_the_layer_numbers():
+    plain = define_generator("resnet_6blocks", ngf=8, norm="none", global_residual=True)
+    linear = define_generator("resnet_6blocks", ngf=8, norm="none", global_residual=True, rain_layer="linear")
+    assert isinstance(plain.model[-1], torch.nn.Tanh) and isinstance(linear.model[-1], torch.nn.Identity)
+    assert len(plain.model) == len(linear.model)
+    assert plain.state_dict().keys() == linear.state_dict().keys()
+
+
+def test_clamp_passing_gradient_clamps_values_and_passes_the_identity_gradient():
+    x = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.0], requires_grad=True)
+    out = clamp_passing_gradient(x)
+    assert torch.equal(out.detach(), torch.tensor([-1.0, -0.5, 0.0, 0.7, 1.0]))
+    (out * torch.arange(5.0)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(5.0))
+
+
+def test_linear_needs_the_global_residual():
+    with pytest.raises(ValueError, match="--rain_layer linear.*--global_residual"):
+        define_generator("resnet_6blocks", ngf=8, norm="none", rain_layer="linear")
+
+
+def test_a_linear_checkpoint_is_rebuilt_without_its_tanh(tiny_dataroot, tmp_path):
+    from models.loading import generator_from_saved_options
+    opt = TrainOptions().parse(tiny_flags(tiny_dataroot, tmp_path) + ["--rain_layer", "linear", "--global_residual",
+                                                                     "--normG", "none"])
+    net = generator_from_saved_options(vars(opt), "G_A")
+    assert not any(isinstance(m, torch.nn.Tanh) for m in net.modules())

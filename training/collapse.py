@@ -63,8 +63,8 @@ ADVICE = ("try a lower --lr, another --seed, --rain_layer gray_soft, or the smal
           "--diffaug color,translation,cutout, --lambda_R1 1, --normD spectral (docs/TROUBLESHOOTING.md)")
 # A model without a discriminator (--model paired) collapses another way: a generator whose last
 # tanh saturated after a too-large step, or whose signal vanished under its initialisation.
-SUPERVISED_ADVICE = ("try a lower --lr, another --seed, or --init_type residual for a generator without "
-                     "normalisation (docs/TROUBLESHOOTING.md)")
+SUPERVISED_ADVICE = ("try a lower --lr, another --seed, --rain_layer linear (no tanh to saturate), or "
+                     "--init_type residual for a generator without normalisation (docs/TROUBLESHOOTING.md)")
 
 
 def stretch_iterations(print_freq: int, planned_iterations: int) -> int:

@@ -87,7 +87,9 @@ class ResnetGenerator(nn.Module):
             stage_outputs.append(len(layers) - 1)
             channels = out
         if haze_layer == "none":
-            layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), nn.Tanh()]
+            # --rain_layer linear: no tanh (an Identity keeps the layer numbers), see residual_output
+            last = nn.Identity() if rain_layer == "linear" else nn.Tanh()
+            layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), last]
         else:  # t and the airlight, unbounded; an Identity in the tanh's place keeps the layer numbers
             layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, HAZE_CHANNELS, 7), nn.Identity()]
         self.model = nn.Sequential(*layers)

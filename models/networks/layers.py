@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 
 NORMS = ("instance", "batch", "none")  # --normG, --normD
-RAIN_LAYERS = ("none", "leaky", "gray", "gray_soft")  # --rain_layer
+RAIN_LAYERS = ("none", "leaky", "gray", "gray_soft", "linear")  # --rain_layer
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -120,6 +120,8 @@ def check_rain_layer(rain_layer: str, global_residual: bool, input_nc: int, outp
         raise ValueError(f"unknown --rain_layer '{rain_layer}'; choose one of {RAIN_LAYERS}")
     if (global_residual or rain_layer != "none") and input_nc != output_nc:
         raise ValueError("--global_residual and --rain_layer need --input_nc == --output_nc")
+    if rain_layer == "linear" and not global_residual:
+        raise ValueError("--rain_layer linear is a correction added to the input: it needs --global_residual")
 
 
 def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rain_layer: str = "none",
@@ -140,7 +142,15 @@ def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rai
     generators' last tanh saturated at -1, the leak makes G_A's output its input brightened
     by exactly 0.1, and the saturated tanh passes almost no gradient back. `gray_soft`
     (`soft_rain_layer`) has no such state; `gray` keeps its meaning for old checkpoints.
+
+    `linear`: the correction y has no tanh before it (the generators put an Identity in its
+    place) and the image is clamped by `clamp_passing_gradient`. Under a tanh and a plain
+    clamp, an output driven to black stays there: both pass (almost) no gradient back, so the
+    L1 loss cannot pull it out (a pseudo-pair run on the small suite set, docs/EXPERIMENTS.md,
+    2026-12-07).
     """
+    if rain_layer == "linear":
+        return clamp_passing_gradient(x + y)
     if rain_layer == "gray_soft":
         return (x + rain_layer_sign * soft_rain_layer(y)).clamp(-1.0, 1.0)
     if rain_layer == "gray":
@@ -148,6 +158,12 @@ def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rai
     if rain_layer in ("leaky", "gray"):
         return (x + rain_layer_sign * F.leaky_relu(y, 0.1)).clamp(-1.0, 1.0)
     return (x + y).clamp(-1.0, 1.0) if global_residual else y
+
+
+def clamp_passing_gradient(image: torch.Tensor) -> torch.Tensor:
+    """`image` clamped to [-1, 1], with the gradient of the identity: a loss on a clamped pixel
+    still moves the value that was clamped (a straight-through estimator)."""
+    return image + (image.clamp(-1.0, 1.0) - image).detach()
 
 
 def soft_rain_layer(y: torch.Tensor) -> torch.Tensor:
