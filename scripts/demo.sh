@@ -6,7 +6,8 @@
 # images, print PSNR/SSIM of the rainy input and of the restored output against the clean
 # ground truth with the output's rain residue and dark artifacts, restore the clean
 # ground-truth photographs too (the harm to rain-free images: their PSNR against themselves),
-# and write an input | restored | ground-truth grid. docs/EXPERIMENTS.md "Demo, 2026-12-06" gives
+# and write an input | restored | ground-truth grid. docs/EXPERIMENTS.md (2026-12-07, "An output that
+# cannot stick"; "Demo, 2026-12-06" for the recipe of that day) gives
 # the measurements behind it (the DCD-GAN demos of 2026-12-02 and 2026-11-26 are below it).
 # DEMO_NAME, DEMO_DATA, ITERS, CHECKPOINTS_DIR (default checkpoints), RESULTS_DIR (default
 # results) and extra train.py flags (as arguments) override it. A second demo of the same
