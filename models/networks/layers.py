@@ -144,10 +144,11 @@ def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rai
     (`soft_rain_layer`) has no such state; `gray` keeps its meaning for old checkpoints.
 
     `linear`: the correction y has no tanh before it (the generators put an Identity in its
-    place) and the image is clamped by `clamp_passing_gradient`. Under a tanh and a plain
-    clamp, an output driven to black stays there: both pass (almost) no gradient back, so the
-    L1 loss cannot pull it out (a pseudo-pair run on the small suite set, docs/EXPERIMENTS.md,
-    2026-12-07).
+    place) and the image is clamped by `clamp_passing_gradient`. Under the tanh, one step that
+    saturates it at -1 leaves the output at its input darkened by half the range, and there it
+    stays: the saturated tanh (and the plain clamp, on the pixels it clips) pass almost no
+    gradient back, so the L1 loss cannot pull it out (a pseudo-pair run on the small suite set,
+    docs/EXPERIMENTS.md, 2026-12-07).
     """
     if rain_layer == "linear":
         return clamp_passing_gradient(x + y)
