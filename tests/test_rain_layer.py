@@ -17,7 +17,9 @@ def images(seed: int = 0, low: float = -1.0, high: float = 1.0, size: int = 32) 
 
 
 def saturated(rain_layer: str, sign: int = -1) -> torch.nn.Module:
-    """A quick-configuration generator whose last tanh sits at -1 (last conv's bias -50)."""
+    """A quick-configuration generator whose output conv's bias is -50: its last tanh sits at
+    -1 (under `linear`, which has no tanh, the correction is -50), the state a diverging run
+    ended in."""
     net = define_generator("resnet_6blocks", ngf=8, norm="none", global_residual=True, rain_layer=rain_layer,
                            rain_layer_sign=sign, skips=True)
     with torch.no_grad():
@@ -110,24 +112,13 @@ def test_the_gray_layer_restores_exactly_as_it_always_did():
     assert torch.equal(out, expected)
 
 
-def pushed_down(rain_layer: str) -> torch.nn.Module:
-    """A quick recipe's generator (--global_residual, no norm) whose output conv's bias is -50:
-    the correction sits at its most negative, the state a diverging pseudo-pair run ended in
-    (every pixel darkened by the same amount)."""
-    net = define_generator("resnet_6blocks", ngf=8, norm="none", global_residual=True, rain_layer=rain_layer,
-                           skips=True)
-    with torch.no_grad():
-        net.model[-2].bias.fill_(-50.0)
-    return net
-
-
 def test_a_pushed_down_tanh_output_passes_no_gradient_and_the_linear_one_does():
     """Under the tanh the output is the input darkened by half the range, x - 1, and stays so:
     the saturated tanh lets the L1 loss to the clean image move no weight. With `linear` the
     output is black (x - 50, clamped), but the loss pulls the output conv's bias back up."""
     x, target = images(5), images(6)
     for rain_layer in ("none", "linear"):
-        net = pushed_down(rain_layer)
+        net = saturated(rain_layer)
         out = net(x)
         expected = (x - 1.0).clamp(-1.0, 1.0) if rain_layer == "none" else torch.full_like(x, -1.0)
         assert torch.allclose(out, expected, atol=1e-6)

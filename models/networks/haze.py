@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from util.dark_channel import OMEGA, PATCH, TOP  # the prior's constants (He et al. 2009)
 
+from .layers import clamp_passing_gradient
+
 HAZE_LAYERS = ("none", "asm")  # --haze_layer
 HAZE_CHANNELS = 4  # the last convolution's outputs under the layer: t and the airlight's three colours
 T_START = 0.87  # t's share of [t_min, 1] at y = 0: t about 0.88, a light veil at the start
@@ -160,4 +162,4 @@ def haze_output(x: torch.Tensor, y: torch.Tensor, t_min: float, sign: int, haze_
     # Clamped in value, not in gradient: a pixel pushed out of range still tells t and A which
     # way to go back. With a plain clamp a restorer whose t overshoots to t_min outputs a
     # saturated image with no gradient at all, and stays there.
-    return (out + (out.clamp(-1.0, 1.0) - out).detach()).to(x.dtype)
+    return clamp_passing_gradient(out).to(x.dtype)
