@@ -8,7 +8,7 @@ import logging
 import numpy as np
 from PIL import Image
 
-from restoration import cli
+from restoration import batch, cli
 from tests.test_restoration import fake_method  # noqa: F401 (fixture)
 
 
@@ -62,3 +62,22 @@ def test_outputs_worse_than_their_inputs_are_said_plainly(tmp_path, fake_method,
     assert "WORSE" not in same and "all but UNCHANGED" in same
     assert not any("WORSE" in r.message for r in caplog.records)
     assert any("all but UNCHANGED" in r.message and r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_outputs_that_keep_most_of_their_rain_are_said_plainly(tmp_path, fake_method, caplog):  # noqa: F811
+    def rain(clean):  # bright vertical streaks on every fourth column: the rain pixels
+        rainy = clean.copy()
+        rainy[:, ::4] = np.clip(rainy[:, ::4] + 0.3, 0, 1)
+        return rainy
+    write_pairs(tmp_path / "data", rain)
+    argv = ["--dataroot", str(tmp_path / "data"), "--model", "fake", "--nr_metrics", "false"]
+    with caplog.at_level(logging.WARNING):  # darkening by 8 levels removes about a tenth of a +76-level rain
+        assert cli.main([*argv, "--fake_gain", "-8", "--results_dir", str(tmp_path / "little")]) == 0
+    text = (tmp_path / "little" / "fake" / "test_method" / "metrics.txt").read_text()
+    rows = read_rows(tmp_path / "little" / "fake" / "test_method" / "metrics.csv")
+    assert all(float(r["psnr"]) > float(r["input_psnr"]) and float(r["rain_residue"]) > 0.8 for r in rows)
+    assert "removed little of this rain" in text and "WORSE" not in text and "UNCHANGED" not in text
+    assert any("removed little of this rain" in r.message and r.levelno == logging.WARNING for r in caplog.records)
+    for residue in (None, 0.5, 0.79):  # no rain pixel anywhere, or most of the rain gone
+        assert batch.rain_left_text({"rain_residue": residue}) is None
+    assert "keep 80% of the rain" in batch.rain_left_text({"rain_residue": 0.8})
