@@ -26,7 +26,8 @@ from runtime.inference import is_out_of_memory
 from util.atomic_file import atomic_write
 from util.html import save_test_page
 from util.image_io import IMG_EXTENSIONS, ImageReadError, display_name, load_rgb, save_image
-from util.metrics import HAZE_COLUMNS, check_crop_border, dark_artifacts, haze_scores, psnr, rain_residue, ssim
+from util.metrics import (HAZE_COLUMNS, RAIN_LEFT, check_crop_border, dark_artifacts, haze_scores, psnr, rain_residue,
+                          ssim)
 from util.no_reference import NO_REFERENCE_METRICS, no_reference_scores
 from util.progress import progress
 from util.reporting import column_means, fmt, write_csv
@@ -325,10 +326,6 @@ def unchanged_text(mean: dict) -> str | None:
     return (f"the restored images are all but UNCHANGED: mean PSNR {mean['psnr']:.2f} dB against "
             f"{mean['input_psnr']:.2f} dB unrestored; the model removed nothing: check its loss log and its "
             "training pairs, train longer, or try another recipe (README, Training)")
-
-
-# A mean rain residue at or above this: most of the rain's brightness is still in the outputs.
-RAIN_LEFT = 0.8
 
 
 def rain_left_text(mean: dict) -> str | None:

@@ -19,7 +19,8 @@ Outputs under --out (default benchmarks/suite/<timestamp>/): ``<condition>/`` (c
 results of each run), table.md and results.json. The table has one row per condition: held
 out or not, the input's PSNR / SSIM, the output's mean ± std over seeds, for rain the rain
 residue and dark %, the clean PSNR, for haze CIEDE2000 and residual haze where util.metrics
-has them, and "BELOW INPUT" where the mean output PSNR is under the input's.
+has them, "BELOW INPUT" where the mean output PSNR is under the input's and, for rain, "RAIN LEFT"
+where the mean rain residue is at least util.metrics.RAIN_LEFT (a recipe that learned little).
 Exit status: 0 when every run finished, 1 when some failed (listed in the table), 2 on bad usage.
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ SCRIPTS = Path(__file__).resolve().parent
 # Haze diagnostics of util.metrics (helper functions (pred, gt) -> float), used where they exist.
 HAZE_METRICS = ("ciede2000", "residual_haze")
 BELOW_INPUT = "BELOW INPUT"
+RAIN_LEFT_FLAG = "RAIN LEFT"
 
 
 def launcher_flags(script: str | Path, iters: int) -> list[str]:
@@ -191,12 +193,16 @@ def _spread(values: list, digits: int, scale: float = 1.0) -> str:
 
 
 def condition_row(result: dict, task: str) -> list[str]:
-    """One table row: the input, the runs' mean ± std, the diagnostics and the below-input flag."""
+    """One table row: the input, the runs' mean ± std, the diagnostics and the flags (below the input;
+    for rain, a mean rain residue of at least util.metrics.RAIN_LEFT: most of the rain left)."""
     floor, done = result["input"], [r for r in result["runs"] if "error" not in r]
     failed = len(result["runs"]) - len(done)
     mean_psnr = float(np.mean([r["psnr"] for r in done])) if done else None
     below = mean_psnr is not None and mean_psnr < floor["psnr"]
-    flag = ", ".join(([BELOW_INPUT] if below else []) + ([f"{failed} failed"] if failed else [])) or "-"
+    residues = [r["rain_residue"] for r in done if r.get("rain_residue") is not None]
+    rain_left = task == "rain" and bool(residues) and float(np.mean(residues)) >= metrics.RAIN_LEFT
+    flag = ", ".join(([BELOW_INPUT] if below else []) + ([RAIN_LEFT_FLAG] if rain_left else [])
+                     + ([f"{failed} failed"] if failed else [])) or "-"
     row = [result["name"], "yes" if result["held_out"] else "no", fmt(floor["psnr"], 2), fmt(floor["ssim"], 4),
            _spread([r["psnr"] for r in done], 2), _spread([r["ssim"] for r in done], 4)]
     if task == "rain":
@@ -218,7 +224,8 @@ def suite_table(results: list[dict], task: str, settings: dict) -> str:
     lines = ["# Suite benchmark", "", *[f"- {key}: {value}" for key, value in settings.items()], "",
              *markdown_table(header, rows, "ll" + "r" * (len(header) - 3) + "l"), "",
              "PSNR / SSIM: mean ± standard deviation over the runs (seeds) on the Y channel for rain, RGB for haze. "
-             f"'{BELOW_INPUT}': the mean output PSNR is under the degraded input's. Held-out conditions were not "
+             f"'{BELOW_INPUT}': the mean output PSNR is under the degraded input's; '{RAIN_LEFT_FLAG}': the mean rain "
+             f"residue is at least {metrics.RAIN_LEFT:g}. Held-out conditions were not "
              "used to choose the recipe. Clean PSNR: the model run on the clean testB photographs, against "
              "themselves."]
     if task == "rain":

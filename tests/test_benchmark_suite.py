@@ -133,3 +133,16 @@ def test_a_method_without_training_runs_once_per_condition(tmp_path, monkeypatch
     rows = {line.split("|")[1].strip(): line for line in (out / "table.md").read_text().splitlines()
             if line.startswith("| ")}
     assert benchmark_suite.BELOW_INPUT in rows["perfect"] and "| 20.00 |" in rows["perfect"]
+
+
+def test_rain_rows_flag_a_recipe_that_left_most_of_the_rain():
+    def result(residues):
+        return {"name": "small", "held_out": False, "input": {"psnr": 16.0, "ssim": 0.6},
+                "runs": [{"psnr": 17.0, "ssim": 0.65, "clean_psnr": 40.0, "rain_residue": r,
+                          "dark_artifacts": 0.0} for r in residues]}
+    assert benchmark_suite.condition_row(result([0.9, 0.75]), "rain")[-1] == benchmark_suite.RAIN_LEFT_FLAG
+    assert benchmark_suite.condition_row(result([0.5, 0.7]), "rain")[-1] == "-"
+    assert benchmark_suite.condition_row(result([None]), "rain")[-1] == "-"  # no rain pixel: no residue
+    below = result([0.95])
+    below["runs"][0]["psnr"] = 15.0
+    assert benchmark_suite.condition_row(below, "rain")[-1] == f"{benchmark_suite.BELOW_INPUT}, RAIN LEFT"

@@ -57,6 +57,7 @@ SSIM_WINDOW = 2 * int(3.5 * SSIM_SIGMA + 0.5) + 1
 # The diagnostics' thresholds, in Y levels of rgb_to_y (defined in the module docstring).
 RAIN_LEVELS = 15.0  # input brighter than the ground truth by more: a rain pixel
 DARK_LEVELS = 20.0  # output darker than input and ground truth by more: a dark pixel
+RAIN_LEFT = 0.8  # a mean rain residue at least this: most of the rain is still in the outputs
 FLAT_WINDOW = 7  # side of the square in which the ground truth's flatness is measured
 FLAT_STD_LEVELS = 6.0  # local standard deviation under which the ground truth is flat
 HAZE_PATCH = 15  # side of the dark channel's patch in the residual haze (the dark channel prior's)
