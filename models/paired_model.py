@@ -5,7 +5,12 @@ a, logged as L1; optionally (off by default)
     ssim = lambda_ssim (1 - SSIM(G_A(a), b)),
     channel = lambda_channel mean |r_c - mean_c' r_c'|, r = a - G_A(a) the removed layer:
 the channel-consistency term, rain being colourless (zero for a generator with a grey
-`--rain_layer`, which cannot remove a tint). The second stage of the two-stage recipe
+`--rain_layer`, which cannot remove a tint);
+    under = lambda_under mean max(b - G_A(a), 0): an extra L1 on the pixels the output makes
+darker than the ground truth. With it the loss is a pinball loss: where the generator cannot
+tell how much rain a pixel holds it leaves rather than over-subtracts (the 1 + lambda_under
+over 2 + lambda_under quantile instead of L1's median), because a dark ghost of a streak is
+plainer to the eye than a faint remainder of one. The second stage of the two-stage recipe
 (scripts/train_two_stage.sh) trains this model on pseudo pairs (`--dataset_mode pseudo_pair`).
 The unpaired models never see such pairs; this model shows how far the same generator
 gets when it does, at the same budget (docs/EXPERIMENTS.md "Which levers won"). Needs paired data
@@ -36,6 +41,9 @@ class PairedModel(BaseModel):
         parser.add_argument("--lambda_channel", type=float, default=0.0,
                             help="weight of the channel consistency of the removed layer input - output: rain "
                                  "is colourless (0 disables)")
+        parser.add_argument("--lambda_under", type=float, default=0.0,
+                            help="extra weight of the L1 loss where the output is darker than the ground truth: "
+                                 "leaves faint rain rather than dark ghosts of over-subtracted streaks (0 disables)")
         parser.set_defaults(dataset_mode="aligned", pool_size=0, init_type="xavier")
         return parser
 
@@ -62,6 +70,8 @@ class PairedModel(BaseModel):
             L["ssim"] = o.lambda_ssim * ssim_loss(self.fake_B, self.real_B)
         if o.lambda_channel > 0:
             L["channel"] = o.lambda_channel * channel_consistency(self.real_A - self.fake_B)
+        if o.lambda_under > 0:
+            L["under"] = o.lambda_under * (self.real_B - self.fake_B).clamp(min=0).mean()
         return L
 
     def optimize_parameters(self) -> None:

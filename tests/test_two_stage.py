@@ -214,6 +214,17 @@ def test_paired_terms_are_logged_only_when_weighted_and_reach_G_A(tiny_dataroot,
     assert {"L1", "ssim", "channel"} <= set(model.get_current_losses())
 
 
+def test_the_under_term_weighs_only_outputs_darker_than_the_truth(tiny_dataroot, tmp_path):
+    model = paired(tiny_dataroot, tmp_path, "--lambda_under", "2")
+    terms = model.compute_G_loss()
+    darker = (model.real_B - model.fake_B).clamp(min=0)
+    assert terms["under"].item() == pytest.approx(2 * darker.mean().item(), rel=1e-5) and terms["under"].item() > 0
+    terms["under"].backward()
+    assert grads(model.netG_A) > 0
+    model.real_B = torch.full_like(model.real_B, -1.0)  # nothing can be darker than black
+    assert model.compute_G_loss()["under"].item() == 0.0
+
+
 # ----- pseudo pairs ------------------------------------------------------------------------
 def pseudo_dataset(root: Path, *extra):
     from data import create_dataset
