@@ -57,7 +57,8 @@ def test_quick_training_refuses_to_replace_a_finished_run_unless_asked(tmp_path)
     write_images(tmp_path / "data" / "trainA", 2, seed=1)
     write_images(tmp_path / "data" / "trainB", 2, seed=2)
     tiny = tiny_flags(tmp_path / "data", tmp_path / "ck", "quick")
-    # The script passes --dataroot, --name and --model (paired: its --lambda_under is that model's).
+    # The script passes --dataroot, --name and --model paired (whose --lambda_under a GAN lacks);
+    # the contrastive flags are dropped too, the paired model has none.
     skipped = {"--dataroot", "--name", "--model", "--netF_nc", "--num_patches"}
     tiny = [flag for i in range(0, len(tiny), 2) if tiny[i] not in skipped for flag in tiny[i:i + 2]]
     env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "ITERS": "2", "OMP_NUM_THREADS": "1",
