@@ -157,3 +157,47 @@ def test_a_linear_checkpoint_is_rebuilt_without_its_tanh(tiny_dataroot, tmp_path
                                                                      "--normG", "none"])
     net = generator_from_saved_options(vars(opt), "G_A")
     assert not any(isinstance(m, torch.nn.Tanh) for m in net.modules())
+
+
+def test_the_screen_layer_divides_a_grey_rain_out_channel_by_channel():
+    """A streak of opacity 0.4 screened over lime (R 0.5, G 0.9, B 0.1) adds 0.2, 0.04 and 0.36: the
+    restoring generator that outputs that grey rain (y = 0.8 in every channel) gets the lime back
+    exactly, where subtracting one amount from every channel could not."""
+    from models.networks.layers import screen_rain_output
+    lime = torch.tensor([0.5, 0.9, 0.1]).view(1, 3, 1, 1)
+    rainy = 1 - (1 - lime) * (1 - 0.4)
+    y = torch.full((1, 3, 1, 1), 0.8)
+    restored = screen_rain_output(rainy * 2 - 1, y, rain_layer_sign=-1)
+    assert torch.allclose((restored + 1) / 2, lime, atol=1e-6)
+    degraded = screen_rain_output(lime * 2 - 1, y, rain_layer_sign=+1)
+    assert torch.allclose((degraded + 1) / 2, rainy, atol=1e-6)
+
+
+def test_the_screen_layer_is_the_identity_at_zero_and_adds_the_colour_part():
+    from models.networks.layers import screen_rain_output
+    x = images(7)
+    assert torch.allclose(screen_rain_output(x, torch.zeros_like(x), -1), x, atol=1e-6)
+    colour = torch.tensor([0.2, -0.1, -0.1]).view(1, 3, 1, 1).expand_as(x)  # zero mean: no rain
+    assert torch.allclose(screen_rain_output(x, colour, -1), x + colour, atol=1e-6)
+
+
+def test_the_screen_layer_caps_the_rain_and_still_passes_its_gradient():
+    """Past the cap the division would blow up; the value is held at the cap, and the L1 loss still
+    moves the correction (no trap like the saturated tanh's)."""
+    from models.networks.layers import SCREEN_MAX_RAIN, screen_rain_output
+    x = torch.full((1, 3, 2, 2), 0.95)
+    y = torch.full((1, 3, 2, 2), 5.0, requires_grad=True)  # rain 2.5 asked, 0.9 used
+    out = screen_rain_output(x, y, -1)
+    capped = ((x + 1) / 2 - SCREEN_MAX_RAIN) / (1 - SCREEN_MAX_RAIN) * 2 - 1
+    assert torch.allclose(out, capped, atol=1e-5)
+    F.l1_loss(out, torch.full_like(x, 1.0)).backward()
+    assert (y.grad > 0).all(), "descent should lower the rain (the gradient against it is positive)"
+
+
+def test_a_screen_generator_has_no_tanh_and_needs_the_global_residual():
+    screen = define_generator("resnet_6blocks", ngf=8, norm="none", global_residual=True, rain_layer="screen")
+    assert isinstance(screen.model[-1], torch.nn.Identity)
+    x = images(8)
+    assert screen(x).shape == x.shape and screen(x).min() >= -1 and screen(x).max() <= 1
+    with pytest.raises(ValueError, match="--rain_layer screen.*--global_residual"):
+        define_generator("resnet_6blocks", ngf=8, norm="none", rain_layer="screen")
