@@ -71,10 +71,7 @@ class TrainOptions(BaseOptions):
                             "a colourless layer that is never negative, |mean of the channels|, with a full "
                             "gradient at zero rain (no absorbing state, docs/METHODS.md); linear (with "
                             "--global_residual): the input plus a correction without a tanh, clamped with the "
-                            "gradient passing, so that a generator stepped into saturation can recover; screen (with "
-                            "--global_residual): as linear, but the correction's colourless part is divided out "
-                            "like light, (I - r) / (1 - r) per channel, so a grey streak over a saturated colour "
-                            "leaves no tint. none: as "
+                            "gradient passing, so that a generator stepped into saturation can recover. none: as "
                             "--global_residual says")
         g.add_argument("--haze_layer", default="none", choices=CHOICES["haze_layer"],
                        help="asm: the ResNet generators output through the scattering model I = J t + A (1 - t) "

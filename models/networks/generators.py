@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from .dilated import DilatedHazeGenerator
 from .haze import DEFAULT_T_MIN, HAZE_CHANNELS, check_haze_layer, haze_output, scattering_of
-from .layers import (UNBOUNDED_RAIN_LAYERS, BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer,
-                     residual_output, run_layers, uses_bias)
+from .layers import (BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer, residual_output, run_layers,
+                     uses_bias)
 from .nafnet import NafnetGenerator
 
 # --netG: residual blocks of each ResNet generator.
@@ -87,8 +87,8 @@ class ResnetGenerator(nn.Module):
             stage_outputs.append(len(layers) - 1)
             channels = out
         if haze_layer == "none":
-            # --rain_layer linear or screen: no tanh (an Identity keeps the layer numbers), see residual_output
-            last = nn.Identity() if rain_layer in UNBOUNDED_RAIN_LAYERS else nn.Tanh()
+            # --rain_layer linear: no tanh (an Identity keeps the layer numbers), see residual_output
+            last = nn.Identity() if rain_layer == "linear" else nn.Tanh()
             layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), last]
         else:  # t and the airlight, unbounded; an Identity in the tanh's place keeps the layer numbers
             layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, HAZE_CHANNELS, 7), nn.Identity()]

@@ -10,11 +10,7 @@ import torch.nn.functional as F
 
 
 NORMS = ("instance", "batch", "none")  # --normG, --normD
-RAIN_LAYERS = ("none", "leaky", "gray", "gray_soft", "linear", "screen")  # --rain_layer
-# The layers whose correction has no tanh before it (the generators put an Identity in its place).
-UNBOUNDED_RAIN_LAYERS = ("linear", "screen")
-# The most rain `screen` divides out: (I - r) / (1 - r) grows without bound as r nears 1.
-SCREEN_MAX_RAIN = 0.9
+RAIN_LAYERS = ("none", "leaky", "gray", "gray_soft", "linear")  # --rain_layer
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -124,8 +120,8 @@ def check_rain_layer(rain_layer: str, global_residual: bool, input_nc: int, outp
         raise ValueError(f"unknown --rain_layer '{rain_layer}'; choose one of {RAIN_LAYERS}")
     if (global_residual or rain_layer != "none") and input_nc != output_nc:
         raise ValueError("--global_residual and --rain_layer need --input_nc == --output_nc")
-    if rain_layer in UNBOUNDED_RAIN_LAYERS and not global_residual:
-        raise ValueError(f"--rain_layer {rain_layer} is a correction of the input: it needs --global_residual")
+    if rain_layer == "linear" and not global_residual:
+        raise ValueError("--rain_layer linear is a correction added to the input: it needs --global_residual")
 
 
 def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rain_layer: str = "none",
@@ -153,14 +149,9 @@ def residual_output(x: torch.Tensor, y: torch.Tensor, global_residual: bool, rai
     stays: the saturated tanh (and the plain clamp, on the pixels it clips) pass almost no
     gradient back, so the L1 loss cannot pull it out (a pseudo-pair run on the small suite set,
     docs/EXPERIMENTS.md, 2026-12-07).
-
-    `screen`: like `linear` (no tanh, the same clamp), but the colourless part of y acts as a
-    rain layer laid over the image like light (`screen_rain_output`), the rest is added.
     """
     if rain_layer == "linear":
         return clamp_passing_gradient(x + y)
-    if rain_layer == "screen":
-        return clamp_passing_gradient(screen_rain_output(x, y, rain_layer_sign))
     if rain_layer == "gray_soft":
         return (x + rain_layer_sign * soft_rain_layer(y)).clamp(-1.0, 1.0)
     if rain_layer == "gray":
@@ -174,41 +165,6 @@ def clamp_passing_gradient(image: torch.Tensor) -> torch.Tensor:
     """`image` clamped to [-1, 1], with the gradient of the identity: a loss on a clamped pixel
     still moves the value that was clamped (a straight-through estimator)."""
     return image + (image.clamp(-1.0, 1.0) - image).detach()
-
-
-def screen_rain_output(x: torch.Tensor, y: torch.Tensor, rain_layer_sign: int) -> torch.Tensor:
-    """`--rain_layer screen`, before the clamp: the image from input `x` and correction `y`, both
-    in [-1, 1] units.
-
-    Rain is light: a streak of opacity r over a pixel of value J (in [0, 1]) shows
-    I = 1 - (1 - J)(1 - r), adding r (1 - J) to each channel, much to a dark channel and
-    little to a bright one. A restoring generator that subtracts one grey amount from R, G and
-    B therefore takes too much from the bright channels of a saturated colour and too little
-    from its dark ones: teal and grey-blue streaks on lime and on purple flowers
-    (docs/EXPERIMENTS.md, 2026-12-07, afternoon). Here the mean of y over the channels is the
-    rain r (in [0, 1] units: half of y's mean) and the restoring generator (sign -1) divides it
-    out, J = (I - r) / (1 - r), channel by channel; the degrading one (+1) lays it on. What is
-    left of y after its mean (its colour) is added as in `linear`, so that a tint or a rain
-    colour can still be corrected and every image stays reachable. y = 0 is the identity.
-
-    r is held at most SCREEN_MAX_RAIN, where the division would blow up, by a clamp that passes
-    the gradient (as the image's clamp does): a generator pushed past it is still pulled back.
-    A negative r brightens (the restoring generator's inverse of a darkening), as `linear` can.
-    """
-    grey = y.mean(dim=1, keepdim=True)
-    colour = y - grey
-    rain = clamp_passing_gradient_above(grey / 2, SCREEN_MAX_RAIN)
-    image = (x + 1) / 2
-    if rain_layer_sign < 0:
-        image = (image - rain) / (1 - rain)
-    else:
-        image = 1 - (1 - image) * (1 - rain)
-    return image * 2 - 1 + colour
-
-
-def clamp_passing_gradient_above(value: torch.Tensor, upper: float) -> torch.Tensor:
-    """`value` held at most `upper`, with the gradient of the identity (straight through)."""
-    return value + (value.clamp(max=upper) - value).detach()
 
 
 def soft_rain_layer(y: torch.Tensor) -> torch.Tensor:
