@@ -22,17 +22,13 @@
 # where the generator cannot tell how much rain there is it leaves some rather than digging a dark
 # ghost (over 3 seeds at 15 minutes: dark pixels on heavy rain 0.53% -> 0.29%, clean photographs
 # +1 to +2.4 dB, at 0.6 dB less on the 51-image set; docs/EXPERIMENTS.md, 2026-12-07, forenoon).
-# --lambda_ssim 0.2 adds 1 - SSIM to the L1 (as CSUD's derainer learns): over 3 seeds at 4,000
-# iterations +0.15 dB on heavy rain and +0.24 dB on the held-out renderer2 (every seed), -0.17 dB
-# on the 51-image set, SSIM +0.013 to +0.023 and fewer dark pixels on all three, for about 5% more
-# time per iteration (docs/EXPERIMENTS.md, 2026-12-07, afternoon).
 # DCD-GAN's quick configuration, the default before 2026-12-06, is scripts/train_quick_gan.sh.
 set -euo pipefail
 source "$(dirname "$0")/quick_budget.sh"
 source "$(dirname "$0")/launch_train.sh"
 train_py --dataroot "$DATAROOT" --name "$NAME" "${overwrite[@]}" --model paired --dataset_mode pseudo_rain \
     --lr 0.0001 --global_residual --rain_layer linear --skips --normG none --ngf 16 --init_type residual \
-    --pseudo_identity_share 0.3 --pseudo_rain_min_opacity 0.7 --lambda_under 0.25 --lambda_ssim 0.2 \
+    --pseudo_identity_share 0.3 --pseudo_rain_min_opacity 0.7 --lambda_under 0.25 \
     --preprocess crop --crop_size 64 --n_iters $((ITERS / 2)) --n_iters_decay $((ITERS - ITERS / 2)) \
     --display_id 0 --print_freq 100 --save_latest_freq 1000 --num_threads 0 \
     "$@"
