@@ -127,11 +127,15 @@ MODEL_KEYS = ["cycle_gan", "cut", "fastcut", "dcl", "negcut", "dcdgan:official",
 CONTRASTIVE_FLAGS = ("--netF_nc", "--num_patches")
 
 
+def without_flags(flags: list[str], names) -> list[str]:
+    """`flags` (flag, value pairs such as tiny_flags) without the flags in `names` and their values."""
+    return [token for key, value in zip(flags[::2], flags[1::2]) if key not in names for token in (key, value)]
+
+
 def tiny_model_flags(model_key: str, dataroot: Path, checkpoints: Path, name: str = "tiny") -> list[str]:
     """tiny_flags for one of MODEL_KEYS (cycle_gan has no contrastive flags)."""
     model, _, variant = model_key.partition(":")
     flags = tiny_flags(dataroot, checkpoints, name, model)
     if model == "cycle_gan":
-        flags = [token for key, value in zip(flags[::2], flags[1::2]) if key not in CONTRASTIVE_FLAGS
-                 for token in (key, value)]
+        flags = without_flags(flags, CONTRASTIVE_FLAGS)
     return flags + (["--dcd_variant", variant] if variant else [])

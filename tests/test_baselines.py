@@ -12,7 +12,7 @@ from models import create_model
 from models.contrastive import EncoderNCE
 from restoration.loading import load_generator
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
+from tests.conftest import tiny_flags, without_flags
 from tests.descent import slope_along_step
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,8 +40,7 @@ CONTRASTIVE_FLAGS = ("--netF_nc", "--num_patches", "--nce_layers")
 def flags_for(model: str, dataroot: Path, tmp_path: Path, *extra: str) -> list[str]:
     flags = tiny_flags(dataroot, tmp_path / "ck", name=model, model=model)
     if model == "cycle_gan":  # no contrastive loss, so none of its flags
-        pairs = zip(flags[::2], flags[1::2])
-        flags = [token for key, value in pairs if key not in CONTRASTIVE_FLAGS for token in (key, value)]
+        flags = without_flags(flags, CONTRASTIVE_FLAGS)
     return flags + list(extra)
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags, write_images
+from tests.conftest import CONTRASTIVE_FLAGS, tiny_flags, without_flags, write_images
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -59,8 +59,7 @@ def test_quick_training_refuses_to_replace_a_finished_run_unless_asked(tmp_path)
     tiny = tiny_flags(tmp_path / "data", tmp_path / "ck", "quick")
     # The script passes --dataroot, --name and --model paired (whose --lambda_under a GAN lacks);
     # the contrastive flags are dropped too, the paired model has none.
-    skipped = {"--dataroot", "--name", "--model", "--netF_nc", "--num_patches"}
-    tiny = [flag for i in range(0, len(tiny), 2) if tiny[i] not in skipped for flag in tiny[i:i + 2]]
+    tiny = without_flags(tiny, {"--dataroot", "--name", "--model", *CONTRASTIVE_FLAGS})
     env = {"PATH": "/usr/bin:/bin", "PY": sys.executable, "ITERS": "2", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     command = ["bash", str(SCRIPTS / "train_quick.sh"), str(tmp_path / "data"), "quick", *tiny]

@@ -15,7 +15,7 @@ from models import create_model
 from models.paired_model import channel_consistency
 from models.rain_matching import StatisticsMatch, high_pass_luma, soft_statistics
 from options.train_options import TrainOptions
-from tests.conftest import CONTRASTIVE_FLAGS, tiny_flags, write_images
+from tests.conftest import CONTRASTIVE_FLAGS, tiny_flags, without_flags, write_images
 from util.rain_stats import compare_statistics, layer_statistics, rain_layer_y
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,9 +179,7 @@ def test_rain_stats_weight_scales_the_term(tiny_dataroot, tmp_path):
 # ----- the paired model's terms --------------------------------------------------------------
 def paired_flags(dataroot: Path, checkpoints: Path, name: str = "tiny") -> list[str]:
     """tiny_flags for --model paired, which has no contrastive flags."""
-    flags = tiny_flags(dataroot, checkpoints, name, "paired")
-    return [token for key, value in zip(flags[::2], flags[1::2]) if key not in CONTRASTIVE_FLAGS
-            for token in (key, value)]
+    return without_flags(tiny_flags(dataroot, checkpoints, name, "paired"), CONTRASTIVE_FLAGS)
 
 
 def paired(tiny_dataroot, tmp_path, *extra):
