@@ -29,7 +29,9 @@ factor of 20), peak opacity and defocus, laid over the image by addition or by s
   A fixed largest opacity instead taught every set the same veil: up to 0.3 on unveiled light
   rain, the generator darkened every image, clean ones included, by the average veil.
 Sensor noise (`--pseudo_rain_noise`) is off by default.
-With probability `--pseudo_identity_share` the pair is (b, b), so that clean images are left alone.
+With probability `--pseudo_identity_share` the pair is (b, b), so that clean images are left alone;
+`--pseudo_identity_share_end` makes that probability move linearly to another value by the last
+epoch (learn the rain first, then to leave clean images alone).
 
 The draws come from the sample's own seeded generator, so a resumed run sees the same pairs.
 Known limits (docs/EXPERIMENTS.md, 2026-12-06): on light rain the trained generator darkens strong
@@ -219,6 +221,9 @@ class PseudoRainDataset(BaseDataset):
         parser.add_argument("--pseudo_identity_share", type=share, default=0.15,
                             help="share of the samples that are identity pairs (b, b): clean images are left "
                                  "alone")
+        parser.add_argument("--pseudo_identity_share_end", type=share, default=None,
+                            help="the identity share at the last epoch, reached linearly from "
+                                 "--pseudo_identity_share at the first (default: constant)")
         parser.add_argument("--pseudo_rain_veil", type=veil_setting, default="measured",
                             help="largest opacity of a bright veil over the pseudo rain: 'measured' (twice the mean "
                                  "veil measured on trainA) or a number in [0, 0.5] (0: streaks only)")
@@ -261,11 +266,21 @@ class PseudoRainDataset(BaseDataset):
                      if opt.pseudo_rain_veil == "measured" else fixed_veil)
         self.A_paths = self.B_paths  # the pseudo rainy image of sample i is rendered from B_paths[i]
         self.identity_share = opt.pseudo_identity_share
+        self.identity_share_end = opt.pseudo_identity_share_end
+        self.last_epoch = planned_epochs(opt, len(self))
         self.noise = opt.pseudo_rain_noise
         self.distractors = opt.pseudo_rain_distractors
 
     def __len__(self) -> int:
         return len(self.B_paths)
+
+    def identity_share_at(self, epoch: int) -> float:
+        """The identity share in `epoch` (1 the first): --pseudo_identity_share, moving linearly to
+        --pseudo_identity_share_end at the last epoch where that is given."""
+        if self.identity_share_end is None:
+            return self.identity_share
+        progress = min(max((epoch - 1) / max(self.last_epoch - 1, 1), 0.0), 1.0)
+        return self.identity_share + (self.identity_share_end - self.identity_share) * progress
 
     def __getitem__(self, key) -> dict:
         index, epoch, rng = self.sample_rng(key)
@@ -274,11 +289,20 @@ class PseudoRainDataset(BaseDataset):
         if self.distractors and lines.random() < self.distractors:
             clean = with_distractors(clean, lines, self.angles)
         draws = np.random.default_rng([self.seed, epoch, index, 3])  # not the crop's draws
-        if draws.random() < self.identity_share:
+        if draws.random() < self.identity_share_at(epoch):
             rainy = clean.clone()
         else:
             rainy = render_pseudo_rain(clean, draws, self.angles, self.veil, self.noise, self.scales)
         return {"A": rainy, "B": clean, "A_paths": path, "B_paths": path}
+
+
+def planned_epochs(opt, size: int) -> int:
+    """The last epoch of the training budget for a dataset of `size` samples, as one process counts
+    them (under DDP each process's epochs are shorter, so a ramp over epochs ends early)."""
+    total = opt.n_iters + opt.n_iters_decay
+    if total > 0:
+        return math.ceil(total / math.ceil(size / opt.batch_size))
+    return opt.n_epochs + opt.n_epochs_decay
 
 
 def measure_rain(rainy: list[np.ndarray]) -> tuple[tuple[float, float], dict]:

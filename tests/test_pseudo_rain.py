@@ -254,3 +254,20 @@ def test_the_dataset_draws_veils_up_to_the_measured_opacity(tmp_path):
     assert pseudo_rain(tmp_path, "--pseudo_rain_veil", "0.1").veil == 0.1
     save(tmp_path / "trainA", [streaked(c, 0.0, seed) for seed, c in enumerate(cleans)])
     assert pseudo_rain(tmp_path).veil < 0.05, "streaks alone are no veil"
+
+
+def test_the_identity_share_moves_from_start_to_end_over_the_budget(tmp_path):
+    cleans = [smooth_clean(48, seed) for seed in range(4)]
+    save(tmp_path / "trainB", cleans)
+    save(tmp_path / "trainA", [streaked(c, 20.0, seed) for seed, c in enumerate(cleans)])
+    budget = ["--n_iters", "20", "--n_iters_decay", "20"]  # 40 iterations of 4 images: epochs 1 to 10
+    ramp = pseudo_rain(tmp_path, *budget, "--pseudo_identity_share", "0", "--pseudo_identity_share_end", "0.9")
+    assert ramp.last_epoch == 10
+    assert [round(ramp.identity_share_at(e), 3) for e in (1, 4, 10, 12)] == [0.0, 0.3, 0.9, 0.9]
+    rain_only = pseudo_rain(tmp_path, *budget, "--pseudo_identity_share", "0")
+    assert all(torch.equal(ramp[(i, 1)]["A"], rain_only[(i, 1)]["A"]) for i in range(4)), "share 0 at first"
+    at_end = [torch.equal(ramp[(i, 10)]["A"], ramp[(i, 10)]["B"]) for i in range(4)]
+    rained_at_end = [torch.equal(rain_only[(i, 10)]["A"], rain_only[(i, 10)]["B"]) for i in range(4)]
+    assert sum(at_end) >= 3 and sum(at_end) > sum(rained_at_end), "mostly identity pairs at the end"
+    constant = pseudo_rain(tmp_path, *budget, "--pseudo_identity_share", "0.4")
+    assert constant.identity_share_at(1) == constant.identity_share_at(10) == 0.4
