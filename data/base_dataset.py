@@ -74,6 +74,20 @@ class BaseDataset(torch_data.Dataset):
         raise DatasetError(f"no image of training folder '{folder}' is readable any more")
 
 
+def iterations_per_epoch(size: int, batch_size: int, world_size: int = 1) -> int:
+    """Iterations one process runs per epoch over a dataset of `size` samples."""
+    return math.ceil(size / (batch_size * world_size))
+
+
+def last_epoch_of_budget(opt, iters_per_epoch: int) -> int:
+    """The last epoch of the training budget: the epoch in which --n_iters + --n_iters_decay
+    iterations end where that budget is given, else --n_epochs + --n_epochs_decay."""
+    total = opt.n_iters + opt.n_iters_decay
+    if total > 0:
+        return math.ceil(total / iters_per_epoch)
+    return opt.n_epochs + opt.n_epochs_decay
+
+
 def full_images_after(opt) -> int | None:
     """The last epoch of resize-and-crop augmentation with --decay_full_images: --n_epochs,
     after which the learning rate decays; None when augmentation never stops.

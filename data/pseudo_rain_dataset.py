@@ -54,7 +54,7 @@ from util.dark_channel import dark_channel
 from util.image_io import tensor_to_uint8, uint8_to_tensor
 from util.rain_stats import LayerStatistics, compare_statistics, rain_layer_y
 
-from .base_dataset import BaseDataset
+from .base_dataset import BaseDataset, iterations_per_epoch, last_epoch_of_budget
 from .calibration import calibration_count, calibration_image, spread
 from .image_folder import DatasetError, make_dataset
 from .pseudo_pair_dataset import share
@@ -267,7 +267,8 @@ class PseudoRainDataset(BaseDataset):
         self.A_paths = self.B_paths  # the pseudo rainy image of sample i is rendered from B_paths[i]
         self.identity_share = opt.pseudo_identity_share
         self.identity_share_end = opt.pseudo_identity_share_end
-        self.last_epoch = planned_epochs(opt, len(self))
+        # As one process counts epochs: under DDP each process's epochs are shorter, so the ramp ends early.
+        self.last_epoch = last_epoch_of_budget(opt, iterations_per_epoch(len(self), opt.batch_size))
         self.noise = opt.pseudo_rain_noise
         self.distractors = opt.pseudo_rain_distractors
 
@@ -294,15 +295,6 @@ class PseudoRainDataset(BaseDataset):
         else:
             rainy = render_pseudo_rain(clean, draws, self.angles, self.veil, self.noise, self.scales)
         return {"A": rainy, "B": clean, "A_paths": path, "B_paths": path}
-
-
-def planned_epochs(opt, size: int) -> int:
-    """The last epoch of the training budget for a dataset of `size` samples, as one process counts
-    them (under DDP each process's epochs are shorter, so a ramp over epochs ends early)."""
-    total = opt.n_iters + opt.n_iters_decay
-    if total > 0:
-        return math.ceil(total / math.ceil(size / opt.batch_size))
-    return opt.n_epochs + opt.n_epochs_decay
 
 
 def measure_rain(rainy: list[np.ndarray]) -> tuple[tuple[float, float], dict]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import random
 import signal
 import time
@@ -14,6 +13,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import create_dataset
+from data.base_dataset import iterations_per_epoch, last_epoch_of_budget
 from data.image_folder import DatasetError
 from data.sampler import ResumableSampler
 from models import create_model
@@ -100,7 +100,7 @@ class Trainer:
         self.model = create_model(opt, device)
         self.position = self.model.setup()
         self.model.wrap_networks(distributed=world_size > 1)
-        self.iters_per_epoch = math.ceil(len(self.dataset) / (opt.batch_size * world_size))
+        self.iters_per_epoch = iterations_per_epoch(len(self.dataset), opt.batch_size, world_size)
         self.iteration_budget = iteration_budget(opt)
         self.visualizer = make_visualizer(opt) if self.is_main else None
         if self.visualizer and opt.continue_train:
@@ -121,9 +121,7 @@ class Trainer:
 
     @property
     def last_epoch(self) -> int:
-        if self.iteration_budget is not None:
-            return math.ceil(self.iteration_budget / self.iters_per_epoch)
-        return self.opt.n_epochs + self.opt.n_epochs_decay
+        return last_epoch_of_budget(self.opt, self.iters_per_epoch)
 
     def save(self, label: str) -> None:
         if self.is_main:
