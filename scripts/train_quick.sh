@@ -22,35 +22,17 @@
 # where the generator cannot tell how much rain there is it leaves some rather than digging a dark
 # ghost (over 3 seeds at 15 minutes: dark pixels on heavy rain 0.53% -> 0.29%, clean photographs
 # +1 to +2.4 dB, at 0.6 dB less on the 51-image set; docs/EXPERIMENTS.md, 2026-12-07, forenoon).
-# The identity share grows over long runs: at about 15 minutes (28,000 iterations) a share moving
-# from 0.3 at the first epoch to 0.6 at the last gave clean photographs 2.3-5.7 dB on every seed of
-# three conditions for 0.04-0.29 dB of rain removal, while at 4,000 iterations it cost 0.7-1.2 dB
-# (docs/EXPERIMENTS.md, 2026-12-07, evening, and 2026-12-07, night). So the share stays constant up
-# to 4,000 iterations and ends at 0.3 + 0.3 * (ITERS - 4000) / 24000 above that (0.6 from 28,000 on),
-# never below the start (--pseudo_identity_share, 0.3 unless a flag sets it); a
-# --pseudo_identity_share_end flag wins.
+# --pseudo_identity_share_end auto: over budgets above 4,000 iterations the identity share grows
+# from 0.3 at the first epoch to 0.6 at the last (at 28,000 iterations and more; less in between):
+# at about 15 minutes that gave clean photographs 2.3-5.7 dB for 0.04-0.42 dB of rain removal,
+# while at 4,000 iterations it cost 0.7-1.2 dB (docs/EXPERIMENTS.md, 2026-12-07, evening and night).
 # DCD-GAN's quick configuration, the default before 2026-12-06, is scripts/train_quick_gan.sh.
 set -euo pipefail
 source "$(dirname "$0")/quick_budget.sh"
 source "$(dirname "$0")/launch_train.sh"
-identity_start=0.3
-previous=
-for flag in "$@"; do
-    case "$flag" in
-        --pseudo_identity_share=*) identity_start=${flag#*=} ;;
-        *) [ "$previous" = --pseudo_identity_share ] && identity_start=$flag ;;
-    esac
-    previous=$flag
-done
-identity_end=()
-if ((ITERS > 4000)); then
-    identity_end=(--pseudo_identity_share_end "$(awk -v start="$identity_start" -v iters="$ITERS" 'BEGIN {
-        grown = 0.3 + 0.3 * ((iters > 28000 ? 28000 : iters) - 4000) / 24000
-        printf "%.4f", (start + 0 > grown ? start : grown) }')")
-fi
 train_py --dataroot "$DATAROOT" --name "$NAME" "${overwrite[@]}" --model paired --dataset_mode pseudo_rain \
     --lr 0.0001 --global_residual --rain_layer linear --skips --normG none --ngf 16 --init_type residual \
-    --pseudo_identity_share 0.3 "${identity_end[@]}" --pseudo_rain_min_opacity 0.7 --lambda_under 0.25 \
+    --pseudo_identity_share 0.3 --pseudo_identity_share_end auto --pseudo_rain_min_opacity 0.7 --lambda_under 0.25 \
     --preprocess crop --crop_size 64 --n_iters $((ITERS / 2)) --n_iters_decay $((ITERS - ITERS / 2)) \
     --display_id 0 --print_freq 100 --save_latest_freq 1000 --num_threads 0 \
     "$@"

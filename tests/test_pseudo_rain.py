@@ -12,9 +12,9 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from data.image_folder import DatasetError
-from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, distractor_angle, match_rain,
-                                      measure_rain, measure_veil, pseudo_renders, pseudo_statistics, render_pseudo_rain,
-                                      render_streaks, streak_kernel, with_distractors)
+from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, distractor_angle, grown_identity_share,
+                                      match_rain, measure_rain, measure_veil, pseudo_renders, pseudo_statistics,
+                                      render_pseudo_rain, render_streaks, streak_kernel, with_distractors)
 from options.train_options import TrainOptions
 from tests.test_two_stage import paired_flags
 from util.image_io import uint8_to_tensor
@@ -271,3 +271,20 @@ def test_the_identity_share_moves_from_start_to_end_over_the_budget(tmp_path):
     assert sum(at_end) >= 3 and sum(at_end) > sum(rained_at_end), "mostly identity pairs at the end"
     constant = pseudo_rain(tmp_path, *budget, "--pseudo_identity_share", "0.4")
     assert constant.identity_share_at(1) == constant.identity_share_at(10) == 0.4
+
+
+def test_auto_grows_the_identity_share_with_the_budget_never_below_the_start(tmp_path):
+    assert grown_identity_share(0.3, 4000) is None, "the default budget keeps a constant share"
+    assert grown_identity_share(0.3, 16000) == pytest.approx(0.45)
+    assert grown_identity_share(0.3, 28000) == grown_identity_share(0.3, 120000) == 0.6
+    assert grown_identity_share(0.5, 120000) == 0.6 and grown_identity_share(0.7, 120000) == 0.7
+    cleans = [smooth_clean(48, seed) for seed in range(4)]
+    save(tmp_path / "trainB", cleans)
+    save(tmp_path / "trainA", [streaked(c, 20.0, seed) for seed, c in enumerate(cleans)])
+    auto = ["--pseudo_identity_share", "0.3", "--pseudo_identity_share_end", "auto"]
+    long_run = pseudo_rain(tmp_path, *auto, "--n_iters", "14000", "--n_iters_decay", "14000")
+    assert (long_run.identity_share_at(1), long_run.identity_share_at(long_run.last_epoch)) == (0.3, 0.6)
+    # 3 images: the last epoch ends at iteration 4,002, past the budget the share depends on
+    short_run = pseudo_rain(tmp_path, *auto, "--n_iters", "2000", "--n_iters_decay", "2000", "--max_dataset_size", "3")
+    assert short_run.last_epoch * len(short_run) == 4002
+    assert short_run.identity_share_end is None and short_run.identity_share_at(short_run.last_epoch) == 0.3

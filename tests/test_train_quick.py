@@ -29,24 +29,10 @@ def test_command_is_the_pseudo_rain_recipe_with_the_budget(tmp_path):
     assert (opt.n_iters, opt.n_iters_decay, opt.pseudo_identity_share) == (150, 150, 0.3)
     assert (opt.init_type, opt.pseudo_rain_min_opacity, opt.pseudo_rain_veil) == ("residual", 0.7, "measured")
     assert (opt.global_residual, opt.rain_layer) == (True, "linear")
-    assert opt.lr == 1e-4 and opt.lambda_under == 0.25
+    assert opt.lr == 1e-4 and opt.lambda_under == 0.25 and opt.pseudo_identity_share_end == "auto"
     assert opt.name == "rain" and not opt.overwrite_run
     asked = echoed(QUICK, "data", "rain", "--pseudo_identity_share", "0.15", env={"OVERWRITE": "1"}, cwd=tmp_path)
     assert asked.overwrite_run and asked.pseudo_identity_share == 0.15 and asked.n_iters + asked.n_iters_decay == 4000
-
-
-def test_the_identity_share_grows_with_the_budget_and_never_below_the_start(tmp_path):
-    def shares(iters: int, *flags: str) -> tuple:
-        opt = echoed(QUICK, "data", "rain", *flags, env={"ITERS": str(iters)}, cwd=tmp_path)
-        return opt.pseudo_identity_share, opt.pseudo_identity_share_end
-
-    assert shares(4000) == (0.3, None)  # the default budget trains as before: a constant share
-    assert shares(16000) == (0.3, 0.45)
-    assert shares(28000) == shares(120000) == (0.3, 0.6)
-    assert shares(120000, "--pseudo_identity_share", "0.5") == (0.5, 0.6)
-    assert shares(120000, "--pseudo_identity_share=0.7") == (0.7, 0.7)
-    assert shares(28000, "--pseudo_identity_share", "0.1") == (0.1, 0.6)
-    assert shares(28000, "--pseudo_identity_share_end", "0.4") == (0.3, 0.4)
 
 
 def test_the_gan_launcher_keeps_the_dcdgan_configuration(tmp_path):
