@@ -297,6 +297,9 @@ class PseudoRainDataset(BaseDataset):
         if self.identity_share_end == "auto":
             budget = opt.n_iters + opt.n_iters_decay or self.last_epoch * per_epoch  # iterations, else epochs
             self.identity_share_end = grown_identity_share(self.identity_share, budget)
+        if self.identity_share_end is not None:
+            logger.info("pseudo rain: identity share %.3f at epoch 1, %.3f at epoch %d", self.identity_share,
+                        self.identity_share_end, self.last_epoch)
         self.noise = opt.pseudo_rain_noise
         self.distractors = opt.pseudo_rain_distractors
 

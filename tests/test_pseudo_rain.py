@@ -273,7 +273,7 @@ def test_the_identity_share_moves_from_start_to_end_over_the_budget(tmp_path):
     assert constant.identity_share_at(1) == constant.identity_share_at(10) == 0.4
 
 
-def test_auto_grows_the_identity_share_with_the_budget_never_below_the_start(tmp_path):
+def test_auto_grows_the_identity_share_with_the_budget_never_below_the_start(tmp_path, caplog):
     assert grown_identity_share(0.3, 4000) is None, "the default budget keeps a constant share"
     assert grown_identity_share(0.3, 16000) == pytest.approx(0.45)
     assert grown_identity_share(0.3, 28000) == grown_identity_share(0.3, 120000) == 0.6
@@ -282,7 +282,9 @@ def test_auto_grows_the_identity_share_with_the_budget_never_below_the_start(tmp
     save(tmp_path / "trainB", cleans)
     save(tmp_path / "trainA", [streaked(c, 20.0, seed) for seed, c in enumerate(cleans)])
     auto = ["--pseudo_identity_share", "0.3", "--pseudo_identity_share_end", "auto"]
-    long_run = pseudo_rain(tmp_path, *auto, "--n_iters", "14000", "--n_iters_decay", "14000")
+    with caplog.at_level(logging.INFO, logger="data.pseudo_rain_dataset"):
+        long_run = pseudo_rain(tmp_path, *auto, "--n_iters", "14000", "--n_iters_decay", "14000")
+    assert "identity share 0.300 at epoch 1, 0.600 at epoch 7000" in caplog.text
     assert (long_run.identity_share_at(1), long_run.identity_share_at(long_run.last_epoch)) == (0.3, 0.6)
     # 3 images: the last epoch ends at iteration 4,002, past the budget the share depends on
     short_run = pseudo_rain(tmp_path, *auto, "--n_iters", "2000", "--n_iters_decay", "2000", "--max_dataset_size", "3")
