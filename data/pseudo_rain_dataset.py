@@ -32,7 +32,7 @@ Sensor noise (`--pseudo_rain_noise`) is off by default.
 With probability `--pseudo_identity_share` the pair is (b, b), so that clean images are left alone;
 `--pseudo_identity_share_end` makes that probability move linearly to another value by the last
 epoch (learn the rain first, then to leave clean images alone); `auto` (train_quick.sh) picks the
-end from the budget, `grown_identity_share`.
+end from the budget and the veil, `grown_identity_share`.
 
 The draws come from the sample's own seeded generator, so a resumed run sees the same pairs.
 Known limits (docs/EXPERIMENTS.md, 2026-12-06): on light rain the trained generator darkens strong
@@ -216,13 +216,18 @@ fraction = bounded("fraction", 0.0, 0.5)
 # seed of three conditions for 0.04-0.42 dB of rain removal; at 4,000 iterations it cost 0.7-1.2 dB
 # (docs/EXPERIMENTS.md, 2026-12-07, evening and night). So the share stays constant up to
 # GROWTH_FROM iterations and ends higher the longer the budget, at GROWN_SHARE from GROWN_AT on.
+# Only where the pseudo rain has a veil: identity pairs are there to stop the generator taking a
+# mist out of clean photographs, and without one (light rain, largest veil 0.02) they came back
+# untouched with the share constant (47 dB to infinity) while growing it cost 0.69 dB on both seeds.
 GROWTH_FROM, GROWN_AT, GROWN_SHARE, GROWTH_BASE = 4000, 28000, 0.6, 0.3
+GROWTH_VEIL = 0.1  # the largest pseudo veil from which it grows (measured: light 0.02; mixed 0.16 to small 0.41)
 
 
-def grown_identity_share(start: float, iterations: int) -> float | None:
+def grown_identity_share(start: float, iterations: int, veil: float) -> float | None:
     """The identity share at the last epoch for `auto`: None (constant) up to GROWTH_FROM
-    iterations, then GROWTH_BASE rising linearly to GROWN_SHARE at GROWN_AT, never below `start`."""
-    if iterations <= GROWTH_FROM:
+    iterations or under a largest pseudo veil below GROWTH_VEIL, else GROWTH_BASE rising linearly
+    to GROWN_SHARE at GROWN_AT, never below `start`."""
+    if iterations <= GROWTH_FROM or veil < GROWTH_VEIL:
         return None
     progress = min((iterations - GROWTH_FROM) / (GROWN_AT - GROWTH_FROM), 1.0)
     return max(start, GROWTH_BASE + (GROWN_SHARE - GROWTH_BASE) * progress)
@@ -247,7 +252,8 @@ class PseudoRainDataset(BaseDataset):
         parser.add_argument("--pseudo_identity_share_end", type=share_end_setting, default=None,
                             help="the identity share at the last epoch, reached linearly from "
                                  "--pseudo_identity_share at the first (default: constant); 'auto': constant "
-                                 "up to 4,000 iterations, rising to 0.6 at 28,000 and longer budgets")
+                                 "up to 4,000 iterations or without a veil, else rising to 0.6 at 28,000 and "
+                                 "longer budgets")
         parser.add_argument("--pseudo_rain_veil", type=veil_setting, default="measured",
                             help="largest opacity of a bright veil over the pseudo rain: 'measured' (twice the mean "
                                  "veil measured on trainA) or a number in [0, 0.5] (0: streaks only)")
@@ -296,7 +302,11 @@ class PseudoRainDataset(BaseDataset):
         self.identity_share_end = opt.pseudo_identity_share_end
         if self.identity_share_end == "auto":
             budget = opt.n_iters + opt.n_iters_decay or self.last_epoch * per_epoch  # iterations, else epochs
-            self.identity_share_end = grown_identity_share(self.identity_share, budget)
+            self.identity_share_end = grown_identity_share(self.identity_share, budget, self.veil)
+            if self.identity_share_end is None:
+                logger.info("pseudo rain: identity share %.3f throughout (auto: it grows over budgets above %d "
+                            "iterations where the largest pseudo veil is at least %.2f; here %d and %.3f)",
+                            self.identity_share, GROWTH_FROM, GROWTH_VEIL, budget, self.veil)
         if self.identity_share_end is not None:
             logger.info("pseudo rain: identity share %.3f at epoch 1, %.3f at epoch %d", self.identity_share,
                         self.identity_share_end, self.last_epoch)

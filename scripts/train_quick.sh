@@ -22,10 +22,11 @@
 # where the generator cannot tell how much rain there is it leaves some rather than digging a dark
 # ghost (over 3 seeds at 15 minutes: dark pixels on heavy rain 0.53% -> 0.29%, clean photographs
 # +1 to +2.4 dB, at 0.6 dB less on the 51-image set; docs/EXPERIMENTS.md, 2026-12-07, forenoon).
-# --pseudo_identity_share_end auto: over budgets above 4,000 iterations the identity share grows
-# from 0.3 at the first epoch to 0.6 at the last (at 28,000 iterations and more; less in between):
-# at about 15 minutes that gave clean photographs 2.3-5.7 dB for 0.04-0.42 dB of rain removal,
-# while at 4,000 iterations it cost 0.7-1.2 dB (docs/EXPERIMENTS.md, 2026-12-07, evening and night).
+# --pseudo_identity_share_end auto: over budgets above 4,000 iterations, where trainA's rain has a
+# veil, the identity share grows from 0.3 at the first epoch to 0.6 at the last (at 28,000
+# iterations and more; less in between): at about 15 minutes that gave clean photographs 2.3-5.7
+# dB for 0.04-0.42 dB of rain removal, while at 4,000 iterations it cost 0.7-1.2 dB, and on rain
+# without a veil 0.69 dB for nothing (docs/EXPERIMENTS.md, 2026-12-07, evening and night).
 # DCD-GAN's quick configuration, the default before 2026-12-06, is scripts/train_quick_gan.sh.
 set -euo pipefail
 source "$(dirname "$0")/quick_budget.sh"

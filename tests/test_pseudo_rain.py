@@ -273,14 +273,18 @@ def test_the_identity_share_moves_from_start_to_end_over_the_budget(tmp_path):
     assert constant.identity_share_at(1) == constant.identity_share_at(10) == 0.4
 
 
-def test_auto_grows_the_identity_share_with_the_budget_never_below_the_start(tmp_path, caplog):
-    assert grown_identity_share(0.3, 4000) is None, "the default budget keeps a constant share"
-    assert grown_identity_share(0.3, 16000) == pytest.approx(0.45)
-    assert grown_identity_share(0.3, 28000) == grown_identity_share(0.3, 120000) == 0.6
-    assert grown_identity_share(0.5, 120000) == 0.6 and grown_identity_share(0.7, 120000) == 0.7
-    cleans = [smooth_clean(48, seed) for seed in range(4)]
+def test_auto_grows_the_identity_share_with_the_budget_where_there_is_a_veil(tmp_path, caplog):
+    veiled = 0.3
+    assert grown_identity_share(0.3, 4000, veiled) is None, "the default budget keeps a constant share"
+    assert grown_identity_share(0.3, 16000, veiled) == pytest.approx(0.45)
+    assert grown_identity_share(0.3, 28000, veiled) == grown_identity_share(0.3, 120000, veiled) == 0.6
+    assert grown_identity_share(0.5, 120000, veiled) == 0.6 and grown_identity_share(0.7, 120000, veiled) == 0.7
+    assert grown_identity_share(0.3, 28000, 0.02) is None, "without a veil clean images are left alone anyway"
+    cleans = [textured_clean(48, seed) for seed in range(4)]
     save(tmp_path / "trainB", cleans)
-    save(tmp_path / "trainA", [streaked(c, 20.0, seed) for seed, c in enumerate(cleans)])
+    level = 255 * float(np.mean(VEIL_LEVEL))
+    save(tmp_path / "trainA", [np.clip(streaked(c, 0.0, seed) * 0.75 + level * 0.25, 0, 255).astype(np.uint8)
+                                for seed, c in enumerate(cleans)])
     auto = ["--pseudo_identity_share", "0.3", "--pseudo_identity_share_end", "auto"]
     with caplog.at_level(logging.INFO, logger="data.pseudo_rain_dataset"):
         long_run = pseudo_rain(tmp_path, *auto, "--n_iters", "14000", "--n_iters_decay", "14000")
@@ -290,3 +294,8 @@ def test_auto_grows_the_identity_share_with_the_budget_never_below_the_start(tmp
     short_run = pseudo_rain(tmp_path, *auto, "--n_iters", "2000", "--n_iters_decay", "2000", "--max_dataset_size", "3")
     assert short_run.last_epoch * len(short_run) == 4002
     assert short_run.identity_share_end is None and short_run.identity_share_at(short_run.last_epoch) == 0.3
+    save(tmp_path / "trainA", [streaked(c, 0.0, seed) for seed, c in enumerate(cleans)])
+    with caplog.at_level(logging.INFO, logger="data.pseudo_rain_dataset"):
+        unveiled = pseudo_rain(tmp_path, *auto, "--n_iters", "14000", "--n_iters_decay", "14000")
+    assert "identity share 0.300 throughout" in caplog.text
+    assert unveiled.veil < 0.1 and unveiled.identity_share_end is None
