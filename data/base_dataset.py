@@ -79,13 +79,24 @@ def iterations_per_epoch(size: int, batch_size: int, world_size: int = 1) -> int
     return math.ceil(size / (batch_size * world_size))
 
 
+def iteration_budget(opt) -> int | None:
+    """--n_iters + --n_iters_decay when training is budgeted in iterations, else None (epochs)."""
+    total = opt.n_iters + opt.n_iters_decay
+    return total if total > 0 else None
+
+
 def last_epoch_of_budget(opt, iters_per_epoch: int) -> int:
     """The last epoch of the training budget: the epoch in which --n_iters + --n_iters_decay
     iterations end where that budget is given, else --n_epochs + --n_epochs_decay."""
-    total = opt.n_iters + opt.n_iters_decay
-    if total > 0:
+    total = iteration_budget(opt)
+    if total is not None:
         return math.ceil(total / iters_per_epoch)
     return opt.n_epochs + opt.n_epochs_decay
+
+
+def planned_iterations(opt, iters_per_epoch: int) -> int:
+    """How many iterations the run plans: its iteration budget, else its epochs' iterations."""
+    return iteration_budget(opt) or last_epoch_of_budget(opt, iters_per_epoch) * iters_per_epoch
 
 
 def full_images_after(opt) -> int | None:

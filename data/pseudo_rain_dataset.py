@@ -55,7 +55,7 @@ from util.dark_channel import dark_channel
 from util.image_io import tensor_to_uint8, uint8_to_tensor
 from util.rain_stats import LayerStatistics, compare_statistics, rain_layer_y
 
-from .base_dataset import BaseDataset, iterations_per_epoch, last_epoch_of_budget
+from .base_dataset import BaseDataset, iterations_per_epoch, last_epoch_of_budget, planned_iterations
 from .calibration import calibration_count, calibration_image, spread
 from .image_folder import DatasetError, make_dataset
 from .pseudo_pair_dataset import share
@@ -301,7 +301,7 @@ class PseudoRainDataset(BaseDataset):
         self.last_epoch = last_epoch_of_budget(opt, per_epoch)
         self.identity_share_end = opt.pseudo_identity_share_end
         if self.identity_share_end == "auto":
-            budget = opt.n_iters + opt.n_iters_decay or self.last_epoch * per_epoch  # iterations, else epochs
+            budget = planned_iterations(opt, per_epoch)
             self.identity_share_end = grown_identity_share(self.identity_share, budget, self.veil)
             if self.identity_share_end is None:
                 logger.info("pseudo rain: identity share %.3f throughout (auto: it grows over budgets above %d "

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from data import create_dataset
-from data.base_dataset import iterations_per_epoch, last_epoch_of_budget
+from data.base_dataset import iteration_budget, iterations_per_epoch, last_epoch_of_budget, planned_iterations
 from data.image_folder import DatasetError
 from data.sampler import ResumableSampler
 from models import create_model
@@ -73,12 +73,6 @@ def make_visualizer(opt) -> Visualizer:
                       display_backend=opt.display_backend, wandb_project=opt.wandb_project)
 
 
-def iteration_budget(opt) -> int | None:
-    """n_iters + n_iters_decay when training is budgeted in iterations, else None (epochs)."""
-    total = opt.n_iters + opt.n_iters_decay
-    return total if total > 0 else None
-
-
 class Trainer:
     """Runs `opt.n_epochs + opt.n_epochs_decay` epochs (or `n_iters + n_iters_decay`
     iterations) from wherever the checkpoint left off."""
@@ -106,7 +100,7 @@ class Trainer:
         if self.visualizer and opt.continue_train:
             self.visualizer.resume(self.position, self.iters_per_epoch)
         self.last_losses: dict[str, float] = {}
-        planned = self.iteration_budget or self.last_epoch * self.iters_per_epoch
+        planned = planned_iterations(opt, self.iters_per_epoch)
         self.collapse = CollapseMonitor(opt.print_freq, min(planned, opt.max_iters or planned),
                                         adversarial="D" in self.model.optimizers)
         self.collapse.load_state_dict(self.model.trainer_state.get("collapse"))  # a resumed run's streaks
