@@ -16,6 +16,7 @@ from .haze import DEFAULT_T_MIN, HAZE_CHANNELS, check_haze_layer, haze_output, s
 from .layers import (BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer, residual_output, run_layers,
                      uses_bias)
 from .nafnet import NafnetGenerator
+from .rain_veil import VEIL_CHANNELS, veiled_output
 
 # --netG: residual blocks of each ResNet generator.
 GENERATOR_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6, "resnet_4blocks": 4}
@@ -87,9 +88,11 @@ class ResnetGenerator(nn.Module):
             stage_outputs.append(len(layers) - 1)
             channels = out
         if haze_layer == "none":
-            # --rain_layer linear: no tanh (an Identity keeps the layer numbers), see residual_output
-            last = nn.Identity() if rain_layer == "linear" else nn.Tanh()
-            layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, output_nc, 7), last]
+            # --rain_layer linear: no tanh (an Identity keeps the layer numbers), see residual_output;
+            # linear_veil: the same, and the veil's channels after the image's (rain_veil.py)
+            linear = rain_layer in ("linear", "linear_veil")
+            outputs = output_nc + (VEIL_CHANNELS if rain_layer == "linear_veil" else 0)
+            layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, outputs, 7), nn.Identity() if linear else nn.Tanh()]
         else:  # t and the airlight, unbounded; an Identity in the tanh's place keeps the layer numbers
             layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, HAZE_CHANNELS, 7), nn.Identity()]
         self.model = nn.Sequential(*layers)
@@ -132,6 +135,8 @@ class ResnetGenerator(nn.Module):
     def _output(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.haze_layer != "none":
             return haze_output(x, y, self.t_min, self.rain_layer_sign, self.haze_init)
+        if self.rain_layer == "linear_veil":
+            return veiled_output(x, y, self.rain_layer_sign)
         return residual_output(x, y, self.global_residual, self.rain_layer, self.rain_layer_sign)
 
     def scattering(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
