@@ -105,3 +105,26 @@ def test_a_checkpoint_is_rebuilt_with_its_veil_channels(tiny_dataroot, tmp_path)
     net.load_state_dict(saved.state_dict())
     x = images()
     assert torch.equal(net(x), saved(x))
+
+
+def test_onnx_export_matches_torch_at_another_size():
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import io
+
+    from runtime.onnx_export import export_onnx
+
+    net = generator().eval()
+    for module in net.modules():  # weights of PyTorch's scale: a veil and streaks far from the start
+        if isinstance(module, torch.nn.Conv2d):
+            module.reset_parameters()
+    with torch.no_grad():
+        net.closing_conv.bias[3] = 0.5  # a veil of opacity about 0.3
+    buffer = io.BytesIO()
+    export_onnx(net, buffer)
+    session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    x = images(size=48)
+    with torch.no_grad():
+        expected = net(x)
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert float(veil_of(net.model(x))[0].min()) > 0.1  # the comparison covers a lifted veil
+    assert abs(got - expected.numpy()).max() < 1e-4

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 
 NORMS = ("instance", "batch", "none")  # --normG, --normD
-RAIN_LAYERS = ("none", "leaky", "gray", "gray_soft", "linear", "linear_veil")  # --rain_layer (linear_veil: rain_veil.py)
+# --rain_layer (linear_veil: rain_veil.py)
+RAIN_LAYERS = ("none", "leaky", "gray", "gray_soft", "linear", "linear_veil")
 
 
 class InstanceNorm(nn.InstanceNorm2d):
