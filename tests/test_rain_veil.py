@@ -128,3 +128,24 @@ def test_onnx_export_matches_torch_at_another_size():
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert float(veil_of(net.model(x))[0].min()) > 0.1  # the comparison covers a lifted veil
     assert abs(got - expected.numpy()).max() < 1e-4
+
+
+def test_the_quick_recipe_trains_with_the_veil_and_test_py_restores_with_it(tmp_path):
+    import train
+    from restoration import cli
+    from tests.conftest import write_images
+
+    root = tmp_path / "data"
+    write_images(root / "trainA", 4, size=(64, 64), seed=1)
+    write_images(root / "trainB", 4, size=(64, 64), seed=2)
+    write_images(root / "testA", 2, size=(50, 70), seed=3)
+    flags = ["--dataroot", str(root), "--checkpoints_dir", str(tmp_path / "ck"), "--name", "veil", "--model", "paired",
+             "--dataset_mode", "pseudo_rain", "--global_residual", "--rain_layer", "linear_veil", "--skips",
+             "--normG", "none", "--ngf", "8", "--netG", "resnet_4blocks", "--init_type", "residual",
+             "--preprocess", "crop", "--crop_size", "32", "--pseudo_rain_calibration", "4", "--max_iters", "3",
+             "--gpu_ids", "-1", "--num_threads", "0", "--display_id", "0"]
+    assert train.main(flags) == 0
+    assert cli.main(["--dataroot", str(root), "--name", "veil", "--checkpoints_dir", str(tmp_path / "ck"),
+                     "--results_dir", str(tmp_path / "results"), "--gpu_ids", "-1"]) == 0
+    restored = sorted((tmp_path / "results" / "veil" / "test_latest" / "images").glob("*.png"))
+    assert [p.name for p in restored] == ["img000.png", "img001.png"]
