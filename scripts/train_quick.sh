@@ -27,15 +27,12 @@
 # iterations and more; less in between): at about 15 minutes that gave clean photographs 2.3-5.7
 # dB for 0.04-0.42 dB of rain removal, while at 4,000 iterations it cost 0.7-1.2 dB, and on rain
 # without a veil 0.69 dB for nothing (docs/EXPERIMENTS.md, 2026-12-07, evening and night).
-# --rain_layer linear_veil: the same correction under one veil for the whole image
-# (models/networks/rain_veil.py): with the veil free at every pixel, clean photographs came back
-# with dark blotches wherever a neighbourhood looked misty (docs/EXPERIMENTS.md, 2026-12-07, late).
 # DCD-GAN's quick configuration, the default before 2026-12-06, is scripts/train_quick_gan.sh.
 set -euo pipefail
 source "$(dirname "$0")/quick_budget.sh"
 source "$(dirname "$0")/launch_train.sh"
 train_py --dataroot "$DATAROOT" --name "$NAME" "${overwrite[@]}" --model paired --dataset_mode pseudo_rain \
-    --lr 0.0001 --global_residual --rain_layer linear_veil --skips --normG none --ngf 16 --init_type residual \
+    --lr 0.0001 --global_residual --rain_layer linear --skips --normG none --ngf 16 --init_type residual \
     --pseudo_identity_share 0.3 --pseudo_identity_share_end auto --pseudo_rain_min_opacity 0.7 --lambda_under 0.25 \
     --preprocess crop --crop_size 64 --n_iters $((ITERS / 2)) --n_iters_decay $((ITERS - ITERS / 2)) \
     --display_id 0 --print_freq 100 --save_latest_freq 1000 --num_threads 0 \

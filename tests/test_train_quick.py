@@ -28,7 +28,7 @@ def test_command_is_the_pseudo_rain_recipe_with_the_budget(tmp_path):
     assert (opt.global_residual, opt.skips, opt.normG, opt.ngf, opt.crop_size) == (True, True, "none", 16, 64)
     assert (opt.n_iters, opt.n_iters_decay, opt.pseudo_identity_share) == (150, 150, 0.3)
     assert (opt.init_type, opt.pseudo_rain_min_opacity, opt.pseudo_rain_veil) == ("residual", 0.7, "measured")
-    assert (opt.global_residual, opt.rain_layer) == (True, "linear_veil")
+    assert (opt.global_residual, opt.rain_layer) == (True, "linear")
     assert opt.lr == 1e-4 and opt.lambda_under == 0.25 and opt.pseudo_identity_share_end == "auto"
     assert opt.name == "rain" and not opt.overwrite_run
     asked = echoed(QUICK, "data", "rain", "--pseudo_identity_share", "0.15", env={"OVERWRITE": "1"}, cwd=tmp_path)
