@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.networks.generators import define_generator
-from models.networks.rain_veil import VEIL_CHANNELS, VEIL_MAX, veil_of, veiled_output
+from models.networks.rain_veil import LEVEL_BIAS, VEIL_CHANNELS, VEIL_MAX, veil_of, veiled_output
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
 
@@ -18,7 +18,7 @@ def veil_channels(opacity: float, level: float, size: int = 16) -> torch.Tensor:
     """A last-layer output with no streak correction and the veil (opacity, grey level)."""
     y = torch.zeros(2, 3 + VEIL_CHANNELS, size, size)
     y[:, 3] = opacity / VEIL_MAX
-    y[:, 4:] = torch.logit(torch.tensor(level)) - 1.5
+    y[:, 4:] = torch.logit(torch.tensor(level)) - LEVEL_BIAS
     return y
 
 

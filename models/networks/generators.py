@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from .dilated import DilatedHazeGenerator
 from .haze import DEFAULT_T_MIN, HAZE_CHANNELS, check_haze_layer, haze_output, scattering_of
-from .layers import (BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer, residual_output, run_layers,
-                     uses_bias)
+from .layers import (LINEAR_RAIN_LAYERS, BlurDownsample, BlurUpsample, check_rain_layer, get_norm_layer,
+                     residual_output, run_layers, uses_bias)
 from .nafnet import NafnetGenerator
 from .rain_veil import VEIL_CHANNELS, veiled_output
 
@@ -90,9 +90,9 @@ class ResnetGenerator(nn.Module):
         if haze_layer == "none":
             # --rain_layer linear: no tanh (an Identity keeps the layer numbers), see residual_output;
             # linear_veil: the same, and the veil's channels after the image's (rain_veil.py)
-            linear = rain_layer in ("linear", "linear_veil")
             outputs = output_nc + (VEIL_CHANNELS if rain_layer == "linear_veil" else 0)
-            layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, outputs, 7), nn.Identity() if linear else nn.Tanh()]
+            last = nn.Identity() if rain_layer in LINEAR_RAIN_LAYERS else nn.Tanh()
+            layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, outputs, 7), last]
         else:  # t and the airlight, unbounded; an Identity in the tanh's place keeps the layer numbers
             layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, HAZE_CHANNELS, 7), nn.Identity()]
         self.model = nn.Sequential(*layers)
@@ -161,6 +161,8 @@ def define_generator(netG: str, input_nc: int = 3, output_nc: int = 3, ngf: int 
     if netG == "nafnet":
         if haze_layer != "none" or haze_init != "none":
             raise ValueError(f"--haze_layer {haze_layer} is built into the ResNet generators: use --netG resnet_*")
+        if rain_layer == "linear_veil":
+            raise ValueError("--rain_layer linear_veil is built into the ResNet generators: use --netG resnet_*")
         return NafnetGenerator(input_nc, output_nc, ngf, rain_layer=rain_layer, rain_layer_sign=rain_layer_sign)
     if netG == "dilated":
         if rain_layer != "none" or global_residual or skips:

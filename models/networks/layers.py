@@ -12,6 +12,7 @@ import torch.nn.functional as F
 NORMS = ("instance", "batch", "none")  # --normG, --normD
 # --rain_layer (linear_veil: rain_veil.py)
 RAIN_LAYERS = ("none", "leaky", "gray", "gray_soft", "linear", "linear_veil")
+LINEAR_RAIN_LAYERS = ("linear", "linear_veil")  # no tanh: a correction added to the input
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -121,7 +122,7 @@ def check_rain_layer(rain_layer: str, global_residual: bool, input_nc: int, outp
         raise ValueError(f"unknown --rain_layer '{rain_layer}'; choose one of {RAIN_LAYERS}")
     if (global_residual or rain_layer != "none") and input_nc != output_nc:
         raise ValueError("--global_residual and --rain_layer need --input_nc == --output_nc")
-    if rain_layer in ("linear", "linear_veil") and not global_residual:
+    if rain_layer in LINEAR_RAIN_LAYERS and not global_residual:
         raise ValueError(f"--rain_layer {rain_layer} is a correction added to the input: it needs --global_residual")
     if rain_layer == "linear_veil" and (input_nc, output_nc) != (3, 3):
         raise ValueError("--rain_layer linear_veil lifts a veil from RGB images: it needs --input_nc 3 --output_nc 3")

@@ -107,8 +107,6 @@ class NafnetGenerator(nn.Module):
                  decoder_blocks: tuple[int, ...] = (1, 1), rain_layer: str = "none", rain_layer_sign: int = -1):
         super().__init__()
         check_rain_layer(rain_layer, True, input_nc, output_nc)
-        if rain_layer == "linear_veil":
-            raise ValueError("--rain_layer linear_veil is built into the ResNet generators: use --netG resnet_*")
         if len(encoder_blocks) != len(decoder_blocks):
             raise ValueError("nafnet needs as many decoder levels as encoder levels")
         self.rain_layer, self.rain_layer_sign = rain_layer, rain_layer_sign

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .haze import unit_interval
+from .haze import remove_haze, render_haze, unit_interval
 from .layers import clamp_passing_gradient
 
 VEIL_CHANNELS = 4  # the opacity and the veil's three colours
@@ -38,12 +38,13 @@ def veil_of(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def veiled_output(x: torch.Tensor, y: torch.Tensor, rain_layer_sign: int) -> torch.Tensor:
     """The image of a `linear_veil` generator from its input `x` (Bx3xHxW) and its last
     layer's output `y` (Bx(3 + VEIL_CHANNELS)xHxW): the veil lifted (sign -1) or laid (+1),
-    the streak correction y[:, :3] added, clamped with the identity's gradient."""
+    the streak correction y[:, :3] added, clamped with the identity's gradient. The veil is the
+    haze layer's scattering model with transmission 1 - o and airlight L."""
     opacity, level = veil_of(y)
     streaks = y[:, :3]
     x01 = (x + 1.0) / 2.0
     if rain_layer_sign < 0:
-        out01 = (x01 - opacity * level) / (1.0 - opacity) + streaks / 2.0
+        out01 = remove_haze(x01, 1.0 - opacity, level) + streaks / 2.0
     else:
-        out01 = (x01 + streaks / 2.0) * (1.0 - opacity) + opacity * level
+        out01 = render_haze(x01 + streaks / 2.0, 1.0 - opacity, level)
     return clamp_passing_gradient(2.0 * out01 - 1.0)
