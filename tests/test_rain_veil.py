@@ -5,14 +5,13 @@ import pytest
 import torch
 
 from models.networks.generators import define_generator
-from models.networks.rain_veil import LEVEL_BIAS, VEIL_CHANNELS, VEIL_MAX, veil_bound, veil_of, veiled_output
+from models.networks.rain_veil import LEVEL_BIAS, VEIL_CHANNELS, VEIL_MAX, veil_of, veiled_output
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
 
 
 def images(seed: int = 0, size: int = 16) -> torch.Tensor:
-    """Images in [-0.2, 0.8] (0.4-0.9 on [0, 1]): bright enough to hold the veils of these tests."""
-    return torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(seed)) - 0.2
+    return torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 1.6 - 0.8
 
 
 def veil_channels(opacity: float, level: float, size: int = 16) -> torch.Tensor:
@@ -79,32 +78,6 @@ def test_no_veil_still_passes_the_gradient_that_would_lift_one():
         assert (y.grad[:, 3].abs().sum() > 0) == reaches
 
 
-def test_an_overestimated_veil_is_cut_to_the_thickest_the_image_can_hold():
-    """A scene with a black pixel under a veil of 0.3: lifting 0.55 stretches nothing, it lifts
-    exactly 0.3 (the bound min(I / L)); a clean photograph with a black pixel keeps its veil at 0."""
-    scene = images()
-    scene[:, :, 5, 7] = -1.0
-    veiled = veiled_output(scene, veil_channels(0.3, 0.9), rain_layer_sign=1)
-    bound = veil_bound((veiled + 1) / 2, torch.full((2, 3, 1, 1), 0.9))
-    assert torch.allclose(bound.flatten(), torch.tensor([0.3, 0.3]))
-    assert torch.allclose(veiled_output(veiled, veil_channels(0.55, 0.9), -1), scene, atol=1e-5)
-    no_veil = veiled_output(scene, veil_channels(0.0, 0.9), -1)
-    assert torch.equal(veiled_output(scene, veil_channels(0.4, 0.9), -1), no_veil)
-
-
-def test_above_the_bound_only_the_gradient_that_thins_the_veil_passes():
-    scene = images()
-    scene[:, :, 2, 3] = -0.6  # 0.2 on [0, 1]: the bound is then about 0.46, under VEIL_MAX
-    veiled = veiled_output(scene, veil_channels(0.3, 0.9), rain_layer_sign=1)
-    lifted_truth = veiled_output(veiled, veil_channels(0.3, 0.9), -1).detach()
-    bound = float(veil_bound((veiled + 1) / 2, torch.full((2, 3, 1, 1), 0.9)).max())
-    assert bound < VEIL_MAX - 0.1
-    for wanted, reaches in ((lifted_truth + 0.3, True), (lifted_truth - 0.3, False)):  # thinner, thicker
-        y = veil_channels(bound + 0.1, 0.9).requires_grad_(True)
-        (veiled_output(veiled, y, -1) - wanted).abs().mean().backward()
-        assert (y.grad[:, 3].abs().sum() > 0) == reaches
-
-
 def test_the_opacity_stays_within_its_bounds():
     y = veil_channels(0.0, 0.8)
     y[:, 3] = 10.0
@@ -153,10 +126,7 @@ def test_onnx_export_matches_torch_at_another_size():
     with torch.no_grad():
         expected = net(x)
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    with torch.no_grad():
-        opacity, level = veil_of(net.model(x))
-        held = torch.minimum(opacity, veil_bound((x + 1) / 2, level))
-    assert float(held.min()) > 0.1  # the comparison covers a lifted veil
+    assert float(veil_of(net.model(x))[0].min()) > 0.1  # the comparison covers a lifted veil
     assert abs(got - expected.numpy()).max() < 1e-4
 
 

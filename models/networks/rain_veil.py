@@ -15,12 +15,6 @@ o = VEIL_MAX * u(mean y_o) with u the clamp of haze.unit_interval, so a network 
 convolution starts at zero (`--init_type residual`) starts with no veil and o never sticks at 0;
 L = sigmoid(mean y_L + LEVEL_BIAS), about the pseudo veil's brightness at the start. Images are
 in [-1, 1] outside the formulas and in [0, 1] inside them.
-
-When lifting, o is held under the image's own bound: J >= 0 means I >= o L at every pixel, so no
-veil is thicker than min(I / L) over the image (`veil_bound`, the dark channel prior's reasoning
-for one veil). Without it an overestimated veil stretched whole images, streaks included, and
-darkened clean photographs (docs/EXPERIMENTS.md, 2026-12-07 (late)); with it a photograph with
-one black pixel keeps its contrast, and a true veil is never cut, since its image has I >= o L.
 """
 from __future__ import annotations
 
@@ -32,7 +26,6 @@ from .layers import clamp_passing_gradient
 VEIL_CHANNELS = 4  # the opacity and the veil's three colours
 VEIL_MAX = 0.6  # the largest opacity: at most 2.5x amplification of what lies under the veil
 LEVEL_BIAS = 1.5  # sigmoid(1.5) = 0.82, inside the pseudo veil's levels (0.7-1)
-BOUND_FLOOR = 1e-3  # under it the bound divides by this instead: a black pixel means no veil
 
 
 def veil_of(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,30 +35,15 @@ def veil_of(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return VEIL_MAX * unit_interval(veil[:, :1]), torch.sigmoid(veil[:, 1:] + LEVEL_BIAS)
 
 
-def veil_bound(image01: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-    """Bx1x1x1: the thickest veil of brightness `level` (Bx3x1x1) that images in [0, 1] can
-    hold, min(I / L) over pixels and colours; a constant for the gradient."""
-    return (image01 / level).amin(dim=(1, 2, 3), keepdim=True).clamp(0.0, VEIL_MAX).detach()
-
-
-def held_under(opacity: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
-    """`opacity` clamped to [0, bound], passing the gradient that leads back under it (as
-    haze.unit_interval does at its own ends)."""
-    room = bound.clamp_min(BOUND_FLOOR)
-    return room * unit_interval(opacity / room) * (bound > 0)
-
-
 def veiled_output(x: torch.Tensor, y: torch.Tensor, rain_layer_sign: int) -> torch.Tensor:
     """The image of a `linear_veil` generator from its input `x` (Bx3xHxW) and its last
-    layer's output `y` (Bx(3 + VEIL_CHANNELS)xHxW): the veil lifted (sign -1, held under the
-    input's `veil_bound`) or laid (+1), the streak correction y[:, :3] added, clamped with the
-    identity's gradient. The veil is the haze layer's scattering model with transmission 1 - o
-    and airlight L."""
+    layer's output `y` (Bx(3 + VEIL_CHANNELS)xHxW): the veil lifted (sign -1) or laid (+1),
+    the streak correction y[:, :3] added, clamped with the identity's gradient. The veil is the
+    haze layer's scattering model with transmission 1 - o and airlight L."""
     opacity, level = veil_of(y)
     streaks = y[:, :3]
     x01 = (x + 1.0) / 2.0
     if rain_layer_sign < 0:
-        opacity = held_under(opacity, veil_bound(x01, level))
         out01 = remove_haze(x01, 1.0 - opacity, level) + streaks / 2.0
     else:
         out01 = render_haze(x01 + streaks / 2.0, 1.0 - opacity, level)
