@@ -28,6 +28,10 @@ factor of 20), peak opacity and defocus, laid over the image by addition or by s
   mist (small set: 0.33 for a true mean veil of 0.18; docs/EXPERIMENTS.md, 2026-12-07).
   A fixed largest opacity instead taught every set the same veil: up to 0.3 on unveiled light
   rain, the generator darkened every image, clean ones included, by the average veil.
+`--pseudo_rain_veil_unevenness U` makes each veil uneven, its opacity a smooth field between
+(1 - u) and (1 + u) times its mean, u drawn up to U per crop (`veil_field`): mist thickens with
+depth, and a model taught only even veils lifted one veil everywhere, digging dark areas where
+a real veil was thin (docs/EXPERIMENTS.md, 2026-12-08). Off by default.
 Sensor noise (`--pseudo_rain_noise`) is off by default.
 With probability `--pseudo_identity_share` the pair is (b, b), so that clean images are left alone;
 `--pseudo_identity_share_end` makes that probability move linearly to another value by the last
@@ -48,7 +52,7 @@ import os
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, map_coordinates
 from scipy.signal import fftconvolve
 
 from util.dark_channel import dark_channel
@@ -73,6 +77,7 @@ VEIL_LEVEL = (0.7, 1.0)  # brightness the veil tends to
 VEIL_PATCH = 15  # dark-channel window (px) of the veil estimate: wider than most streaks, so rain barely lifts it
 VEIL_PERCENTILE = 10  # of an image's dark channel: low, so that dense streaks are not taken for a veil
 VEIL_LIMIT = 0.5  # the largest veil opacity a measurement may set
+VEIL_GRID = 3  # control points per side of an uneven veil: one swell or thinning across a crop
 TINT = 0.05  # largest departure of the rain's colour from white, per channel
 ANGLE_MARGIN = 5.0  # degrees added either side of the measured range of directions
 PLANE_JITTER = 5.0  # degrees either side of the image's direction, per plane
@@ -168,20 +173,34 @@ def with_distractors(clean: torch.Tensor, rng: np.random.Generator, angles: tupl
     return from_unit(add_distractors(to_unit(clean), rng, angles))
 
 
-def add_veil(image: np.ndarray, rng: np.random.Generator, largest: float) -> np.ndarray:
-    """`image` (on [0, 1]) under a bright veil of opacity drawn up to `largest` (none at 0)."""
+def veil_field(shape: tuple[int, int], rng: np.random.Generator, unevenness: float) -> np.ndarray:
+    """HxW factors between 1 - unevenness and 1 + unevenness, smooth: bilinear between a
+    VEIL_GRID x VEIL_GRID grid of uniform draws spanning the image."""
+    grid = 1.0 + rng.uniform(-unevenness, unevenness, size=(VEIL_GRID, VEIL_GRID))
+    rows, cols = np.meshgrid(np.linspace(0, VEIL_GRID - 1, shape[0]), np.linspace(0, VEIL_GRID - 1, shape[1]),
+                             indexing="ij")
+    return map_coordinates(grid, [rows, cols], order=1)
+
+
+def add_veil(image: np.ndarray, rng: np.random.Generator, largest: float, unevenness: float = 0.0) -> np.ndarray:
+    """`image` (Cx HxW on [0, 1]) under a bright veil of opacity drawn up to `largest` (none at 0),
+    uneven by up to `unevenness` (`veil_field`; none at 0, and then no further draws)."""
     if largest <= 0:
         return image
     opacity = rng.uniform(0.0, largest)
-    return image * (1.0 - opacity) + opacity * rng.uniform(*VEIL_LEVEL)
+    level = rng.uniform(*VEIL_LEVEL)
+    if unevenness > 0:
+        opacity = opacity * veil_field(image.shape[-2:], rng, rng.uniform(0.0, unevenness))
+    return image * (1.0 - opacity) + opacity * level
 
 
 def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
                        angles: tuple[float, float] = (-BROAD_ANGLE, BROAD_ANGLE), veil: float = 0.0,
-                       noise: float = 0.0, scales: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+                       noise: float = 0.0, scales: tuple[float, float] = (1.0, 1.0),
+                       veil_unevenness: float = 0.0) -> torch.Tensor:
     """A 3xHxW clean crop in [-1, 1] under procedural rain (module docstring) leaning within
     `angles` (degrees), coverage and opacity scaled by `scales`, under a veil of opacity up to
-    `veil`, with sensor noise of standard deviation up to `noise` (on [0, 1]), in [-1, 1]."""
+    `veil` (uneven by up to `veil_unevenness`), with sensor noise of standard deviation up to `noise` (on [0, 1]), in [-1, 1]."""
     image = to_unit(clean)
     streaks = render_streaks(tuple(image.shape[1:]), rng, angles, scales)[None]
     colour = (1.0 - rng.uniform(0.0, TINT, size=3))[:, None, None]
@@ -189,7 +208,7 @@ def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
         rainy = 1.0 - (1.0 - image) * (1.0 - colour * streaks)
     else:
         rainy = image + colour * streaks
-    rainy = add_veil(rainy, rng, veil)
+    rainy = add_veil(rainy, rng, veil, veil_unevenness)
     if noise > 0:
         rainy = rainy + rng.uniform(0.0, noise) * rng.standard_normal(rainy.shape)
     return from_unit(rainy)
@@ -257,6 +276,9 @@ class PseudoRainDataset(BaseDataset):
         parser.add_argument("--pseudo_rain_veil", type=veil_setting, default="measured",
                             help="largest opacity of a bright veil over the pseudo rain: 'measured' (twice the mean "
                                  "veil measured on trainA) or a number in [0, 0.5] (0: streaks only)")
+        parser.add_argument("--pseudo_rain_veil_unevenness", type=fraction, default=0.0,
+                            help="how uneven the pseudo veil may be: its opacity a smooth field from (1 - u) to "
+                                 "(1 + u) times its mean, u drawn up to this per crop (0: even)")
         parser.add_argument("--pseudo_rain_noise", type=fraction, default=0.0,
                             help="largest standard deviation of sensor noise on a pseudo rainy crop (on [0, 1])")
         parser.add_argument("--pseudo_rain_distractors", type=probability, default=0.0,
@@ -311,6 +333,7 @@ class PseudoRainDataset(BaseDataset):
             logger.info("pseudo rain: identity share %.3f at epoch 1, %.3f at epoch %d", self.identity_share,
                         self.identity_share_end, self.last_epoch)
         self.noise = opt.pseudo_rain_noise
+        self.veil_unevenness = opt.pseudo_rain_veil_unevenness
         self.distractors = opt.pseudo_rain_distractors
 
     def __len__(self) -> int:
@@ -334,7 +357,8 @@ class PseudoRainDataset(BaseDataset):
         if draws.random() < self.identity_share_at(epoch):
             rainy = clean.clone()
         else:
-            rainy = render_pseudo_rain(clean, draws, self.angles, self.veil, self.noise, self.scales)
+            rainy = render_pseudo_rain(clean, draws, self.angles, self.veil, self.noise, self.scales,
+                                       self.veil_unevenness)
         return {"A": rainy, "B": clean, "A_paths": path, "B_paths": path}
 
 
