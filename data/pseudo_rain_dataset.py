@@ -200,7 +200,8 @@ def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
                        veil_unevenness: float = 0.0) -> torch.Tensor:
     """A 3xHxW clean crop in [-1, 1] under procedural rain (module docstring) leaning within
     `angles` (degrees), coverage and opacity scaled by `scales`, under a veil of opacity up to
-    `veil` (uneven by up to `veil_unevenness`), with sensor noise of standard deviation up to `noise` (on [0, 1]), in [-1, 1]."""
+    `veil` (uneven by up to `veil_unevenness`), with sensor noise of standard deviation up to
+    `noise` (on [0, 1]), in [-1, 1]."""
     image = to_unit(clean)
     streaks = render_streaks(tuple(image.shape[1:]), rng, angles, scales)[None]
     colour = (1.0 - rng.uniform(0.0, TINT, size=3))[:, None, None]

@@ -12,9 +12,10 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from data.image_folder import DatasetError
-from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, distractor_angle, grown_identity_share,
-                                      match_rain, measure_rain, measure_veil, pseudo_renders, pseudo_statistics,
-                                      render_pseudo_rain, render_streaks, streak_kernel, with_distractors)
+from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, add_veil, distractor_angle,
+                                      grown_identity_share, match_rain, measure_rain, measure_veil, pseudo_renders,
+                                      pseudo_statistics, render_pseudo_rain, render_streaks, streak_kernel,
+                                      with_distractors)
 from options.train_options import TrainOptions
 from tests.test_two_stage import paired_flags
 from util.image_io import uint8_to_tensor
@@ -126,7 +127,7 @@ def test_dataset_refuses_a_set_without_rainy_images_and_the_wrong_direction(tmp_
 
 @pytest.mark.parametrize("flag,value", [("--pseudo_rain_calibration", "0"), ("--pseudo_rain_veil", "0.9"),
                                         ("--pseudo_rain_veil", "auto"),
-                                        ("--pseudo_rain_noise", "-0.1"),
+                                        ("--pseudo_rain_noise", "-0.1"), ("--pseudo_rain_veil_unevenness", "0.8"),
                                         ("--pseudo_rain_distractors", "1.5"),
                                         ("--pseudo_rain_min_opacity", "0.1"), ("--pseudo_rain_min_opacity", "2")])
 def test_flags_refuse_bad_values(tmp_path, flag, value):
@@ -254,6 +255,41 @@ def test_the_dataset_draws_veils_up_to_the_measured_opacity(tmp_path):
     assert pseudo_rain(tmp_path, "--pseudo_rain_veil", "0.1").veil == 0.1
     save(tmp_path / "trainA", [streaked(c, 0.0, seed) for seed, c in enumerate(cleans)])
     assert pseudo_rain(tmp_path).veil < 0.05, "streaks alone are no veil"
+
+
+def test_an_uneven_veil_is_a_smooth_field_around_the_even_one_which_draws_as_before():
+    black = np.zeros((3, 48, 48))
+    even = add_veil(black, np.random.default_rng(5), 0.4)
+    assert np.array_equal(even, add_veil(black, np.random.default_rng(5), 0.4, 0.0))
+    assert np.ptp(even) == 0  # even: one opacity times one level everywhere
+    uneven = add_veil(black, np.random.default_rng(5), 0.4, 0.5)[0]
+    assert np.ptp(uneven) > 0.05 * even.max()
+    assert (uneven >= 0.5 * even.max() - 1e-9).all() and (uneven <= 1.5 * even.max() + 1e-9).all()
+    assert np.abs(np.diff(uneven, axis=0)).max() < 0.05 * even.max()  # smooth: no step from one row to the next
+    assert np.abs(np.diff(uneven, axis=1)).max() < 0.05 * even.max()
+
+
+def test_the_dataset_renders_uneven_veils_when_asked(tmp_path):
+    """Flat clean crops under a measured veil: without the flag each pseudo rainy crop's veil is
+    even (the darkest pixel of each quarter of the crop, between the streaks, alike), with it not."""
+    flat = np.full((48, 48, 3), 40, np.uint8)
+    save(tmp_path / "trainB", [flat] * 4)
+    level = 255 * float(np.mean(VEIL_LEVEL))
+    save(tmp_path / "trainA", [np.clip(streaked(textured_clean(48, seed), 0.0, seed) * 0.7 + level * 0.3, 0, 255)
+                               .astype(np.uint8) for seed in range(4)])
+
+    def spread_of_veils(*flags: str) -> float:
+        data = pseudo_rain(tmp_path, "--pseudo_identity_share", "0", *flags)
+        spreads = []
+        for i in range(4):
+            rainy = data[i]["A"].numpy().min(axis=0)  # streaks only brighten: the lowest pixels are the veil
+            half = rainy.shape[0] // 2
+            spreads.append(np.ptp([rainy[:half, :half].min(), rainy[:half, half:].min(), rainy[half:, :half].min(),
+                                   rainy[half:, half:].min()]))
+        return float(max(spreads))
+
+    assert spread_of_veils() < 0.01
+    assert spread_of_veils("--pseudo_rain_veil_unevenness", "0.5") > 0.02
 
 
 def test_the_identity_share_moves_from_start_to_end_over_the_budget(tmp_path):
