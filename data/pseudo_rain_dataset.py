@@ -175,7 +175,9 @@ def with_distractors(clean: torch.Tensor, rng: np.random.Generator, angles: tupl
 
 def veil_field(shape: tuple[int, int], rng: np.random.Generator, unevenness: float) -> np.ndarray:
     """HxW factors between 1 - unevenness and 1 + unevenness, smooth: bilinear between a
-    VEIL_GRID x VEIL_GRID grid of uniform draws spanning the image."""
+    VEIL_GRID x VEIL_GRID grid of uniform draws spanning the image. Written apart from
+    datasets/rain_renderer2.smooth_field on purpose: that renderer is held out from tuning, so the
+    training rain borrows none of its code."""
     grid = 1.0 + rng.uniform(-unevenness, unevenness, size=(VEIL_GRID, VEIL_GRID))
     rows, cols = np.meshgrid(np.linspace(0, VEIL_GRID - 1, shape[0]), np.linspace(0, VEIL_GRID - 1, shape[1]),
                              indexing="ij")
@@ -183,7 +185,7 @@ def veil_field(shape: tuple[int, int], rng: np.random.Generator, unevenness: flo
 
 
 def add_veil(image: np.ndarray, rng: np.random.Generator, largest: float, unevenness: float = 0.0) -> np.ndarray:
-    """`image` (Cx HxW on [0, 1]) under a bright veil of opacity drawn up to `largest` (none at 0),
+    """`image` (CxHxW on [0, 1]) under a bright veil of opacity drawn up to `largest` (none at 0),
     uneven by up to `unevenness` (`veil_field`; none at 0, and then no further draws)."""
     if largest <= 0:
         return image
