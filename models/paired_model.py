@@ -10,7 +10,11 @@ the channel-consistency term, rain being colourless (zero for a generator with a
 darker than the ground truth. With it the loss is a pinball loss: where the generator cannot
 tell how much rain a pixel holds it leaves rather than over-subtracts (the 1 + lambda_under
 over 2 + lambda_under quantile instead of L1's median), because a dark ghost of a streak is
-plainer to the eye than a faint remainder of one. The second stage of the two-stage recipe
+plainer to the eye than a faint remainder of one;
+    under_flat = lambda_under_flat mean flat(b) max(b - G_A(a), 0): the same extra L1 only
+where the ground truth is flat (util.metrics' flatness, in which dark pixels are counted):
+a smooth sky is where a dark ghost shows and where a real scene has no dark detail to keep, so
+there the output may leave more than elsewhere. The second stage of the two-stage recipe
 (scripts/train_two_stage.sh) trains this model on pseudo pairs (`--dataset_mode pseudo_pair`).
 The unpaired models never see such pairs; this model shows how far the same generator
 gets when it does, at the same budget (docs/EXPERIMENTS.md "Which levers won"). Needs paired data
@@ -23,7 +27,9 @@ import torch.nn.functional as F
 
 from .base_model import BaseModel
 from .builders import build_generator
-from .losses import ssim_loss
+from util.metrics import FLAT_STD_LEVELS, FLAT_WINDOW
+
+from .losses import flat_mask, ssim_loss
 
 
 def channel_consistency(removed: torch.Tensor) -> torch.Tensor:
@@ -44,6 +50,9 @@ class PairedModel(BaseModel):
         parser.add_argument("--lambda_under", type=float, default=0.0,
                             help="extra weight of the L1 loss where the output is darker than the ground truth: "
                                  "leaves faint rain rather than dark ghosts of over-subtracted streaks (0 disables)")
+        parser.add_argument("--lambda_under_flat", type=float, default=0.0,
+                            help="extra weight of the L1 loss where the output is darker than the ground truth and the "
+                                 "ground truth is flat (a smooth sky, where dark pixels are counted; 0 disables)")
         parser.set_defaults(dataset_mode="aligned", pool_size=0, init_type="xavier")
         return parser
 
@@ -72,6 +81,9 @@ class PairedModel(BaseModel):
             L["channel"] = o.lambda_channel * channel_consistency(self.real_A - self.fake_B)
         if o.lambda_under > 0:
             L["under"] = o.lambda_under * (self.real_B - self.fake_B).clamp(min=0).mean()
+        if o.lambda_under_flat > 0:
+            flat = flat_mask(self.real_B, FLAT_WINDOW, FLAT_STD_LEVELS)
+            L["under_flat"] = o.lambda_under_flat * (flat * (self.real_B - self.fake_B).clamp(min=0)).mean()
         return L
 
     def optimize_parameters(self) -> None:
