@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from models import create_model
+from models.losses import flat_mask
 from models.paired_model import channel_consistency
 from models.rain_matching import StatisticsMatch, high_pass_luma, soft_statistics
 from options.train_options import TrainOptions
 from tests.conftest import CONTRASTIVE_FLAGS, tiny_flags, without_flags, write_images
+from util.metrics import FLAT_STD_LEVELS, FLAT_WINDOW, local_std, rgb_to_y
 from util.rain_stats import compare_statistics, layer_statistics, rain_layer_y
 
 REPO = Path(__file__).resolve().parent.parent
@@ -221,6 +223,30 @@ def test_the_under_term_weighs_only_outputs_darker_than_the_truth(tiny_dataroot,
     assert grads(model.netG_A) > 0
     model.real_B = torch.full_like(model.real_B, -1.0)  # nothing can be darker than black
     assert model.compute_G_loss()["under"].item() == 0.0
+
+
+def test_flat_mask_agrees_with_the_flatness_dark_pixels_are_counted_in():
+    rng = np.random.default_rng(0)
+    image = np.full((40, 40, 3), 180, np.uint8)  # a smooth sky ...
+    image[:, 20:] = rng.integers(0, 256, (40, 20, 3))  # ... beside foliage
+    expected = local_std(rgb_to_y(image), FLAT_WINDOW) < FLAT_STD_LEVELS
+    batch = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    mask = flat_mask(batch, FLAT_WINDOW, FLAT_STD_LEVELS)
+    assert mask.shape == (1, 1, 40, 40) and set(mask.unique().tolist()) == {0.0, 1.0}
+    assert (mask[0, 0].numpy() > 0.5).tolist() == expected.tolist()
+    assert mask[0, 0, :, :15].min() == 1 and mask[0, 0, :, 20:].max() == 0
+
+
+def test_the_flat_under_term_weighs_darker_outputs_only_where_the_truth_is_flat(tiny_dataroot, tmp_path):
+    model = paired(tiny_dataroot, tmp_path, "--lambda_under_flat", "3")
+    model.real_B = torch.zeros_like(model.real_B)  # flat everywhere: the plain under term, weighted 3
+    terms = model.compute_G_loss()
+    assert "under" not in terms and terms["under_flat"].item() > 0
+    assert terms["under_flat"].item() == pytest.approx(3 * (-model.fake_B).clamp(min=0).mean().item(), rel=1e-5)
+    terms["under_flat"].backward()
+    assert grads(model.netG_A) > 0
+    model.real_B = torch.rand_like(model.real_B) * 2 - 1  # noise: flat nowhere
+    assert model.compute_G_loss()["under_flat"].item() == 0.0
 
 
 # ----- pseudo pairs ------------------------------------------------------------------------
