@@ -108,10 +108,12 @@ def streak_kernel(length: float, angle_deg: float, width: float) -> np.ndarray:
 
 
 def render_streaks(shape: tuple[int, int], rng: np.random.Generator, angles: tuple[float, float],
-                   scales: tuple[float, float] = (1.0, 1.0), planes: int | None = None) -> np.ndarray:
+                   scales: tuple[float, float] = (1.0, 1.0), planes: int | None = None,
+                   widths: tuple[float, float] = WIDTH) -> np.ndarray:
     """An HxW streak map in [0, 1] leaning within `angles` (degrees from vertical, low and high),
     the drawn coverage and opacity multiplied by `scales`, in `planes` planes (drawn from `PLANES`
-    when None) that overlap like light (screen blending)."""
+    when None) of streaks whose cross-section sigma is drawn within `widths` (px), overlapping
+    like light (screen blending)."""
     height, width = shape
     centre = rng.uniform(*angles)
     rain = np.zeros(shape)
@@ -119,7 +121,7 @@ def render_streaks(shape: tuple[int, int], rng: np.random.Generator, angles: tup
         planes = int(rng.integers(PLANES[0], PLANES[1] + 1))
     for _ in range(planes):
         length = rng.uniform(*LENGTH)
-        streak_width = rng.uniform(*WIDTH)
+        streak_width = rng.uniform(*widths)
         kernel = streak_kernel(length, centre + rng.uniform(-PLANE_JITTER, PLANE_JITTER), streak_width)
         pad = kernel.shape[0] // 2
         cover = math.exp(rng.uniform(math.log(COVER[0]), math.log(COVER[1]))) * scales[0]
@@ -199,13 +201,14 @@ def add_veil(image: np.ndarray, rng: np.random.Generator, largest: float, uneven
 def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
                        angles: tuple[float, float] = (-BROAD_ANGLE, BROAD_ANGLE), veil: float = 0.0,
                        noise: float = 0.0, scales: tuple[float, float] = (1.0, 1.0),
-                       veil_unevenness: float = 0.0) -> torch.Tensor:
+                       veil_unevenness: float = 0.0, widths: tuple[float, float] = WIDTH) -> torch.Tensor:
     """A 3xHxW clean crop in [-1, 1] under procedural rain (module docstring) leaning within
-    `angles` (degrees), coverage and opacity scaled by `scales`, under a veil of opacity up to
+    `angles` (degrees), coverage and opacity scaled by `scales`, streak sigmas within `widths`
+    (px), under a veil of opacity up to
     `veil` (uneven by up to `veil_unevenness`), with sensor noise of standard deviation up to
     `noise` (on [0, 1]), in [-1, 1]."""
     image = to_unit(clean)
-    streaks = render_streaks(tuple(image.shape[1:]), rng, angles, scales)[None]
+    streaks = render_streaks(tuple(image.shape[1:]), rng, angles, scales, widths=widths)[None]
     colour = (1.0 - rng.uniform(0.0, TINT, size=3))[:, None, None]
     if rng.random() < 0.5:
         rainy = 1.0 - (1.0 - image) * (1.0 - colour * streaks)
@@ -231,6 +234,7 @@ def bounded(name: str, low: float, high: float):
 probability = bounded("probability", 0.0, 1.0)
 opacity_floor = bounded("opacity_floor", SCALE_LIMITS[0], 1.0)
 fraction = bounded("fraction", 0.0, 0.5)
+streak_sigma = bounded("streak_sigma", WIDTH[0], 4.0)
 
 
 # `--pseudo_identity_share_end auto`: measured at 28,000 iterations (about 15 minutes on 2 CPU
@@ -282,6 +286,9 @@ class PseudoRainDataset(BaseDataset):
         parser.add_argument("--pseudo_rain_veil_unevenness", type=fraction, default=0.0,
                             help="how uneven the pseudo veil may be: its opacity a smooth field from (1 - u) to "
                                  "(1 + u) times its mean, u drawn up to this per crop (0: even)")
+        parser.add_argument("--pseudo_rain_max_width", type=streak_sigma, default=WIDTH[1],
+                            help=f"largest cross-section sigma of a pseudo streak, px (drawn from {WIDTH[0]:g}): "
+                                 "wider for rain of wide, soft streaks")
         parser.add_argument("--pseudo_rain_noise", type=fraction, default=0.0,
                             help="largest standard deviation of sensor noise on a pseudo rainy crop (on [0, 1])")
         parser.add_argument("--pseudo_rain_distractors", type=probability, default=0.0,
@@ -316,8 +323,10 @@ class PseudoRainDataset(BaseDataset):
                   for path in spread(self.B_paths, opt.pseudo_rain_calibration)]
         self.angles, reference = measure_rain(rainy)
         fixed_veil = 0.0 if opt.pseudo_rain_veil == "measured" else opt.pseudo_rain_veil
-        self.scales = match_rain(cleans, reference, self.angles, fixed_veil, opt.pseudo_rain_min_opacity)
-        self.veil = (measure_veil(rainy, pseudo_renders(cleans, self.angles, self.scales))
+        self.widths = (WIDTH[0], opt.pseudo_rain_max_width)
+        self.scales = match_rain(cleans, reference, self.angles, fixed_veil, opt.pseudo_rain_min_opacity,
+                                 self.widths)
+        self.veil = (measure_veil(rainy, pseudo_renders(cleans, self.angles, self.scales, widths=self.widths))
                      if opt.pseudo_rain_veil == "measured" else fixed_veil)
         self.A_paths = self.B_paths  # the pseudo rainy image of sample i is rendered from B_paths[i]
         self.identity_share = opt.pseudo_identity_share
@@ -361,7 +370,7 @@ class PseudoRainDataset(BaseDataset):
             rainy = clean.clone()
         else:
             rainy = render_pseudo_rain(clean, draws, self.angles, self.veil, self.noise, self.scales,
-                                       self.veil_unevenness)
+                                       self.veil_unevenness, self.widths)
         return {"A": rainy, "B": clean, "A_paths": path, "B_paths": path}
 
 
@@ -390,24 +399,25 @@ def measure_rain(rainy: list[np.ndarray]) -> tuple[tuple[float, float], dict]:
 
 
 def pseudo_renders(cleans: list[torch.Tensor], angles: tuple[float, float], scales: tuple[float, float],
-                   veil: float = 0.0) -> list[np.ndarray]:
+                   veil: float = 0.0, widths: tuple[float, float] = WIDTH) -> list[np.ndarray]:
     """The clean crops (3xHxW in [-1, 1]) under pseudo rain drawn from a fixed seed, so that two
     calls differ only by their settings, as HxWx3 uint8."""
     rng = np.random.default_rng(0)
-    return [tensor_to_uint8(render_pseudo_rain(clean, rng, angles, veil, scales=scales)) for clean in cleans]
+    return [tensor_to_uint8(render_pseudo_rain(clean, rng, angles, veil, scales=scales, widths=widths))
+            for clean in cleans]
 
 
 def pseudo_statistics(cleans: list[torch.Tensor], angles: tuple[float, float], scales: tuple[float, float],
-                      veil: float = 0.0) -> dict:
+                      veil: float = 0.0, widths: tuple[float, float] = WIDTH) -> dict:
     """The pooled high-pass rain statistics of `pseudo_renders`."""
     stats = LayerStatistics()
-    for rainy in pseudo_renders(cleans, angles, scales, veil):
+    for rainy in pseudo_renders(cleans, angles, scales, veil, widths):
         stats.add(rain_layer_y(rainy))
     return stats.summary()
 
 
 def match_rain(cleans: list[torch.Tensor], reference: dict, angles: tuple[float, float], veil: float = 0.0,
-               min_opacity: float = SCALE_LIMITS[0]) -> tuple[float, float]:
+               min_opacity: float = SCALE_LIMITS[0], widths: tuple[float, float] = WIDTH) -> tuple[float, float]:
     """(coverage scale, opacity scale) under which the pseudo rain on the clean crops (3xHxW in
     [-1, 1]) has the high-pass coverage and streak brightness of `reference` (trainA's): a few
     multiplicative steps, each scale within `SCALE_LIMITS`, the opacity scale at least
@@ -415,13 +425,13 @@ def match_rain(cleans: list[torch.Tensor], reference: dict, angles: tuple[float,
     trainA holds little rain, or where the floor keeps the pseudo rain brighter than trainA's)."""
     scales = (1.0, 1.0)
     for _ in range(MATCH_STEPS):
-        got = pseudo_statistics(cleans, angles, scales, veil)
+        got = pseudo_statistics(cleans, angles, scales, veil, widths)
         if not got["coverage"] or not got["brightness"] or not reference["brightness"]:
             break
         scales = (float(np.clip(scales[0] * reference["coverage"] / got["coverage"], *SCALE_LIMITS)),
                   float(np.clip(scales[1] * reference["brightness"] / got["brightness"], min_opacity,
                                 SCALE_LIMITS[1])))
-    got = pseudo_statistics(cleans, angles, scales, veil)
+    got = pseudo_statistics(cleans, angles, scales, veil, widths)
     problems = compare_statistics(got, reference, CHECK_TOLERANCE)
     if problems:
         logger.warning("pseudo rain differs from trainA's rain (%s) at coverage x%.2f, opacity x%.2f; check that "

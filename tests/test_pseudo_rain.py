@@ -12,7 +12,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from data.image_folder import DatasetError
-from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, add_veil, distractor_angle,
+from data.pseudo_rain_dataset import (BROAD_ANGLE, DISTRACTOR_GAP, VEIL_LEVEL, WIDTH, add_veil, distractor_angle,
                                       grown_identity_share, match_rain, measure_rain, measure_veil, pseudo_renders,
                                       pseudo_statistics, render_pseudo_rain, render_streaks, streak_kernel,
                                       with_distractors)
@@ -129,7 +129,8 @@ def test_dataset_refuses_a_set_without_rainy_images_and_the_wrong_direction(tmp_
                                         ("--pseudo_rain_veil", "auto"),
                                         ("--pseudo_rain_noise", "-0.1"), ("--pseudo_rain_veil_unevenness", "0.8"),
                                         ("--pseudo_rain_distractors", "1.5"),
-                                        ("--pseudo_rain_min_opacity", "0.1"), ("--pseudo_rain_min_opacity", "2")])
+                                        ("--pseudo_rain_min_opacity", "0.1"), ("--pseudo_rain_min_opacity", "2"),
+                                        ("--pseudo_rain_max_width", "0.1"), ("--pseudo_rain_max_width", "5")])
 def test_flags_refuse_bad_values(tmp_path, flag, value):
     flags = paired_flags(tmp_path, tmp_path / "ck") + ["--dataset_mode", "pseudo_rain", flag, value]
     with pytest.raises(SystemExit) as exit_info:
@@ -290,6 +291,36 @@ def test_the_dataset_renders_uneven_veils_when_asked(tmp_path):
 
     assert spread_of_veils() < 0.01
     assert spread_of_veils("--pseudo_rain_veil_unevenness", "0.5") > 0.02
+
+
+def across_sharpness(streaks: np.ndarray) -> float:
+    """Mean step between neighbouring columns over the mean value: lower for wider vertical streaks."""
+    return float(np.abs(np.diff(streaks, axis=1)).mean() / streaks.mean())
+
+
+def test_a_wider_sigma_range_draws_wider_streaks_and_the_default_draws_as_before():
+    def draw(widths=None):
+        extra = {} if widths is None else {"widths": widths}
+        return render_streaks((96, 96), np.random.default_rng(3), (0.0, 0.0), planes=1, **extra)
+
+    assert np.array_equal(draw(), draw(WIDTH))
+    thin, wide = draw((0.4, 0.4)), draw((2.5, 2.5))
+    assert thin.max() > 0.1 and wide.max() > 0.1
+    assert across_sharpness(wide) < 0.5 * across_sharpness(thin)
+
+
+def test_the_dataset_draws_streaks_up_to_the_largest_width_asked(tmp_path):
+    flat = np.full((48, 48, 3), 40, np.uint8)
+    save(tmp_path / "trainB", [flat] * 4)
+    save(tmp_path / "trainA", [streaked(textured_clean(48, seed), 0.0, seed) for seed in range(4)])
+
+    def sharpness(*flags: str) -> float:
+        data = pseudo_rain(tmp_path, "--pseudo_identity_share", "0", "--pseudo_rain_veil", "0", *flags)
+        rain = [data[i]["A"].numpy().mean(axis=0) - data[i]["B"].numpy().mean(axis=0) for i in range(4)]
+        return float(np.mean([across_sharpness(layer) for layer in rain]))
+
+    assert pseudo_rain(tmp_path, "--pseudo_rain_max_width", "2.5").widths == (WIDTH[0], 2.5)
+    assert sharpness("--pseudo_rain_max_width", "3") < sharpness()
 
 
 def test_the_identity_share_moves_from_start_to_end_over_the_budget(tmp_path):
