@@ -8,8 +8,10 @@ generator (the two-stage recipe's G_B) renders a rain unlike the data's (faint, 
 while a renderer that spans every plausible rain teaches the removal of whatever rain comes.
 
 The rain's look is broad rather than a copy of any renderer in datasets/: 1 to 4 planes of
-straight streaks, each plane with its own length (3-40 px), width, coverage (log-uniform over a
-factor of 20), peak opacity and defocus, laid over the image by addition or by screen blending
+straight streaks, each plane with its own length (3-40 px), width (a cross-section sigma from 0.3
+px to `--pseudo_rain_max_width`, 1 by default: wider gained on wide, soft rain and lost on thin
+rain, docs/EXPERIMENTS.md 2026-12-08), coverage (log-uniform over a factor of 20), peak opacity
+and defocus, laid over the image by addition or by screen blending
 (like light), in a near-white colour. What is measured on the data (up to
 `--pseudo_rain_calibration` trainA images, util/rain_stats.py's high-pass layer) is
 - the direction: each image's dominant streak orientation (structure tensor); an image's rain
@@ -204,9 +206,8 @@ def render_pseudo_rain(clean: torch.Tensor, rng: np.random.Generator,
                        veil_unevenness: float = 0.0, widths: tuple[float, float] = WIDTH) -> torch.Tensor:
     """A 3xHxW clean crop in [-1, 1] under procedural rain (module docstring) leaning within
     `angles` (degrees), coverage and opacity scaled by `scales`, streak sigmas within `widths`
-    (px), under a veil of opacity up to
-    `veil` (uneven by up to `veil_unevenness`), with sensor noise of standard deviation up to
-    `noise` (on [0, 1]), in [-1, 1]."""
+    (px), under a veil of opacity up to `veil` (uneven by up to `veil_unevenness`), with sensor
+    noise of standard deviation up to `noise` (on [0, 1]), in [-1, 1]."""
     image = to_unit(clean)
     streaks = render_streaks(tuple(image.shape[1:]), rng, angles, scales, widths=widths)[None]
     colour = (1.0 - rng.uniform(0.0, TINT, size=3))[:, None, None]
