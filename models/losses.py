@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .rain_matching import luma_levels
+
 
 class GANLoss(nn.Module):
     """`lsgan` (MSE to 1/0), `vanilla` (BCE with logits) or `hinge`.
@@ -195,8 +197,7 @@ def flat_mask(image: torch.Tensor, window: int, std_levels: float) -> torch.Tens
     """
     # A variance is a difference of close local means: float32, as in ssim_loss.
     with torch.autocast(device_type=image.device.type, enabled=False):
-        rgb = (image.float() + 1) / 2
-        y = 65.481 * rgb[:, 0:1] + 128.553 * rgb[:, 1:2] + 24.966 * rgb[:, 2:3]
+        y = luma_levels(image.float())  # without rgb_to_y's offset, which a deviation ignores
         pad = window // 2
         y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
         mean = F.avg_pool2d(y, window, stride=1)

@@ -25,10 +25,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base_model import BaseModel
-from .builders import build_generator
 from util.metrics import FLAT_STD_LEVELS, FLAT_WINDOW
 
+from .base_model import BaseModel
+from .builders import build_generator
 from .losses import flat_mask, ssim_loss
 
 
@@ -79,11 +79,12 @@ class PairedModel(BaseModel):
             L["ssim"] = o.lambda_ssim * ssim_loss(self.fake_B, self.real_B)
         if o.lambda_channel > 0:
             L["channel"] = o.lambda_channel * channel_consistency(self.real_A - self.fake_B)
+        darker = (self.real_B - self.fake_B).clamp(min=0)  # how far the output is under the truth
         if o.lambda_under > 0:
-            L["under"] = o.lambda_under * (self.real_B - self.fake_B).clamp(min=0).mean()
+            L["under"] = o.lambda_under * darker.mean()
         if o.lambda_under_flat > 0:
             flat = flat_mask(self.real_B, FLAT_WINDOW, FLAT_STD_LEVELS)
-            L["under_flat"] = o.lambda_under_flat * (flat * (self.real_B - self.fake_B).clamp(min=0)).mean()
+            L["under_flat"] = o.lambda_under_flat * (flat * darker).mean()
         return L
 
     def optimize_parameters(self) -> None:
