@@ -12,8 +12,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .rain_matching import luma_levels
-
 
 class GANLoss(nn.Module):
     """`lsgan` (MSE to 1/0), `vanilla` (BCE with logits) or `hinge`.
@@ -188,19 +186,3 @@ def ssim_loss(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: fl
                     / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)))
         return 1 - ssim_map.mean()
 
-
-def flat_mask(image: torch.Tensor, window: int, std_levels: float) -> torch.Tensor:
-    """1 where an image batch (Bx3xHxW in [-1, 1]) is flat, else 0 (Bx1xHxW, float32): the
-    standard deviation of its BT.601 luma in a window x window box (borders reflected), on the
-    16..235 scale of util.metrics.rgb_to_y, under std_levels. The training-side twin of the
-    flatness in which util.metrics.dark_artifacts counts dark pixels.
-    """
-    # A variance is a difference of close local means: float32, as in ssim_loss.
-    with torch.autocast(device_type=image.device.type, enabled=False):
-        y = luma_levels(image.float())  # without rgb_to_y's offset, which a deviation ignores
-        pad = window // 2
-        y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
-        mean = F.avg_pool2d(y, window, stride=1)
-        mean_sq = F.avg_pool2d(y * y, window, stride=1)
-        std = (mean_sq - mean * mean).clamp(min=0).sqrt()
-        return (std < std_levels).float()

@@ -29,7 +29,8 @@ from util.metrics import FLAT_STD_LEVELS, FLAT_WINDOW
 
 from .base_model import BaseModel
 from .builders import build_generator
-from .losses import flat_mask, ssim_loss
+from .losses import ssim_loss
+from .rain_matching import flat_mask
 
 
 def channel_consistency(removed: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,8 @@ content of both (clean images of the same kind of scenes) largely cancels in the
   one batch is a noisy estimate of trainA's) and the matching loss
       |log((c_fake + 0.001) / (c_real + 0.001))| + |log((m_fake + 1) / (m_real + 1))|,
   scale-free in both, zero where they agree; gradients reach only the fake layer.
+- `flat_mask(image, window, std_levels)`: where a batch's luma is flat (util.metrics' flatness,
+  in which dark pixels are counted), for the paired model's `--lambda_under_flat`.
 """
 from __future__ import annotations
 
@@ -94,3 +96,20 @@ class StatisticsMatch:
     def load_state_dict(self, state: dict) -> None:
         target = state.get("target")
         self.target = torch.tensor(target, dtype=torch.float32) if target is not None else None
+
+
+def flat_mask(image: torch.Tensor, window: int, std_levels: float) -> torch.Tensor:
+    """1 where an image batch (Bx3xHxW in [-1, 1]) is flat, else 0 (Bx1xHxW, float32): the
+    standard deviation of its BT.601 luma in a window x window box (borders reflected), on the
+    16..235 scale of util.metrics.rgb_to_y, under std_levels. The training-side twin of the
+    flatness in which util.metrics.dark_artifacts counts dark pixels.
+    """
+    # A variance is a difference of close local means: float32, as in losses.ssim_loss.
+    with torch.autocast(device_type=image.device.type, enabled=False):
+        y = luma_levels(image.float())  # without rgb_to_y's offset, which a deviation ignores
+        pad = window // 2
+        y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
+        mean = F.avg_pool2d(y, window, stride=1)
+        mean_sq = F.avg_pool2d(y * y, window, stride=1)
+        std = (mean_sq - mean * mean).clamp(min=0).sqrt()
+        return (std < std_levels).float()

@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from models import create_model
-from models.losses import flat_mask
 from models.paired_model import channel_consistency
-from models.rain_matching import StatisticsMatch, high_pass_luma, soft_statistics
+from models.rain_matching import StatisticsMatch, flat_mask, high_pass_luma, soft_statistics
 from options.train_options import TrainOptions
 from tests.conftest import CONTRASTIVE_FLAGS, tiny_flags, without_flags, write_images
 from util.metrics import FLAT_STD_LEVELS, FLAT_WINDOW, local_std, rgb_to_y
